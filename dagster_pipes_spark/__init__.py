@@ -1,0 +1,258 @@
+"""dagster-pipes-spark: the Spark- and Databricks-native external side of Dagster Pipes.
+
+A drop-in for ``dagster_pipes`` (``import dagster_pipes_spark as dagster_pipes``): same public
+names and signatures, plus DBFS / UC Volumes transports that work without FUSE, an automatic
+params loader, termination safety, and Spark write hooks (``dagster_pipes_spark.spark``).
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from ._channels import (
+    PipesBufferedStreamMessageWriterChannel,
+    PipesFileMessageWriterChannel,
+    PipesMessageWriterChannel,
+    PipesStreamMessageWriterChannel,
+)
+from ._context import PipesContext, open_dagster_pipes
+from ._context_loaders import PipesContextLoader, PipesDefaultContextLoader
+from ._encoding import decode_env_var, decode_param, encode_env_var, encode_param
+from ._errors import DagsterPipesError, DagsterPipesTerminated, DagsterPipesWarning
+from ._params import (
+    PipesAutoParamsLoader,
+    PipesCliArgsParamsLoader,
+    PipesDatabricksNotebookWidgetsParamsLoader,
+    PipesEnvVarParamsLoader,
+    PipesMappingParamsLoader,
+    PipesParamsLoader,
+)
+from ._protocol import (
+    DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT,
+    DAGSTER_PIPES_CONTEXT_ENV_VAR,
+    DAGSTER_PIPES_CONTEXT_WIDGET_KEY,
+    DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT,
+    DAGSTER_PIPES_MESSAGES_ENV_VAR,
+    DAGSTER_PIPES_MESSAGES_WIDGET_KEY,
+    ESCAPE_CHARACTER,
+    PIPES_METADATA_TYPE_INFER,
+    PIPES_PROTOCOL_VERSION,
+    PIPES_PROTOCOL_VERSION_FIELD,
+    Method,
+    PipesAssetCheckSeverity,
+    PipesContextData,
+    PipesDataProvenance,
+    PipesException,
+    PipesExtras,
+    PipesLogWriterOpenedData,
+    PipesMessage,
+    PipesMetadataRawValue,
+    PipesMetadataType,
+    PipesMetadataValue,
+    PipesOpenedData,
+    PipesParams,
+    PipesPartitionKeyRange,
+    PipesTimeWindow,
+    to_asset_key_path,
+)
+from ._version import __version__
+from ._writers import (
+    PipesDefaultMessageWriter,
+    PipesMessageWriter,
+    PipesPrefectLogsMessageWriter,
+    PipesPrefectLogsMessageWriterChannel,
+    T_MessageChannel,
+)
+
+if TYPE_CHECKING:
+    from ._blob import (
+        PipesBlobStoreMessageWriter,
+        PipesBlobStoreMessageWriterChannel,
+        PipesBufferedFilesystemMessageWriterChannel,
+        T_BlobStoreMessageWriterChannel,
+    )
+    from ._cloud import (
+        PipesAzureBlobStorageContextLoader,
+        PipesAzureBlobStorageMessageWriter,
+        PipesAzureBlobStorageMessageWriterChannel,
+        PipesGCSContextLoader,
+        PipesGCSMessageWriter,
+        PipesGCSMessageWriterChannel,
+        PipesS3ContextLoader,
+        PipesS3MessageWriter,
+        PipesS3MessageWriterChannel,
+    )
+    from ._databricks import (
+        PipesDbfsContextLoader,
+        PipesDbfsMessageWriter,
+        PipesFileStoreMessageWriterChannel,
+        PipesUnityCatalogVolumesContextLoader,
+        PipesUnityCatalogVolumesMessageWriter,
+    )
+    from ._log_capture import (
+        ExcThread,
+        PipesDefaultLogWriter,
+        PipesDefaultLogWriterChannel,
+        PipesLogWriter,
+        PipesLogWriterChannel,
+        PipesStdioFileLogWriter,
+        PipesStdioFileLogWriterChannel,
+        PipesStdioLogWriter,
+        PipesStdioLogWriterChannel,
+        T_LogChannel,
+    )
+    from ._storage import (
+        DbutilsFileStore,
+        FileStore,
+        FuseFileStore,
+        MemoryFileStore,
+        SdkDbfsFileStore,
+        SdkVolumesFileStore,
+    )
+
+# Transports and capture are imported on first use (PEP 562), keeping `import` as cheap as stock.
+_LAZY: dict[str, str] = {
+    "PipesBlobStoreMessageWriter": "_blob",
+    "PipesBlobStoreMessageWriterChannel": "_blob",
+    "PipesBufferedFilesystemMessageWriterChannel": "_blob",
+    "T_BlobStoreMessageWriterChannel": "_blob",
+    "PipesAzureBlobStorageContextLoader": "_cloud",
+    "PipesAzureBlobStorageMessageWriter": "_cloud",
+    "PipesAzureBlobStorageMessageWriterChannel": "_cloud",
+    "PipesGCSContextLoader": "_cloud",
+    "PipesGCSMessageWriter": "_cloud",
+    "PipesGCSMessageWriterChannel": "_cloud",
+    "PipesS3ContextLoader": "_cloud",
+    "PipesS3MessageWriter": "_cloud",
+    "PipesS3MessageWriterChannel": "_cloud",
+    "PipesDbfsContextLoader": "_databricks",
+    "PipesDbfsMessageWriter": "_databricks",
+    "PipesFileStoreMessageWriterChannel": "_databricks",
+    "PipesUnityCatalogVolumesContextLoader": "_databricks",
+    "PipesUnityCatalogVolumesMessageWriter": "_databricks",
+    "ExcThread": "_log_capture",
+    "PipesDefaultLogWriter": "_log_capture",
+    "PipesDefaultLogWriterChannel": "_log_capture",
+    "PipesLogWriter": "_log_capture",
+    "PipesLogWriterChannel": "_log_capture",
+    "PipesStdioFileLogWriter": "_log_capture",
+    "PipesStdioFileLogWriterChannel": "_log_capture",
+    "PipesStdioLogWriter": "_log_capture",
+    "PipesStdioLogWriterChannel": "_log_capture",
+    "T_LogChannel": "_log_capture",
+    "DbutilsFileStore": "_storage",
+    "FileStore": "_storage",
+    "FuseFileStore": "_storage",
+    "MemoryFileStore": "_storage",
+    "SdkDbfsFileStore": "_storage",
+    "SdkVolumesFileStore": "_storage",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        import importlib
+
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
+    if name == "DAGSTER_PIPES_CLI_PARSER":  # built lazily (argparse is not needed to run)
+        from . import _params
+
+        return _params.DAGSTER_PIPES_CLI_PARSER
+    raise AttributeError(f"module 'dagster_pipes_spark' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | {"DAGSTER_PIPES_CLI_PARSER"})
+
+
+__all__ = [
+    "DAGSTER_PIPES_CLI_PARSER",
+    "DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT",
+    "DAGSTER_PIPES_CONTEXT_ENV_VAR",
+    "DAGSTER_PIPES_CONTEXT_WIDGET_KEY",
+    "DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT",
+    "DAGSTER_PIPES_MESSAGES_ENV_VAR",
+    "DAGSTER_PIPES_MESSAGES_WIDGET_KEY",
+    "ESCAPE_CHARACTER",
+    "PIPES_METADATA_TYPE_INFER",
+    "PIPES_PROTOCOL_VERSION",
+    "PIPES_PROTOCOL_VERSION_FIELD",
+    "DagsterPipesError",
+    "DagsterPipesTerminated",
+    "DagsterPipesWarning",
+    "DbutilsFileStore",
+    "ExcThread",
+    "FileStore",
+    "FuseFileStore",
+    "MemoryFileStore",
+    "Method",
+    "PipesAssetCheckSeverity",
+    "PipesAutoParamsLoader",
+    "PipesAzureBlobStorageContextLoader",
+    "PipesAzureBlobStorageMessageWriter",
+    "PipesAzureBlobStorageMessageWriterChannel",
+    "PipesBlobStoreMessageWriter",
+    "PipesBlobStoreMessageWriterChannel",
+    "PipesBufferedFilesystemMessageWriterChannel",
+    "PipesBufferedStreamMessageWriterChannel",
+    "PipesCliArgsParamsLoader",
+    "PipesContext",
+    "PipesContextData",
+    "PipesContextLoader",
+    "PipesDataProvenance",
+    "PipesDatabricksNotebookWidgetsParamsLoader",
+    "PipesDbfsContextLoader",
+    "PipesDbfsMessageWriter",
+    "PipesDefaultContextLoader",
+    "PipesDefaultLogWriter",
+    "PipesDefaultLogWriterChannel",
+    "PipesDefaultMessageWriter",
+    "PipesEnvVarParamsLoader",
+    "PipesException",
+    "PipesExtras",
+    "PipesFileMessageWriterChannel",
+    "PipesFileStoreMessageWriterChannel",
+    "PipesGCSContextLoader",
+    "PipesGCSMessageWriter",
+    "PipesGCSMessageWriterChannel",
+    "PipesLogWriter",
+    "PipesLogWriterChannel",
+    "PipesLogWriterOpenedData",
+    "PipesMappingParamsLoader",
+    "PipesMessage",
+    "PipesMessageWriter",
+    "PipesMessageWriterChannel",
+    "PipesMetadataRawValue",
+    "PipesMetadataType",
+    "PipesMetadataValue",
+    "PipesOpenedData",
+    "PipesParams",
+    "PipesParamsLoader",
+    "PipesPartitionKeyRange",
+    "PipesPrefectLogsMessageWriter",
+    "PipesPrefectLogsMessageWriterChannel",
+    "PipesS3ContextLoader",
+    "PipesS3MessageWriter",
+    "PipesS3MessageWriterChannel",
+    "PipesStdioFileLogWriter",
+    "PipesStdioFileLogWriterChannel",
+    "PipesStdioLogWriter",
+    "PipesStdioLogWriterChannel",
+    "PipesStreamMessageWriterChannel",
+    "PipesTimeWindow",
+    "PipesUnityCatalogVolumesContextLoader",
+    "PipesUnityCatalogVolumesMessageWriter",
+    "SdkDbfsFileStore",
+    "SdkVolumesFileStore",
+    "T_BlobStoreMessageWriterChannel",
+    "T_LogChannel",
+    "T_MessageChannel",
+    "__version__",
+    "decode_env_var",
+    "decode_param",
+    "encode_env_var",
+    "encode_param",
+    "open_dagster_pipes",
+    "to_asset_key_path",
+]

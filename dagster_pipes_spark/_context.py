@@ -1,0 +1,502 @@
+"""``PipesContext`` and ``open_dagster_pipes``: the external side of a Pipes session."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import warnings
+from collections.abc import Mapping, Sequence
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from . import _lifecycle
+from ._channels import _LineChannel, serialize_message
+from ._context_loaders import PipesContextLoader, PipesDefaultContextLoader
+from ._errors import DagsterPipesError, DagsterPipesWarning
+from ._metadata import normalize_metadata
+from ._params import PipesAutoParamsLoader, PipesParamsLoader
+from ._protocol import (
+    Method,
+    PipesContextData,
+    PipesDataProvenance,
+    PipesException,
+    PipesExtras,
+    PipesPartitionKeyRange,
+    PipesTimeWindow,
+    _make_message,
+    escape_asset_key_path,
+)
+from ._writers import PipesDefaultMessageWriter, PipesMessageWriter
+
+if TYPE_CHECKING:
+    from traceback import TracebackException
+    from unittest.mock import MagicMock
+
+    from ._channels import PipesMessageWriterChannel
+
+_NOT_LAUNCHED_WARNING = (
+    "This process was not launched by a Dagster orchestration process. All calls to the "
+    "`dagster-pipes` context or attempts to initialize `dagster-pipes` abstractions are no-ops."
+)
+
+# Level names the orchestrator accepts; anything else (custom levels, NOTSET) is mapped to the nearest.
+_ACCEPTED_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
+
+
+def _level_name(record: logging.LogRecord) -> str:
+    name = record.levelname
+    if name in _ACCEPTED_LEVELS:
+        return name
+    no = record.levelno
+    if no >= logging.CRITICAL:
+        return "CRITICAL"
+    if no >= logging.ERROR:
+        return "ERROR"
+    if no >= logging.WARNING:
+        return "WARNING"
+    if no >= logging.INFO:
+        return "INFO"
+    return "DEBUG"
+
+
+class _PipesLoggerHandler(logging.Handler):
+    def __init__(self, context: PipesContext) -> None:
+        super().__init__()
+        self._context = context
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self._context._write_message("log", {"message": record.getMessage(), "level": _level_name(record)})
+
+
+class _PipesLogger(logging.Logger):
+    """Streams records to Dagster with their level (a root-less logger: DEBUG is sent too)."""
+
+    def __init__(self, context: PipesContext) -> None:
+        super().__init__(name="dagster-pipes")
+        self.addHandler(_PipesLoggerHandler(context))
+
+
+def pipes_exception_from_tb(tb: TracebackException) -> PipesException:
+    """Serialize a ``TracebackException`` (with cause and context) as the ``closed`` payload expects."""
+    exc_type = getattr(tb, "exc_type", None)
+    if exc_type is not None:
+        name: str | None = exc_type.__name__
+    else:  # Python 3.13+
+        type_str = getattr(tb, "exc_type_str", None)
+        name = type_str.split(".")[-1] if type_str else None
+    return {
+        "message": "".join(tb.format_exception_only()),
+        "stack": tb.stack.format(),
+        "name": name,
+        "cause": pipes_exception_from_tb(tb.__cause__) if tb.__cause__ else None,
+        "context": pipes_exception_from_tb(tb.__context__) if tb.__context__ else None,
+    }
+
+
+def _check_type(value: Any, expected: type | tuple[type, ...], method: str, param: str) -> Any:
+    if not isinstance(value, expected):
+        raise DagsterPipesError(
+            f"Invalid type for parameter `{param}` of `{method}`. Expected `{expected}`, got `{type(value)}`."
+        )
+    return value
+
+
+def _as_bool(value: Any, method: str, param: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if type(value).__module__.startswith("numpy") and type(value).__name__.startswith("bool"):
+        return bool(value)
+    return _check_type(value, bool, method, param)  # type: ignore[no-any-return]
+
+
+class PipesContext:
+    """The context of a Dagster Pipes process: what Dagster asked for, and how to report back.
+
+    Build it with :func:`open_dagster_pipes` (it is a singleton; :meth:`get` returns it). Reporting
+    methods validate their input eagerly and raise ``DagsterPipesError`` at the call site, so
+    nothing the orchestrator would reject is ever sent.
+    """
+
+    _instance: ClassVar[PipesContext | MagicMock | None] = None
+
+    @classmethod
+    def is_initialized(cls) -> bool:
+        """Whether the singleton has been set."""
+        return cls._instance is not None
+
+    @classmethod
+    def set(cls, context: PipesContext | MagicMock) -> None:
+        """Set the singleton."""
+        cls._instance = context
+
+    @classmethod
+    def get(cls) -> PipesContext:
+        """The singleton; raises if ``open_dagster_pipes`` was not called."""
+        if cls._instance is None:
+            raise Exception("PipesContext has not been initialized. You must call `open_dagster_pipes()`.")
+        return cls._instance  # type: ignore[return-value]
+
+    def __init__(
+        self,
+        params_loader: PipesParamsLoader,
+        context_loader: PipesContextLoader,
+        message_writer: PipesMessageWriter[Any],
+    ) -> None:
+        self._closed = False
+        self._closing = False
+        self._lock = threading.RLock()
+        self._materialized_assets: set[str] = set()
+        self._reported_checks: set[tuple[str, str]] = set()
+        context_params = params_loader.load_context_params()
+        messages_params = params_loader.load_messages_params()
+        self._io_stack = ExitStack()
+        try:
+            try:
+                self._data: PipesContextData = self._io_stack.enter_context(context_loader.load_context(context_params))
+            except BaseException as load_error:
+                # Tell Dagster why, if a channel can be opened at all; then re-raise.
+                self._report_startup_failure(message_writer, messages_params, load_error)
+                raise
+            self._message_channel: PipesMessageWriterChannel = self._io_stack.enter_context(
+                message_writer.open(messages_params)
+            )
+            self._line_channel = isinstance(self._message_channel, _LineChannel)
+            self._write_message("opened", message_writer.get_opened_payload())
+        except BaseException:
+            self._closed = True
+            self._io_stack.close()
+            raise
+        self._logger = _PipesLogger(self)
+        _lifecycle.install(self)
+
+    def _report_startup_failure(
+        self, message_writer: PipesMessageWriter[Any], messages_params: Mapping[str, Any], error: BaseException
+    ) -> None:
+        from traceback import TracebackException
+
+        try:
+            with message_writer.open(messages_params) as channel:
+                channel.write_message(_make_message("opened", {"extras": {}}))
+                exc = pipes_exception_from_tb(TracebackException.from_exception(error))
+                channel.write_message(_make_message("closed", {"exception": exc}))
+        except BaseException:  # noqa: BLE001 - the original error is what matters
+            pass
+
+    # ----------------------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> PipesContext:
+        return self
+
+    def __exit__(self, exc_type: Any, exc_value: Any, traceback: Any) -> None:
+        if exc_type is not None and exc_value is not None:
+            from traceback import TracebackException
+
+            self.close(pipes_exception_from_tb(TracebackException(exc_type, exc_value, traceback)))
+        else:
+            self.close()
+
+    def close(self, exc: PipesException | None = None) -> None:
+        """Send ``closed`` (with ``exc`` if given), flush every buffered message and close the channel.
+
+        Idempotent: only the first call has an effect. Stdio capture is stopped first, so captured
+        output is sent before ``closed`` (the orchestrator stops reading at ``closed``).
+        """
+        with self._lock:
+            if self._closed or self._closing:
+                return
+            self._closing = True
+        try:
+            stop_capture = getattr(self._message_channel, "_pipes_stop_capture", None)
+            if stop_capture is not None:
+                try:
+                    stop_capture()
+                except Exception as e:  # noqa: BLE001 - never lose `closed` over log capture
+                    sys.stderr.write(f"[dagster-pipes] stopping stdio capture failed: {e!r}\n")
+            self._write_message("closed", {"exception": exc} if exc else {})
+        finally:
+            try:
+                self._io_stack.close()
+            finally:
+                self._closed = True
+                self._closing = False
+                _lifecycle.uninstall(self)
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the context has been closed."""
+        return self._closed
+
+    def _write_message(self, method: Method, params: Mapping[str, Any] | None = None) -> None:
+        if self._closed:
+            raise DagsterPipesError("Cannot send message after pipes context is closed.")
+        message = _make_message(method, params)
+        if self._line_channel:
+            self._message_channel.write_line(serialize_message(message))  # type: ignore[attr-defined]
+        else:
+            serialize_message(message)  # fail here, not in a writer thread
+            self._message_channel.write_message(message)
+
+    # ----------------------------------------------------------------------------- context data
+
+    def _assets(self, prop: str) -> Sequence[str]:
+        keys = self._data["asset_keys"]
+        if keys is None:
+            raise DagsterPipesError(f"Missing required property: `{prop}` is undefined. Current step does not target an asset.")
+        return keys
+
+    def _single_asset(self, prop: str) -> str:
+        keys = self._assets(prop)
+        if len(keys) != 1:
+            raise DagsterPipesError(f"`{prop}` is undefined. Current step targets multiple assets.")
+        return keys[0]
+
+    @property
+    def is_asset_step(self) -> bool:
+        """Whether the current step targets assets."""
+        return self._data["asset_keys"] is not None
+
+    @property
+    def asset_key(self) -> str:
+        """The (escaped) asset key in scope; raises unless exactly one asset is in scope."""
+        return self._single_asset("asset_key")
+
+    @property
+    def asset_keys(self) -> Sequence[str]:
+        """The (escaped) asset keys in scope; raises if the step targets no asset."""
+        return self._assets("asset_keys")
+
+    @property
+    def provenance(self) -> PipesDataProvenance | None:
+        """Provenance of the single asset in scope."""
+        key = self._single_asset("provenance")
+        return (self._data.get("provenance_by_asset_key") or {}).get(key)
+
+    @property
+    def provenance_by_asset_key(self) -> Mapping[str, PipesDataProvenance | None]:
+        """Provenance per asset key in scope."""
+        value = self._data.get("provenance_by_asset_key")
+        if value is None:
+            raise DagsterPipesError(
+                "Missing required property: `provenance_by_asset_key` is undefined. Current step does not target an asset."
+            )
+        return value
+
+    @property
+    def code_version(self) -> str | None:
+        """Code version of the single asset in scope."""
+        key = self._single_asset("code_version")
+        return (self._data.get("code_version_by_asset_key") or {}).get(key)
+
+    @property
+    def code_version_by_asset_key(self) -> Mapping[str, str | None]:
+        """Code version per asset key in scope."""
+        value = self._data.get("code_version_by_asset_key")
+        if value is None:
+            raise DagsterPipesError(
+                "Missing required property: `code_version_by_asset_key` is undefined. Current step does not target an asset."
+            )
+        return value
+
+    @property
+    def is_partition_step(self) -> bool:
+        """Whether the current step is scoped to one or more partitions."""
+        return self._data.get("partition_key_range") is not None
+
+    @property
+    def partition_key(self) -> str:
+        """The partition key in scope; raises if none or several are in scope."""
+        key = self._data.get("partition_key")
+        if key is None:
+            rng = self._data.get("partition_key_range")
+            if rng is not None and rng["start"] != rng["end"]:
+                raise DagsterPipesError("`partition_key` is undefined. Current step targets multiple partitions.")
+            raise DagsterPipesError(
+                "Missing required property: `partition_key` is undefined. Current step does not target any partitions."
+            )
+        return key
+
+    @property
+    def partition_key_range(self) -> PipesPartitionKeyRange:
+        """The partition key range in scope; raises if the step is not partitioned."""
+        rng = self._data.get("partition_key_range")
+        if rng is None:
+            raise DagsterPipesError(
+                "Missing required property: `partition_key_range` is undefined. Current step does not target any partitions."
+            )
+        return rng
+
+    @property
+    def partition_time_window(self) -> PipesTimeWindow | None:
+        """The partition time window (None for non-temporal partitions); raises if not partitioned."""
+        self.partition_key_range  # noqa: B018 - raises when not partitioned
+        return self._data.get("partition_time_window")
+
+    @property
+    def run_id(self) -> str:
+        """The Dagster run id."""
+        return self._data["run_id"]
+
+    @property
+    def job_name(self) -> str | None:
+        """The job name, or None outside a job."""
+        return self._data.get("job_name")
+
+    @property
+    def retry_number(self) -> int:
+        """The retry number of the run."""
+        return self._data.get("retry_number") or 0
+
+    @property
+    def extras(self) -> Mapping[str, Any]:
+        """Every extra the user passed to the Pipes client."""
+        return self._data.get("extras") or {}
+
+    def get_extra(self, key: str) -> Any:
+        """One extra; raises ``DagsterPipesError`` if it was not provided."""
+        extras = self.extras
+        if key not in extras:
+            raise DagsterPipesError(f"Extra `{key}` is undefined. Extras must be provided by user.")
+        return extras[key]
+
+    @property
+    def log(self) -> logging.Logger:
+        """A logger whose records stream back to Dagster with their level."""
+        return self._logger
+
+    # ----------------------------------------------------------------------------- reporting
+
+    def _resolve_asset_key(self, asset_key: Any, method: str) -> str:
+        if asset_key is not None and not isinstance(asset_key, str):
+            if isinstance(asset_key, Sequence) and all(isinstance(p, str) for p in asset_key):
+                asset_key = escape_asset_key_path(asset_key)
+            elif hasattr(asset_key, "to_escaped_user_string"):  # a dagster.AssetKey
+                asset_key = asset_key.to_escaped_user_string()
+            else:
+                _check_type(asset_key, str, method, "asset_key")
+        defined = self._data["asset_keys"]
+        if defined:
+            if asset_key and asset_key not in defined:
+                raise DagsterPipesError(f"Invalid asset key. Expected one of `{list(defined)}`, got `{asset_key}`.")
+            if not asset_key:
+                if len(defined) != 1:
+                    raise DagsterPipesError(
+                        f"Calling `{method}` without passing an asset key is undefined. Current step targets multiple assets."
+                    )
+                asset_key = defined[0]
+        if not asset_key:
+            raise DagsterPipesError(
+                f"Calling `{method}` without passing an asset key is undefined. Current step does not target a specific asset."
+            )
+        return str(asset_key)
+
+    def report_asset_materialization(
+        self,
+        metadata: Mapping[str, Any] | None = None,
+        data_version: str | None = None,
+        asset_key: str | None = None,
+    ) -> None:
+        """Report that an asset was materialized (at most once per asset key), with metadata.
+
+        Metadata values may be plain (their type is inferred) or ``{"raw_value": ..., "type": ...}``.
+        """
+        method = "report_asset_materialization"
+        key = self._resolve_asset_key(asset_key, method)
+        if data_version is not None:
+            _check_type(data_version, str, method, "data_version")
+        normalized = normalize_metadata(metadata, method)
+        with self._lock:
+            if key in self._materialized_assets:
+                raise DagsterPipesError(
+                    f"Calling `{method}` with asset key `{key}` is undefined. Asset has already been materialized, "
+                    "so no additional data can be reported for it. Report all metadata in one call."
+                )
+            self._write_message(method, {"asset_key": key, "data_version": data_version, "metadata": normalized})
+            self._materialized_assets.add(key)
+
+    @property
+    def materialized_asset_keys(self) -> frozenset[str]:
+        """Asset keys already reported as materialized in this session."""
+        return frozenset(self._materialized_assets)
+
+    def report_asset_check(
+        self,
+        check_name: str,
+        passed: bool,
+        severity: str = "ERROR",
+        metadata: Mapping[str, Any] | None = None,
+        asset_key: str | None = None,
+    ) -> None:
+        """Report the result of an asset check (``severity`` is ``"WARN"`` or ``"ERROR"``)."""
+        method = "report_asset_check"
+        _check_type(check_name, str, method, "check_name")
+        passed = _as_bool(passed, method, "passed")
+        if not isinstance(severity, str) or severity.upper() not in ("WARN", "ERROR"):
+            raise DagsterPipesError(
+                f'Invalid value for parameter `severity` of `{method}`: {severity!r}. Use "WARN" or "ERROR".'
+            )
+        severity = severity.upper()
+        key = self._resolve_asset_key(asset_key, method)
+        normalized = normalize_metadata(metadata, method)
+        with self._lock:
+            if (key, check_name) in self._reported_checks:
+                raise DagsterPipesError(
+                    f"Check `{check_name}` on asset `{key}` was already reported; Dagster accepts each check once."
+                )
+            self._write_message(
+                method,
+                {"asset_key": key, "check_name": check_name, "passed": passed, "metadata": normalized, "severity": severity},
+            )
+            self._reported_checks.add((key, check_name))
+
+    def report_custom_message(self, payload: Any) -> None:
+        """Send any JSON-serializable payload; Dagster exposes it via ``get_custom_messages()``."""
+        self._write_message("report_custom_message", {"payload": payload})
+
+    def log_external_stream(self, stream: str, text: str, extras: PipesExtras | None = None) -> None:
+        """Forward text as if written to the external process's ``stdout`` or ``stderr``."""
+        if stream not in ("stdout", "stderr"):
+            raise DagsterPipesError(f'Invalid stream {stream!r} for `log_external_stream`: use "stdout" or "stderr".')
+        _check_type(text, str, "log_external_stream", "text")
+        self._write_message("log_external_stream", {"stream": stream, "text": text, "extras": dict(extras or {})})
+
+
+def _get_mock() -> MagicMock:
+    from unittest.mock import MagicMock
+
+    return MagicMock()
+
+
+def open_dagster_pipes(
+    *,
+    context_loader: PipesContextLoader | None = None,
+    message_writer: PipesMessageWriter[Any] | None = None,
+    params_loader: PipesParamsLoader | None = None,
+) -> PipesContext:
+    """Initialize the Pipes context from what Dagster injected, and start streaming messages back.
+
+    Call it near the entry point, preferably as ``with open_dagster_pipes(...) as pipes:``. Outside
+    Dagster it warns (``DagsterPipesWarning``) and returns a ``MagicMock`` so every call is a no-op.
+    The default params loader tries env vars, then CLI args, then notebook widgets. A closed context
+    (for example from an earlier notebook cell) is replaced by a new one.
+    """
+    existing = PipesContext._instance
+    if existing is not None and not (isinstance(existing, PipesContext) and existing.is_closed):
+        if isinstance(existing, PipesContext):
+            return existing
+        # the no-op mock: keep it unless this process has become a Pipes process
+        if not (params_loader or PipesAutoParamsLoader()).is_dagster_pipes_process():
+            return existing  # type: ignore[return-value]
+    loader = params_loader or PipesAutoParamsLoader()
+    if not loader.is_dagster_pipes_process():
+        warnings.warn(_NOT_LAUNCHED_WARNING, DagsterPipesWarning, stacklevel=2)
+        mock = _get_mock()
+        PipesContext.set(mock)
+        return mock  # type: ignore[no-any-return]
+    context = PipesContext(
+        params_loader=loader,
+        context_loader=context_loader or PipesDefaultContextLoader(),
+        message_writer=message_writer or PipesDefaultMessageWriter(),
+    )
+    PipesContext.set(context)
+    return context

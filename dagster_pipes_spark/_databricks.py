@@ -1,0 +1,155 @@
+"""DBFS and Unity Catalog Volumes context loaders and message writers (same names as dagster_pipes).
+
+Each is a thin composition over a :class:`~dagster_pipes_spark._storage.FileStore`, picked
+automatically (FUSE, then the notebook's ``dbutils``, then ``WorkspaceClient()``) unless
+``client=``, ``dbutils=`` or ``store=`` is given. They consume exactly the params produced by
+``dagster_databricks.pipes`` and write chunks ``{n}.json`` from 1 as its readers expect.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import IO, Any
+
+from ._blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from ._context_loaders import PipesContextLoader, parse_context
+from ._errors import DagsterPipesError
+from ._protocol import PipesContextData, PipesExtras, PipesParams
+from ._storage import FileStore, Kind, StorageNotFound, resolve_store
+
+#: The stock DBFS reader reads a chunk without ``length``: the API then returns at most 0.5 MB.
+DBFS_READER_MAX_CHUNK_BYTES = 500_000
+
+
+def _path_param(params: PipesParams, owner: str) -> str:
+    path = params.get("path")
+    if not isinstance(path, str) or not path:
+        raise DagsterPipesError(
+            f"Invalid params for {owner}: expected a string `path`, received {dict(params)}. "
+            "Is the orchestrator using the matching Databricks injector/reader?"
+        )
+    return path
+
+
+class _StoreBacked:
+    _kind: Kind
+
+    def __init__(self, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None) -> None:
+        self._client = client
+        self._dbutils = dbutils
+        self._store = store
+
+    @property
+    def store(self) -> FileStore:
+        """The storage backend (resolved on first use)."""
+        if self._store is None:
+            self._store = resolve_store(self._kind, client=self._client, dbutils=self._dbutils)
+        return self._store
+
+
+class _StoreContextLoader(_StoreBacked, PipesContextLoader):
+    @contextmanager
+    def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
+        """Read and yield the context JSON at ``params["path"]`` (any size)."""
+        path = _path_param(params, type(self).__name__)
+        try:
+            data = self.store.read_bytes(path)
+        except StorageNotFound as e:
+            raise DagsterPipesError(
+                f"The Pipes context {path!r} does not exist ({self.store.describe()}). The orchestrator writes it "
+                "before launching the run and deletes it afterwards: run this from Dagster, against the same workspace."
+            ) from e
+        yield parse_context(data, f"{path!r} ({self.store.describe()})")
+
+
+class PipesDbfsContextLoader(_StoreContextLoader):
+    """Loads the context from DBFS (pairs with ``dagster_databricks.PipesDbfsContextInjector``)."""
+
+    _kind: Kind = "dbfs"
+
+
+class PipesUnityCatalogVolumesContextLoader(_StoreContextLoader):
+    """Loads the context from a UC Volume (pairs with ``PipesUnityCatalogVolumesContextInjector``)."""
+
+    _kind: Kind = "volumes"
+
+
+class PipesFileStoreMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
+    """Uploads chunks ``{path}/{index}.json`` through a :class:`FileStore`, atomically."""
+
+    def __init__(self, store: FileStore, path: str, *, interval: float = 10, max_chunk_bytes: int | None = None):
+        super().__init__(interval=interval, max_chunk_bytes=max_chunk_bytes)
+        self.store = store
+        self.path = path.rstrip("/")
+
+    def upload_messages_chunk(self, payload: IO, index: int) -> None:
+        """Publish one chunk."""
+        data = payload.read()
+        self.store.write_bytes(f"{self.path}/{index}.json", data.encode("utf-8") if isinstance(data, str) else data)
+
+
+class _StoreMessageWriter(_StoreBacked, PipesBlobStoreMessageWriter[PipesFileStoreMessageWriterChannel]):
+    _max_chunk_bytes: int | None = None
+
+    def __init__(
+        self, *, interval: float = 10, client: Any = None, dbutils: Any = None, store: FileStore | None = None
+    ) -> None:
+        _StoreBacked.__init__(self, client=client, dbutils=dbutils, store=store)
+        PipesBlobStoreMessageWriter.__init__(self, interval=interval)
+
+    def make_channel(self, params: PipesParams) -> PipesFileStoreMessageWriterChannel:
+        """Build the channel for the directory in ``params["path"]``."""
+        path = _path_param(params, type(self).__name__)
+        return PipesFileStoreMessageWriterChannel(
+            self.store, path, interval=self.interval, max_chunk_bytes=self._max_chunk_bytes
+        )
+
+
+class PipesDbfsMessageWriter(_StoreMessageWriter):
+    """Writes message chunks to DBFS (pairs with ``dagster_databricks.PipesDbfsMessageReader``).
+
+    Chunks stay under 0.5 MB, which is all the stock reader can read per chunk. ``opened`` carries
+    ``cluster_driver_log_root`` when a Databricks Spark session has cluster log delivery on.
+    """
+
+    _kind: Kind = "dbfs"
+    _max_chunk_bytes = DBFS_READER_MAX_CHUNK_BYTES
+
+    def get_opened_extras(self) -> PipesExtras:
+        """``{"cluster_driver_log_root": ...}`` on a cluster with log delivery, else ``{}``."""
+        root = cluster_driver_log_root()
+        return {"cluster_driver_log_root": root} if root else {}
+
+
+class PipesUnityCatalogVolumesMessageWriter(_StoreMessageWriter):
+    """Writes message chunks to a UC Volume (pairs with ``PipesUnityCatalogVolumesMessageReader``)."""
+
+    _kind: Kind = "volumes"
+
+
+def cluster_driver_log_root() -> str | None:
+    """``<log destination>/<cluster id>/driver`` if an active Spark session has log delivery on.
+
+    Never imports pyspark itself and never raises (local runs, Spark Connect, non-Spark tasks).
+    """
+    if "pyspark" not in sys.modules:
+        return None
+    try:
+        from pyspark.sql import SparkSession
+
+        spark = SparkSession.getActiveSession()
+        if spark is None:
+            return None
+        prefix = "spark.databricks.clusterUsageTags."
+        enabled = spark.conf.get(prefix + "clusterLogDeliveryEnabled", "false")
+        if str(enabled).strip().lower() != "true":
+            return None
+        dest = spark.conf.get(prefix + "clusterLogDestination", None)
+        cluster_id = spark.conf.get(prefix + "clusterId", None)
+        if not dest or not cluster_id:
+            return None
+        return f"{str(dest).rstrip('/')}/{cluster_id}/driver"
+    except Exception:  # noqa: BLE001 - a missing conf must never break the job
+        return None

@@ -1,0 +1,185 @@
+"""Wire-level names of the Pipes protocol: constants, TypedDicts and message construction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final, Literal, TypedDict, TypeVar
+
+PIPES_PROTOCOL_VERSION: Final = "0.1"
+PIPES_PROTOCOL_VERSION_FIELD: Final = "__dagster_pipes_version"
+PIPES_METADATA_TYPE_INFER: Final = "__infer__"
+
+DAGSTER_PIPES_CONTEXT_ENV_VAR: Final = "DAGSTER_PIPES_CONTEXT"
+DAGSTER_PIPES_MESSAGES_ENV_VAR: Final = "DAGSTER_PIPES_MESSAGES"
+DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT: Final = "--dagster-pipes-context"
+DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT: Final = "--dagster-pipes-messages"
+DAGSTER_PIPES_CONTEXT_WIDGET_KEY: Final = DAGSTER_PIPES_CONTEXT_ENV_VAR
+DAGSTER_PIPES_MESSAGES_WIDGET_KEY: Final = DAGSTER_PIPES_MESSAGES_ENV_VAR
+
+#: Key the orchestrator's composite message reader uses for per-writer params.
+PIPES_COMPOSITE_WRITERS_KEY: Final = "dagster_pipes_composite_writers"
+
+ESCAPE_CHARACTER: Final = "\\"
+
+PipesExtras = Mapping[str, Any]
+PipesParams = Mapping[str, Any]
+
+Method = Literal[
+    "opened",
+    "closed",
+    "log",
+    "report_asset_materialization",
+    "report_asset_check",
+    "report_custom_message",
+    "log_external_stream",
+]
+
+PipesAssetCheckSeverity = Literal["WARN", "ERROR"]
+
+PipesMetadataRawValue = int | float | str | Mapping[str, Any] | Sequence[Any] | bool | None
+
+PipesMetadataType = Literal[
+    "__infer__",
+    "text",
+    "url",
+    "path",
+    "notebook",
+    "json",
+    "md",
+    "float",
+    "int",
+    "bool",
+    "dagster_run",
+    "asset",
+    "null",
+    "table",
+    "table_schema",
+    "table_column_lineage",
+    "timestamp",
+]
+
+T = TypeVar("T")
+
+
+class PipesMessage(TypedDict):
+    """A message sent from the external process to the orchestrator."""
+
+    __dagster_pipes_version: str
+    method: str
+    params: Mapping[str, Any] | None
+
+
+class PipesOpenedData(TypedDict):
+    """Payload of the ``opened`` message."""
+
+    extras: Mapping[str, Any]
+
+
+class PipesLogWriterOpenedData(TypedDict):
+    """Payload a log writer contributes to ``opened``."""
+
+    extras: PipesExtras
+
+
+class PipesPartitionKeyRange(TypedDict):
+    """A range of partition keys (inclusive)."""
+
+    start: str
+    end: str
+
+
+class PipesTimeWindow(TypedDict):
+    """A partition time window as ISO-8601 timestamps."""
+
+    start: str
+    end: str
+
+
+class PipesDataProvenance(TypedDict):
+    """Provenance of the latest materialization of an asset."""
+
+    code_version: str
+    input_data_versions: Mapping[str, str]
+    is_user_provided: bool
+
+
+class PipesContextData(TypedDict):
+    """The context payload injected by the orchestrator."""
+
+    asset_keys: Sequence[str] | None
+    code_version_by_asset_key: Mapping[str, str | None] | None
+    provenance_by_asset_key: Mapping[str, PipesDataProvenance | None] | None
+    partition_key: str | None
+    partition_key_range: PipesPartitionKeyRange | None
+    partition_time_window: PipesTimeWindow | None
+    run_id: str
+    job_name: str | None
+    retry_number: int
+    extras: Mapping[str, Any]
+
+
+class PipesMetadataValue(TypedDict):
+    """A typed metadata value as sent on the wire."""
+
+    type: PipesMetadataType
+    raw_value: PipesMetadataRawValue
+
+
+class PipesException(TypedDict):
+    """A serialized exception carried by ``closed``."""
+
+    message: str
+    stack: Sequence[str]
+    name: str | None
+    cause: PipesException | None
+    context: PipesException | None
+
+
+#: Exact params keys the orchestrator's handler accepts for each method (all required).
+METHOD_PARAMS: Final[Mapping[str, frozenset[str]]] = {
+    "opened": frozenset({"extras"}),
+    "closed": frozenset(),  # {} or {"exception": ...}
+    "log": frozenset({"message", "level"}),
+    "report_asset_materialization": frozenset({"asset_key", "data_version", "metadata"}),
+    "report_asset_check": frozenset({"asset_key", "check_name", "passed", "severity", "metadata"}),
+    "report_custom_message": frozenset({"payload"}),
+    "log_external_stream": frozenset({"stream", "text", "extras"}),
+}
+
+
+def _make_message(method: Method, params: Mapping[str, Any] | None) -> PipesMessage:
+    """Build a protocol message envelope (key order: version, method, params)."""
+    return {  # type: ignore[typeddict-unknown-key]
+        PIPES_PROTOCOL_VERSION_FIELD: PIPES_PROTOCOL_VERSION,
+        "method": method,
+        "params": params,
+    }
+
+
+make_message = _make_message
+
+
+def to_asset_key_path(asset_key: str) -> list[str]:
+    """Split an escaped asset-key string on unescaped ``/`` into its parts (``\\X`` means ``X``)."""
+    parts: list[str] = []
+    current: list[str] = []
+    escaped = False
+    for ch in asset_key:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == ESCAPE_CHARACTER:
+            escaped = True
+        elif ch == "/":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    if current:
+        parts.append("".join(current))
+    return parts
+
+
+def escape_asset_key_path(path: Sequence[str]) -> str:
+    """Render asset-key parts as the escaped string the orchestrator sends and expects back."""
+    return "/".join(part.replace("\\", "\\\\").replace("/", "\\/") for part in path)
