@@ -1,0 +1,359 @@
+"""Delta Lake specifics for the Spark write hooks, kept apart so they can be checked on a workspace.
+
+Two things live here and nowhere else:
+
+* how Delta shows up in Spark plans: the simple class names of Delta's write commands (open-source
+  ``org.apache.spark.sql.delta.commands.*`` and Databricks' ``com.databricks.sql.transaction.tahoe``
+  variants, some of which carry an ``Edge`` suffix), of its V2 table, its data source and its file
+  indexes, with the accessor chains that lead from each command to its target table or path;
+* how ``DESCRIBE HISTORY`` rows look (the ``DeltaHistory`` case class: ``version``, ``timestamp``,
+  ``userId``, ``userName``, ``operation``, ``operationParameters``, ``job``, ``notebook``,
+  ``clusterId``, ``readVersion``, ``isolationLevel``, ``isBlindAppend``, ``operationMetrics``,
+  ``userMetadata``, ``engineInfo``) and what the per-operation metric names mean
+  (``DeltaOperationMetrics``: ``numOutputRows``, ``numFiles``, ``numOutputBytes`` for writes;
+  ``numTargetRows*`` for ``MERGE``; ``numUpdatedRows`` / ``numDeletedRows`` for ``UPDATE`` /
+  ``DELETE``; ``numAddedFiles`` / ``numAddedBytes``). Metric values are strings in the history.
+
+Nothing here imports pyspark.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from dagster_pipes_spark._spark_common import (
+    OP_CREATE_OR_REPLACE,
+    OP_CTAS,
+    OP_DELETE,
+    OP_INSERT_OVERWRITE,
+    OP_MERGE,
+    OP_RTAS,
+    OP_UPDATE,
+    OP_WRITE,
+    SparkWrite,
+    quote_identifier,
+)
+
+DELTA_PROVIDER = "delta"
+
+# --- plan nodes -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeltaCommandSpec:
+    """How to read one Delta write command node (accessors are py4j method chains)."""
+
+    operation: str
+    #: chains returning ``Option[CatalogTable]`` (or a ``CatalogTable`` when ``catalog_table_direct``)
+    catalog_table: tuple[str, ...] = ()
+    catalog_table_direct: bool = False
+    #: chains returning a Hadoop ``Path`` of the table root, tried in order
+    paths: tuple[tuple[str, ...], ...] = ()
+    #: chain returning a ``NamedRelation`` (``DataSourceV2Relation``) of the target
+    relation: tuple[str, ...] = ()
+    #: chain returning a ``SaveMode``
+    mode: tuple[str, ...] = ()
+    #: chain returning ``Option[LogicalPlan]``; an empty option means "no data written" (plain DDL)
+    query_option: tuple[str, ...] = ()
+
+
+#: Delta write commands by simple class name (prefix match, so Databricks' ``...Edge`` variants and
+#: similar suffixed subclasses are covered). Field names follow the case classes in
+#: ``spark/src/main/scala/org/apache/spark/sql/delta/commands/`` of delta-io/delta.
+DELTA_COMMANDS: dict[str, DeltaCommandSpec] = {
+    # WriteIntoDelta(deltaLog, mode, options, partitionColumns, configuration, data,
+    #                catalogTableOpt, schemaInCatalog)
+    "WriteIntoDelta": DeltaCommandSpec(
+        OP_WRITE,
+        catalog_table=("catalogTableOpt",),
+        paths=(("deltaLog", "dataPath"),),
+        mode=("mode",),
+    ),
+    # CreateDeltaTableCommand(table: CatalogTable, existingTableOpt, mode, query: Option[LogicalPlan],
+    #                         operation, tableByPath, output, protocol, createTableFunc)
+    "CreateDeltaTableCommand": DeltaCommandSpec(
+        OP_CTAS,
+        catalog_table=("table",),
+        catalog_table_direct=True,
+        mode=("mode",),
+        query_option=("query",),
+    ),
+    # MergeIntoCommand(source, target, catalogTable, targetFileIndex, condition, matchedClauses, ...)
+    "MergeIntoCommand": DeltaCommandSpec(
+        OP_MERGE,
+        catalog_table=("catalogTable",),
+        paths=(("targetFileIndex", "path"),),
+    ),
+    # UpdateCommand(tahoeFileIndex, catalogTable, target, updateExpressions, condition)
+    "UpdateCommand": DeltaCommandSpec(
+        OP_UPDATE,
+        catalog_table=("catalogTable",),
+        paths=(("tahoeFileIndex", "path"),),
+    ),
+    # DeleteCommand(deltaLog, catalogTable, target, condition)
+    "DeleteCommand": DeltaCommandSpec(
+        OP_DELETE,
+        catalog_table=("catalogTable",),
+        paths=(("deltaLog", "dataPath"),),
+    ),
+    # DeltaDynamicPartitionOverwriteCommand(table: NamedRelation, deltaTable: DeltaTableV2, query, ...)
+    "DeltaDynamicPartitionOverwriteCommand": DeltaCommandSpec(
+        OP_INSERT_OVERWRITE,
+        relation=("table",),
+        paths=(("deltaTable", "path"),),
+    ),
+}
+
+#: ``DataSourceV2Relation.table`` class of Delta tables (``org.apache.spark.sql.delta.catalog``).
+DELTA_TABLE_CLASSES = frozenset({"DeltaTableV2", "StagedDeltaTableV2"})
+#: ``SaveIntoDataSourceCommand.dataSource`` class for ``format("delta").save(path)``.
+DELTA_DATA_SOURCE_CLASSES = frozenset({"DeltaDataSource"})
+#: ``HadoopFsRelation.location`` classes of Delta reads (``TahoeLogFileIndex``, ``TahoeBatchFileIndex``, ...).
+DELTA_FILE_INDEX_PREFIXES = ("Tahoe", "PreparedDeltaFileIndex")
+
+
+def delta_command_spec(simple_class_name: str) -> DeltaCommandSpec | None:
+    """The spec for a Delta write command node, matching by simple-name prefix."""
+    spec = DELTA_COMMANDS.get(simple_class_name)
+    if spec is not None:
+        return spec
+    for name, candidate in DELTA_COMMANDS.items():
+        if simple_class_name.startswith(name):
+            return candidate
+    return None
+
+
+def is_delta_class_name(simple_class_name: str | None) -> bool:
+    """True for a Delta table / data source / file index class (simple name)."""
+    if not simple_class_name:
+        return False
+    return (
+        simple_class_name in DELTA_TABLE_CLASSES
+        or simple_class_name in DELTA_DATA_SOURCE_CLASSES
+        or simple_class_name.startswith(DELTA_FILE_INDEX_PREFIXES)
+    )
+
+
+def is_delta_provider(provider: str | None) -> bool:
+    """True for the provider / format string of a Delta table (``USING delta``)."""
+    return bool(provider) and str(provider).strip().lower() == DELTA_PROVIDER
+
+
+# --- DESCRIBE HISTORY --------------------------------------------------------------------------
+
+#: Delta operation names (``DeltaOperations.*.name``) that write table data, by our operation.
+_DELTA_OPS_BY_KIND: dict[str, frozenset[str]] = {
+    "write": frozenset(
+        {
+            "WRITE",
+            "CREATE TABLE AS SELECT",
+            "REPLACE TABLE AS SELECT",
+            "CREATE OR REPLACE TABLE AS SELECT",
+            "COPY INTO",
+            "STREAMING UPDATE",
+        }
+    ),
+    OP_MERGE: frozenset({"MERGE"}),
+    OP_UPDATE: frozenset({"UPDATE"}),
+    OP_DELETE: frozenset({"DELETE", "TRUNCATE"}),
+}
+_DATA_CHANGING_OPS = frozenset().union(*_DELTA_OPS_BY_KIND.values())
+
+
+@dataclass
+class DeltaCommit:
+    """One ``DESCRIBE HISTORY`` row, reduced to what the hooks report."""
+
+    version: int
+    operation: str
+    metrics: dict[str, int] = field(default_factory=dict)
+    parameters: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def changes_data(self) -> bool:
+        """Whether the commit wrote, merged, updated or deleted rows (not OPTIMIZE, VACUUM, DDL...)."""
+        return self.operation.upper() in _DATA_CHANGING_OPS
+
+    @property
+    def rows_inserted(self) -> int | None:
+        """Rows inserted by a MERGE."""
+        return self.metrics.get("numTargetRowsInserted") if self._is(OP_MERGE) else None
+
+    @property
+    def rows_updated(self) -> int | None:
+        """Rows updated by a MERGE or UPDATE."""
+        if self._is(OP_MERGE):
+            return self.metrics.get("numTargetRowsUpdated")
+        if self._is(OP_UPDATE):
+            return self.metrics.get("numUpdatedRows")
+        return None
+
+    @property
+    def rows_deleted(self) -> int | None:
+        """Rows deleted by a MERGE or DELETE (absent for whole-file deletes without row stats)."""
+        if self._is(OP_MERGE):
+            return self.metrics.get("numTargetRowsDeleted")
+        if self._is(OP_DELETE):
+            return self.metrics.get("numDeletedRows")
+        return None
+
+    @property
+    def rows(self) -> int | None:
+        """Rows written (WRITE/CTAS/...) or affected (MERGE/UPDATE/DELETE) by the commit."""
+        if self._is(OP_MERGE):
+            parts = (self.rows_inserted, self.rows_updated, self.rows_deleted)
+            return None if any(p is None for p in parts) else sum(p for p in parts if p is not None)
+        if self._is(OP_UPDATE):
+            return self.rows_updated
+        if self._is(OP_DELETE):
+            return self.rows_deleted
+        return self.metrics.get("numOutputRows")
+
+    @property
+    def files(self) -> int | None:
+        """Data files added by the commit."""
+        for key in ("numFiles", "numTargetFilesAdded", "numAddedFiles"):
+            if key in self.metrics:
+                return self.metrics[key]
+        return None
+
+    @property
+    def bytes(self) -> int | None:
+        """Bytes of data files added by the commit."""
+        for key in ("numOutputBytes", "numTargetBytesAdded", "numAddedBytes"):
+            if key in self.metrics:
+                return self.metrics[key]
+        return None
+
+    def _is(self, kind: str) -> bool:
+        return self.operation.upper() in _DELTA_OPS_BY_KIND.get(kind, frozenset())
+
+
+def _as_mapping(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, Mapping):
+        return dict(value)
+    as_dict = getattr(value, "asDict", None)  # a pyspark Row
+    if callable(as_dict):
+        return dict(as_dict())
+    try:  # a list of (key, value) pairs, as some map encodings arrive
+        return dict(value)
+    except (TypeError, ValueError):
+        return {}
+
+
+def _to_int(value: Any) -> int | None:
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    try:
+        return int(str(value).strip())
+    except ValueError:
+        try:
+            as_float = float(str(value).strip())
+        except ValueError:
+            return None
+        return int(as_float) if as_float.is_integer() else None
+
+
+def parse_history_row(row: Any) -> DeltaCommit | None:
+    """Parse one ``DESCRIBE HISTORY`` row (a pyspark ``Row`` or a mapping); ``None`` if unusable."""
+    data = _as_mapping(row)
+    version = _to_int(data.get("version"))
+    operation = data.get("operation")
+    if version is None or not isinstance(operation, str):
+        return None
+    metrics: dict[str, int] = {}
+    for key, value in _as_mapping(data.get("operationMetrics")).items():
+        parsed = _to_int(value)
+        if parsed is not None:
+            metrics[str(key)] = parsed
+    parameters = {
+        str(k): "" if v is None else str(v)
+        for k, v in _as_mapping(data.get("operationParameters")).items()
+    }
+    return DeltaCommit(version=version, operation=operation, metrics=metrics, parameters=parameters)
+
+
+def _write_kind(operation: str) -> str:
+    if operation in (OP_MERGE, OP_UPDATE, OP_DELETE):
+        return operation
+    return "write"
+
+
+def commit_matches(write_operation: str, commit: DeltaCommit) -> bool:
+    """Whether a history commit can be the one a write with our ``operation`` produced."""
+    return commit.operation.upper() in _DELTA_OPS_BY_KIND[_write_kind(write_operation)]
+
+
+def history_sql(table: Sequence[str] | None = None, path: str | None = None, limit: int = 1) -> str:
+    """``DESCRIBE HISTORY`` for a table (name parts) or a path-based Delta table."""
+    if table:
+        target = ".".join(quote_identifier(part) for part in table)
+    elif path:
+        target = "delta." + quote_identifier(path)
+    else:
+        raise ValueError("history_sql needs a table or a path")
+    return f"DESCRIBE HISTORY {target} LIMIT {max(1, int(limit))}"
+
+
+def match_commits(writes: Sequence[SparkWrite], commits: Iterable[DeltaCommit]) -> list[tuple[SparkWrite, DeltaCommit]]:
+    """Pair writes (oldest first) with history commits (any order), newest with newest.
+
+    Commits that change no data (OPTIMIZE, VACUUM, SET TBLPROPERTIES...) and commits whose operation
+    cannot come from the write are skipped, so maintenance done in between does not shift the pairs.
+    """
+    pending = sorted((c for c in commits if c.changes_data), key=lambda c: c.version, reverse=True)
+    pairs: list[tuple[SparkWrite, DeltaCommit]] = []
+    for write in reversed(list(writes)):
+        while pending and not commit_matches(write.operation, pending[0]):
+            pending.pop(0)
+        if not pending:
+            break
+        pairs.append((write, pending.pop(0)))
+    pairs.reverse()
+    return pairs
+
+
+def apply_commit(write: SparkWrite, commit: DeltaCommit) -> None:
+    """Fill a write's counters from its Delta commit (the history is authoritative for Delta)."""
+    write.delta_version = commit.version
+    write.delta_operation = commit.operation
+    write.format = DELTA_PROVIDER
+    for attr in ("rows", "files", "bytes", "rows_inserted", "rows_updated", "rows_deleted"):
+        value = getattr(commit, attr)
+        if value is not None:
+            setattr(write, attr, value)
+
+
+_DELTA_PATH_TABLE = re.compile(r"^\s*delta\s*\.\s*`(?P<path>[^`]+)`\s*$", re.IGNORECASE)
+
+
+def delta_path_from_name(name: str) -> str | None:
+    """The path of a ``delta.`/path``` table reference, else ``None``."""
+    match = _DELTA_PATH_TABLE.match(name)
+    return match.group("path") if match else None
+
+
+__all__ = [
+    "DELTA_COMMANDS",
+    "DELTA_PROVIDER",
+    "OP_CREATE_OR_REPLACE",
+    "OP_RTAS",
+    "DeltaCommandSpec",
+    "DeltaCommit",
+    "apply_commit",
+    "commit_matches",
+    "delta_command_spec",
+    "delta_path_from_name",
+    "history_sql",
+    "is_delta_class_name",
+    "is_delta_provider",
+    "match_commits",
+    "parse_history_row",
+]
