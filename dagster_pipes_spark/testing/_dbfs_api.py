@@ -73,9 +73,7 @@ def _b64decode(value: Any, name: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        raise ApiError(
-            400, "INVALID_PARAMETER_VALUE", f"Invalid base64 data in parameter {name}."
-        ) from None
+        raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid base64 data in parameter {name}.") from None
 
 
 def _not_found(path: str) -> ApiError:

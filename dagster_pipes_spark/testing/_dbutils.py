@@ -59,15 +59,17 @@ class DbutilsError(Exception):
 class ExecutionError(DbutilsError):
     """A failed ``dbutils`` call, worded like the py4j ``ExecutionError`` a notebook shows::
 
-        An error occurred while calling o123.ls.
-        : java.io.FileNotFoundException: File dbfs:/nope does not exist.
+    An error occurred while calling o123.ls.
+    : java.io.FileNotFoundException: File dbfs:/nope does not exist.
     """
 
     def __init__(self, method: str, java_class: str, detail: str) -> None:
         self.method = method
         self.java_class = java_class
         self.detail = detail
-        super().__init__(f"An error occurred while calling o{next(_call_ids)}.{method}.\n: {java_class}: {detail}")
+        super().__init__(
+            f"An error occurred while calling o{next(_call_ids)}.{method}.\n: {java_class}: {detail}"
+        )
 
 
 class InputWidgetNotDefined(ExecutionError):
@@ -75,7 +77,9 @@ class InputWidgetNotDefined(ExecutionError):
 
     def __init__(self, method: str, name: str) -> None:
         super().__init__(
-            method, "com.databricks.dbutils_v1.InputWidgetNotDefined", f"No input widget named {name} is defined"
+            method,
+            "com.databricks.dbutils_v1.InputWidgetNotDefined",
+            f"No input widget named {name} is defined",
         )
         self.name = name
 
@@ -126,11 +130,15 @@ class FakeWidgets:
         """Define a text widget."""
         self._define(name, str(defaultValue), None, label)
 
-    def dropdown(self, name: str, defaultValue: str, choices: Iterable[str], label: str | None = None) -> None:
+    def dropdown(
+        self, name: str, defaultValue: str, choices: Iterable[str], label: str | None = None
+    ) -> None:
         """Define a dropdown widget (``defaultValue`` must be one of ``choices``)."""
         self._define(name, str(defaultValue), [str(c) for c in choices], label, require_default=True)
 
-    def combobox(self, name: str, defaultValue: str, choices: Iterable[str], label: str | None = None) -> None:
+    def combobox(
+        self, name: str, defaultValue: str, choices: Iterable[str], label: str | None = None
+    ) -> None:
         """Define a combobox widget (free text with suggestions)."""
         self._define(name, str(defaultValue), [str(c) for c in choices], label)
 
@@ -235,7 +243,11 @@ class _Rest:
             request = urllib.request.Request(url, data=payload, headers=all_headers, method=method)
             try:
                 with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+                    return (
+                        response.status,
+                        {k.lower(): v for k, v in response.headers.items()},
+                        response.read(),
+                    )
             except urllib.error.HTTPError as exc:
                 raw = exc.read()
                 if exc.code in (429, 503) and attempt < self.max_retries:
@@ -361,7 +373,9 @@ class _DbfsBackend:
 
     def write(self, path: str, data: bytes, overwrite: bool) -> None:
         try:
-            created = self._rest.json("POST", "/api/2.0/dbfs/create", body={"path": path, "overwrite": overwrite})
+            created = self._rest.json(
+                "POST", "/api/2.0/dbfs/create", body={"path": path, "overwrite": overwrite}
+            )
         except _HttpError as exc:
             if exc.error_code == "RESOURCE_ALREADY_EXISTS":
                 raise _Exists(exc.message) from None
@@ -390,9 +404,7 @@ class _DbfsBackend:
 
     def move(self, src: str, dst: str) -> None:
         try:
-            self._rest.json(
-                "POST", "/api/2.0/dbfs/move", body={"source_path": src, "destination_path": dst}
-            )
+            self._rest.json("POST", "/api/2.0/dbfs/move", body={"source_path": src, "destination_path": dst})
         except _HttpError as exc:
             if exc.error_code == "RESOURCE_ALREADY_EXISTS":
                 raise _Exists(exc.message) from None
@@ -434,7 +446,9 @@ class _VolumesBackend:
                 child = posixpath.join(path, str(item["name"]))
                 is_dir = bool(item.get("is_directory", False))
                 entries.append(
-                    _Entry(child, is_dir, int(item.get("file_size") or 0), int(item.get("last_modified") or 0))
+                    _Entry(
+                        child, is_dir, int(item.get("file_size") or 0), int(item.get("last_modified") or 0)
+                    )
                 )
             token = page.get("next_page_token")
             if not token:
@@ -567,9 +581,7 @@ class FakeFs:
                 "java.lang.UnsupportedOperationException",
                 f"FakeDbutils supports dbfs:/, /Volumes/... and file:/ paths only, got {raw}",
             )
-        if not text.startswith("/"):
-            text = "/" + text
-        path = posixpath.normpath(text)
+        path = posixpath.normpath("/" + text.lstrip("/"))
         if self._rest is None:
             raise DbutilsError(
                 "FakeDbutils has no workspace host: pass host=... or set DATABRICKS_HOST to use dbutils.fs"
@@ -611,7 +623,9 @@ class FakeFs:
         for child in sorted(children, key=lambda e: e.name):
             suffix = "/" if child.is_dir else ""
             shown = backend.display(child.path.rstrip("/")) + suffix
-            result.append(FileInfo(shown, child.name + suffix, 0 if child.is_dir else child.size, child.mtime))
+            result.append(
+                FileInfo(shown, child.name + suffix, 0 if child.is_dir else child.size, child.mtime)
+            )
         return result
 
     def head(self, file: str, maxBytes: int = 65536) -> str:
@@ -620,7 +634,9 @@ class FakeFs:
         entry = self._require("head", backend, path)
         if entry.is_dir:
             raise ExecutionError(
-                "head", "java.lang.IllegalArgumentException", f"Cannot head a directory: {backend.display(path)}"
+                "head",
+                "java.lang.IllegalArgumentException",
+                f"Cannot head a directory: {backend.display(path)}",
             )
         data: bytes = self._call("head", backend, path, backend.read, path, 0, maxBytes)
         if self.verbose and entry.size > maxBytes:
@@ -722,7 +738,9 @@ class FakeFs:
         self._call("mv", src_backend, src, src_backend.delete, src, True)
         return True
 
-    def _copy_file(self, method: str, src_backend: _Backend, src: str, dst_backend: _Backend, dst: str) -> None:
+    def _copy_file(
+        self, method: str, src_backend: _Backend, src: str, dst_backend: _Backend, dst: str
+    ) -> None:
         data: bytes = self._call(method, src_backend, src, src_backend.read, src, 0, None)
         try:
             self._call(method, dst_backend, dst, dst_backend.write, dst, data, True)

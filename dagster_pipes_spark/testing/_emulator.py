@@ -269,6 +269,11 @@ class Emulator:
         """The routing table."""
         return self._router
 
+    @property
+    def storage(self) -> Storage:
+        """The shared on-disk storage (for additional emulated APIs)."""
+        return self._storage
+
     # --------------------------------------------------------------------------- properties
 
     @property
@@ -312,9 +317,7 @@ class Emulator:
     def volumes(self) -> list[str]:
         """The existing volumes as ``/Volumes/c/s/v`` paths."""
         base = self.volumes_root
-        return sorted(
-            f"/Volumes/{v.relative_to(base).as_posix()}" for v in base.glob("*/*/*") if v.is_dir()
-        )
+        return sorted(f"/Volumes/{v.relative_to(base).as_posix()}" for v in base.glob("*/*/*") if v.is_dir())
 
     @property
     def dbfs_open_handles(self) -> int:
@@ -324,10 +327,13 @@ class Emulator:
     # ------------------------------------------------------------------------------ helpers
 
     def local_path(self, path: str) -> Path:
-        """The on-disk location of a DBFS (``dbfs:/x`` or ``/x``) or ``/Volumes/...`` path."""
-        if path.startswith("/Volumes/") or path == "/Volumes":
-            return self._storage.volume_path(path).local
-        return self._storage.dbfs_path(path)[1]
+        """The on-disk location of a DBFS (``dbfs:/x`` or ``/x``) or ``/Volumes/c/s/v/...`` path."""
+        try:
+            if path.startswith("/Volumes/") or path == "/Volumes":
+                return self._storage.volume_path(path).local
+            return self._storage.dbfs_path(path)[1]
+        except ApiError as exc:
+            raise ValueError(exc.message) from None
 
     def create_volume(self, catalog: str, schema: str, volume: str) -> str:
         """Create a UC volume (idempotent); returns its ``/Volumes/c/s/v`` path."""
@@ -353,7 +359,9 @@ class Emulator:
         """
         from ._sdk import make_workspace_client
 
-        return make_workspace_client(self.url, self.token, fast_retries=fast_retries, **config)
+        return make_workspace_client(
+            **{"host": self.url, "token": self.token, **config}, fast_retries=fast_retries
+        )
 
     def fake_dbutils(self, widgets: dict[str, str] | None = None) -> FakeDbutils:
         """A :class:`FakeDbutils` talking to this emulator."""

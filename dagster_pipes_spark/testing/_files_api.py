@@ -91,9 +91,7 @@ class FilesApi:
         overwrite = _parse_overwrite(req.query.get("overwrite"))
         with self._storage.lock:
             if vp.is_volume_root or vp.local.is_dir():
-                raise ApiError(
-                    409, "ALREADY_EXISTS", f"A directory already exists at the path {vp.path}."
-                )
+                raise ApiError(409, "ALREADY_EXISTS", f"A directory already exists at the path {vp.path}.")
             self._storage.volume_ensure_dirs(vp, vp.local.parent)
             if vp.local.exists() and not overwrite:
                 raise ApiError(409, "ALREADY_EXISTS", f"The file being created already exists: {vp.path}")
@@ -146,9 +144,7 @@ class FilesApi:
         except (TypeError, ValueError):
             return
         if int(local.stat().st_mtime) > int(limit):
-            raise ApiError(
-                412, "FAILED_PRECONDITION", "The file has been modified since the given time."
-            )
+            raise ApiError(412, "FAILED_PRECONDITION", "The file has been modified since the given time.")
 
     def get_metadata(self, req: Request) -> Response:
         """``HEAD /fs/files{path}``: ``content-length``, ``content-type``, ``last-modified`` headers."""

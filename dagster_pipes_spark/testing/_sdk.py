@@ -29,9 +29,9 @@ class FastRetryClock(RealClock):
         time.sleep(min(max(seconds, 0.0) * self.scale, self.cap))
 
 
-def make_workspace_client(host: str, token: str, *, fast_retries: bool = True, **config: Any) -> WorkspaceClient:
-    """A PAT-authenticated ``WorkspaceClient`` for ``host``."""
-    kwargs: dict[str, Any] = {"host": host, "token": token, "auth_type": "pat"}
+def make_workspace_client(*, fast_retries: bool = True, **config: Any) -> WorkspaceClient:
+    """A PAT-authenticated ``WorkspaceClient`` (``config`` goes to ``databricks.sdk.core.Config``)."""
+    kwargs: dict[str, Any] = {"auth_type": "pat"}
     if fast_retries:
         kwargs["clock"] = FastRetryClock()
     kwargs.update(config)
