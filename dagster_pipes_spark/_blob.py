@@ -151,11 +151,11 @@ class PipesBlobStoreMessageWriterChannel(_LineChannel):
 
     def _take_chunk(self) -> list[str]:
         """Pop the longest prefix of pending lines that fits in one chunk (caller holds _cond)."""
+        lines: list[str] = []
         if self.max_chunk_bytes is None:
-            lines = list(self._pending)
+            lines.extend(self._pending)
             self._pending.clear()
             return lines
-        lines: list[str] = []
         size = 0
         while self._pending:
             n = len(self._pending[0]) + 1

@@ -8,7 +8,7 @@ import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from . import _lifecycle
 from ._channels import _LineChannel, serialize_message
@@ -107,7 +107,7 @@ def _as_bool(value: Any, method: str, param: str) -> bool:
         return value
     if type(value).__module__.startswith("numpy") and type(value).__name__.startswith("bool"):
         return bool(value)
-    return _check_type(value, bool, method, param)  # type: ignore[no-any-return]
+    return _check_type(value, bool, method, param)
 
 
 class PipesContext:
@@ -135,7 +135,7 @@ class PipesContext:
         """The singleton; raises if ``open_dagster_pipes`` was not called."""
         if cls._instance is None:
             raise Exception("PipesContext has not been initialized. You must call `open_dagster_pipes()`.")
-        return cls._instance  # type: ignore[return-value]
+        return cls._instance
 
     def __init__(
         self,
@@ -400,7 +400,7 @@ class PipesContext:
 
         Metadata values may be plain (their type is inferred) or ``{"raw_value": ..., "type": ...}``.
         """
-        method = "report_asset_materialization"
+        method: Final = "report_asset_materialization"
         key = self._resolve_asset_key(asset_key, method)
         if data_version is not None:
             _check_type(data_version, str, method, "data_version")
@@ -428,7 +428,7 @@ class PipesContext:
         asset_key: str | None = None,
     ) -> None:
         """Report the result of an asset check (``severity`` is ``"WARN"`` or ``"ERROR"``)."""
-        method = "report_asset_check"
+        method: Final = "report_asset_check"
         _check_type(check_name, str, method, "check_name")
         passed = _as_bool(passed, method, "passed")
         if not isinstance(severity, str) or severity.upper() not in ("WARN", "ERROR"):
@@ -486,13 +486,13 @@ def open_dagster_pipes(
             return existing
         # the no-op mock: keep it unless this process has become a Pipes process
         if not (params_loader or PipesAutoParamsLoader()).is_dagster_pipes_process():
-            return existing  # type: ignore[return-value]
+            return existing
     loader = params_loader or PipesAutoParamsLoader()
     if not loader.is_dagster_pipes_process():
         warnings.warn(_NOT_LAUNCHED_WARNING, DagsterPipesWarning, stacklevel=2)
         mock = _get_mock()
         PipesContext.set(mock)
-        return mock  # type: ignore[no-any-return]
+        return mock
     context = PipesContext(
         params_loader=loader,
         context_loader=context_loader or PipesDefaultContextLoader(),

@@ -169,7 +169,12 @@ class PipesStdioLogWriterChannel(PipesLogWriterChannel):
             if saved_fd is None:  # no fd to drain: just emit periodically
                 emitter = ExcThread(target=self._emit_loop, args=(stop,), name=f"{self.name}-emitter", daemon=True)
                 emitter.start()
-                stack.callback(lambda: (stop.set(), emitter.join(timeout=5)))
+
+                def stop_emitter() -> None:
+                    stop.set()
+                    emitter.join(timeout=5)
+
+                stack.callback(stop_emitter)
             try:
                 yield
             finally:

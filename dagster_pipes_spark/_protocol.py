@@ -149,7 +149,7 @@ METHOD_PARAMS: Final[Mapping[str, frozenset[str]]] = {
 
 def _make_message(method: Method, params: Mapping[str, Any] | None) -> PipesMessage:
     """Build a protocol message envelope (key order: version, method, params)."""
-    return {  # type: ignore[typeddict-unknown-key]
+    return {
         PIPES_PROTOCOL_VERSION_FIELD: PIPES_PROTOCOL_VERSION,
         "method": method,
         "params": params,

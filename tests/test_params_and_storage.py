@@ -139,7 +139,7 @@ def test_context_over_1mb_loads(ws, backend, monkeypatch):
     data = json.dumps(_ctx(1_500_000)).encode()
     with client.dbfs.open("/tmp/big/context.json", write=True, overwrite=True) as f:  # create/add-block: >1 MB
         f.write(data)
-    client.files.upload(f"/Volumes/main/default/pipes/big/context.json", __import__("io").BytesIO(data), overwrite=True)
+    client.files.upload("/Volumes/main/default/pipes/big/context.json", __import__("io").BytesIO(data), overwrite=True)
     kw: dict = {}
     if backend == "sdk":
         kw["client"] = client

@@ -167,7 +167,7 @@ def test_pacing_retries_and_packing():
             time.sleep(0.05)
     indices = [u[0] for u in ch.uploads]
     assert indices == list(range(1, len(indices) + 1))  # retried under the same index: no gap, no duplicate
-    gaps = [b[1] - a[1] for a, b in zip(ch.uploads, ch.uploads[1:-1])]
+    gaps = [b[1] - a[1] for a, b in zip(ch.uploads, ch.uploads[1:-1], strict=False)]
     assert all(g >= ch.upload_period - 0.05 for g in gaps), gaps
     received = [json.loads(line)["params"]["message"] for _, _, p in ch.uploads for line in p.split("\n")]
     assert received == [f"m{i}" for i in range(40)]
