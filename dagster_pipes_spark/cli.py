@@ -66,7 +66,7 @@ def diagnose(argv: Sequence[str] | None = None) -> dict[str, Any]:
     auto = PipesAutoParamsLoader(argv=list(argv) if argv is not None else sys.argv[1:])
     dbutils = find_notebook_dbutils()
     sdk = _sdk_auth()
-    fuse = {kind: {"root": FuseFileStore(kind).root, "mounted": FuseFileStore.available(kind)} for kind in ("dbfs", "volumes")}  # type: ignore[arg-type]
+    fuse = {kind: {"root": FuseFileStore(kind).root, "mounted": FuseFileStore.available(kind)} for kind in ("dbfs", "volumes")}
     transports: dict[str, str] = {}
     for kind in ("dbfs", "volumes"):
         if fuse[kind]["mounted"]:

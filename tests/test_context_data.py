@@ -71,9 +71,9 @@ def test_asset_check_step_requires_explicit_key(tmp_path):
 
     @dg.asset_check(asset=my_asset)
     def my_check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        from _helpers import external_env
-
         import sys
+
+        from _helpers import external_env
 
         return dg.PipesSubprocessClient().run(
             command=[sys.executable, str(script)], context=context.op_execution_context, env=external_env()
