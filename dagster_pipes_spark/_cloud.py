@@ -1,10 +1,15 @@
-"""Cloud object stores (S3, GCS, Azure Blob): context loaders and chunked message writers."""
+"""Cloud object stores (S3, GCS, Azure Blob): context loaders and chunked message writers.
+
+Each store only says how to read one object and how to upload one chunk; the params handling
+(``bucket`` + ``key`` for contexts, ``bucket`` + optional ``key_prefix`` for messages) is shared.
+"""
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 from ._blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
 from ._context_loaders import PipesContextLoader, parse_context
@@ -22,142 +27,130 @@ def _required_str(params: PipesParams, key: str, owner: str) -> str:
     return value
 
 
-def _chunk_key(key_prefix: str | None, index: int) -> str:
-    return f"{key_prefix}/{index}.json" if key_prefix else f"{index}.json"
-
-
 def _payload_bytes(payload: IO) -> bytes:
     data = payload.read()
     return data.encode("utf-8") if isinstance(data, str) else data
 
 
-class PipesS3ContextLoader(PipesContextLoader):
+class _ObjectStoreContextLoader(PipesContextLoader):
+    _scheme: ClassVar[str]
+
+    def __init__(self, client: Any):
+        self._client = client
+
+    @abstractmethod
+    def _read(self, bucket: str, key: str) -> bytes: ...
+
+    @contextmanager
+    def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
+        """Yield the context object at ``bucket``/``key``."""
+        bucket = _required_str(params, "bucket", type(self).__name__)
+        key = _required_str(params, "key", type(self).__name__)
+        where = f"{self._scheme}://{bucket}/{key}"
+        try:
+            data = self._read(bucket, key)
+        except Exception as e:
+            raise DagsterPipesError(f"Cannot read the Pipes context {where}: {e}") from e
+        yield parse_context(data, where)
+
+
+class _ObjectStoreChannel(PipesBlobStoreMessageWriterChannel):
+    def __init__(self, client: Any, bucket: str, key_prefix: str | None, *, interval: float = 10):
+        super().__init__(interval=interval)
+        self._client = client
+        self._bucket = bucket
+        self._key_prefix = key_prefix
+
+    def _key(self, index: int) -> str:
+        return f"{self._key_prefix}/{index}.json" if self._key_prefix else f"{index}.json"
+
+
+class _ObjectStoreMessageWriter(PipesBlobStoreMessageWriter[Any]):
+    _channel: ClassVar[type[_ObjectStoreChannel]]
+
+    def __init__(self, client: Any, *, interval: float = 10):
+        super().__init__(interval=interval)
+        self._client = client
+
+    def make_channel(self, params: PipesParams) -> Any:
+        """Build the channel from ``bucket`` and the optional ``key_prefix``."""
+        bucket = _required_str(params, "bucket", type(self).__name__)
+        return self._channel(self._client, bucket, params.get("key_prefix"), interval=self.interval)
+
+
+# ----------------------------------------------------------------------------------------- S3
+
+
+class PipesS3ContextLoader(_ObjectStoreContextLoader):
     """Loads the context from S3 (``bucket`` + ``key``) with a boto3 S3 client."""
 
-    def __init__(self, client: Any):
-        self._client = client
+    _scheme = "s3"
 
-    @contextmanager
-    def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
-        """Yield the context object read from S3."""
-        bucket = _required_str(params, "bucket", type(self).__name__)
-        key = _required_str(params, "key", type(self).__name__)
-        try:
-            body = self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
-        except Exception as e:
-            raise DagsterPipesError(f"Cannot read the Pipes context s3://{bucket}/{key}: {e}") from e
-        yield parse_context(body, f"s3://{bucket}/{key}")
+    def _read(self, bucket: str, key: str) -> bytes:
+        return bytes(self._client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-class PipesS3MessageWriterChannel(PipesBlobStoreMessageWriterChannel):
-    """Uploads chunks to ``s3://{bucket}/{key_prefix}/{index}.json``."""
-
-    def __init__(self, client: Any, bucket: str, key_prefix: str | None, *, interval: float = 10):
-        super().__init__(interval=interval)
-        self._client = client
-        self._bucket = bucket
-        self._key_prefix = key_prefix
+class PipesS3MessageWriterChannel(_ObjectStoreChannel):
+    """Uploads chunks to ``s3://{bucket}/{key_prefix}/{index}.json`` (S3 PUTs are atomic)."""
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """PUT one chunk object (S3 PUTs are atomic)."""
-        self._client.put_object(Body=_payload_bytes(payload), Bucket=self._bucket, Key=_chunk_key(self._key_prefix, index))
+        """PUT one chunk object."""
+        self._client.put_object(Body=_payload_bytes(payload), Bucket=self._bucket, Key=self._key(index))
 
 
-class PipesS3MessageWriter(PipesBlobStoreMessageWriter[PipesS3MessageWriterChannel]):
+class PipesS3MessageWriter(_ObjectStoreMessageWriter):
     """Writes message chunks to S3 (pairs with dagster-aws ``PipesS3MessageReader``)."""
 
-    def __init__(self, client: Any, *, interval: float = 10):
-        super().__init__(interval=interval)
-        self._client = client
-
-    def make_channel(self, params: PipesParams) -> PipesS3MessageWriterChannel:
-        """Build the S3 channel from ``bucket``/``key_prefix``."""
-        bucket = _required_str(params, "bucket", type(self).__name__)
-        key_prefix = params.get("key_prefix")
-        return PipesS3MessageWriterChannel(self._client, bucket, key_prefix, interval=self.interval)
+    _channel = PipesS3MessageWriterChannel
 
 
-class PipesGCSContextLoader(PipesContextLoader):
+# ----------------------------------------------------------------------------------------- GCS
+
+
+class PipesGCSContextLoader(_ObjectStoreContextLoader):
     """Loads the context from Google Cloud Storage (``bucket`` + ``key``)."""
 
-    def __init__(self, client: Any):
-        self._client = client
+    _scheme = "gs"
 
-    @contextmanager
-    def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
-        """Yield the context blob read from GCS."""
-        bucket = _required_str(params, "bucket", type(self).__name__)
-        key = _required_str(params, "key", type(self).__name__)
-        data = self._client.get_bucket(bucket).blob(key).download_as_bytes()
-        yield parse_context(data, f"gs://{bucket}/{key}")
+    def _read(self, bucket: str, key: str) -> bytes:
+        return bytes(self._client.get_bucket(bucket).blob(key).download_as_bytes())
 
 
-class PipesGCSMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
+class PipesGCSMessageWriterChannel(_ObjectStoreChannel):
     """Uploads chunks to ``gs://{bucket}/{key_prefix}/{index}.json``."""
 
-    def __init__(self, client: Any, bucket: str, key_prefix: str | None, *, interval: float = 10):
-        super().__init__(interval=interval)
-        self._bucket = client.get_bucket(bucket)
-        self._key_prefix = key_prefix
-
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""
-        self._bucket.blob(_chunk_key(self._key_prefix, index)).upload_from_string(_payload_bytes(payload))
+        self._client.get_bucket(self._bucket).blob(self._key(index)).upload_from_string(_payload_bytes(payload))
 
 
-class PipesGCSMessageWriter(PipesBlobStoreMessageWriter[PipesGCSMessageWriterChannel]):
+class PipesGCSMessageWriter(_ObjectStoreMessageWriter):
     """Writes message chunks to GCS (pairs with dagster-gcp ``PipesGCSMessageReader``)."""
 
-    def __init__(self, client: Any, *, interval: float = 10):
-        super().__init__(interval=interval)
-        self._client = client
-
-    def make_channel(self, params: PipesParams) -> PipesGCSMessageWriterChannel:
-        """Build the GCS channel."""
-        bucket = _required_str(params, "bucket", type(self).__name__)
-        return PipesGCSMessageWriterChannel(self._client, bucket, params.get("key_prefix"), interval=self.interval)
+    _channel = PipesGCSMessageWriterChannel
 
 
-class PipesAzureBlobStorageContextLoader(PipesContextLoader):
+# ----------------------------------------------------------------------------------------- Azure
+
+
+class PipesAzureBlobStorageContextLoader(_ObjectStoreContextLoader):
     """Loads the context from Azure Blob Storage (``bucket`` is the container, ``key`` the blob)."""
 
-    def __init__(self, client: Any):
-        self._client = client
+    _scheme = "azure"
 
-    @contextmanager
-    def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
-        """Yield the context blob read from Azure."""
-        bucket = _required_str(params, "bucket", type(self).__name__)
-        key = _required_str(params, "key", type(self).__name__)
-        data = self._client.get_blob_client(bucket, key).download_blob().readall()
-        yield parse_context(data, f"azure://{bucket}/{key}")
+    def _read(self, bucket: str, key: str) -> bytes:
+        return bytes(self._client.get_blob_client(bucket, key).download_blob().readall())
 
 
-class PipesAzureBlobStorageMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
+class PipesAzureBlobStorageMessageWriterChannel(_ObjectStoreChannel):
     """Uploads chunks to ``{container}/{key_prefix}/{index}.json``."""
-
-    def __init__(self, client: Any, bucket: str, key_prefix: str | None, *, interval: float = 10):
-        super().__init__(interval=interval)
-        self._client = client
-        self._bucket = bucket
-        self._key_prefix = key_prefix
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""
-        blob = self._client.get_blob_client(self._bucket, _chunk_key(self._key_prefix, index))
-        blob.upload_blob(_payload_bytes(payload), overwrite=True)
+        self._client.get_blob_client(self._bucket, self._key(index)).upload_blob(_payload_bytes(payload), overwrite=True)
 
 
-class PipesAzureBlobStorageMessageWriter(PipesBlobStoreMessageWriter[PipesAzureBlobStorageMessageWriterChannel]):
+class PipesAzureBlobStorageMessageWriter(_ObjectStoreMessageWriter):
     """Writes message chunks to Azure Blob Storage (pairs with dagster-azure's reader)."""
 
-    def __init__(self, client: Any, *, interval: float = 10):
-        super().__init__(interval=interval)
-        self._client = client
-
-    def make_channel(self, params: PipesParams) -> PipesAzureBlobStorageMessageWriterChannel:
-        """Build the Azure channel."""
-        bucket = _required_str(params, "bucket", type(self).__name__)
-        return PipesAzureBlobStorageMessageWriterChannel(
-            self._client, bucket, params.get("key_prefix"), interval=self.interval
-        )
+    _channel = PipesAzureBlobStorageMessageWriterChannel

@@ -47,45 +47,70 @@ def _decode(value: Any, source: str) -> PipesParams:
     return decoded
 
 
-class PipesMappingParamsLoader(PipesParamsLoader):
+class _KeyedParamsLoader(PipesParamsLoader):
+    """Shared logic: fetch the raw value for each key from one source, then decode it."""
+
+    _context_key = DAGSTER_PIPES_CONTEXT_ENV_VAR
+    _messages_key = DAGSTER_PIPES_MESSAGES_ENV_VAR
+
+    @abstractmethod
+    def _raw(self, key: str) -> str | None:
+        """The raw (encoded) value for ``key``, or None when absent or empty."""
+
+    @abstractmethod
+    def _missing(self, key: str) -> str:
+        """Message explaining that ``key`` is missing and how to fix it."""
+
+    def _describe(self, key: str) -> str:
+        return f"`{key}`"
+
+    def is_dagster_pipes_process(self) -> bool:
+        """True when the context value is present and non-empty."""
+        return self._raw(self._context_key) is not None
+
+    def _load(self, key: str) -> PipesParams:
+        value = self._raw(key)
+        if value is None:
+            raise DagsterPipesError(self._missing(key))
+        return _decode(value, self._describe(key))
+
+    def load_context_params(self) -> PipesParams:
+        """Decode the context params."""
+        return self._load(self._context_key)
+
+    def load_messages_params(self) -> PipesParams:
+        """Decode the messages params."""
+        return self._load(self._messages_key)
+
+
+class PipesMappingParamsLoader(_KeyedParamsLoader):
     """Reads ``DAGSTER_PIPES_CONTEXT``/``DAGSTER_PIPES_MESSAGES`` from any mapping (e.g. a Lambda event)."""
+
+    _source = "the params mapping"
 
     def __init__(self, mapping: Mapping[str, str]):
         self._mapping = mapping
 
-    def _source(self) -> str:
-        return "the params mapping"
+    def _raw(self, key: str) -> str | None:
+        return self._mapping.get(key) or None
 
-    def is_dagster_pipes_process(self) -> bool:
-        """True when the context key is present and non-empty."""
-        return bool(self._mapping.get(DAGSTER_PIPES_CONTEXT_ENV_VAR))
+    def _describe(self, key: str) -> str:
+        return f"`{key}` in {self._source}"
 
-    def _load(self, key: str) -> PipesParams:
-        value = self._mapping.get(key)
-        if not value:
-            raise DagsterPipesError(
-                f"Missing Pipes bootstrap value `{key}` in {self._source()}. Dagster sets both "
-                f"{DAGSTER_PIPES_CONTEXT_ENV_VAR} and {DAGSTER_PIPES_MESSAGES_ENV_VAR}; pass both unchanged."
-            )
-        return _decode(value, f"`{key}` in {self._source()}")
-
-    def load_context_params(self) -> PipesParams:
-        """Decode the context params."""
-        return self._load(DAGSTER_PIPES_CONTEXT_ENV_VAR)
-
-    def load_messages_params(self) -> PipesParams:
-        """Decode the messages params."""
-        return self._load(DAGSTER_PIPES_MESSAGES_ENV_VAR)
+    def _missing(self, key: str) -> str:
+        return (
+            f"Missing Pipes bootstrap value `{key}` in {self._source}. Dagster sets both "
+            f"{DAGSTER_PIPES_CONTEXT_ENV_VAR} and {DAGSTER_PIPES_MESSAGES_ENV_VAR}; pass both unchanged."
+        )
 
 
 class PipesEnvVarParamsLoader(PipesMappingParamsLoader):
-    """Reads the bootstrap params from environment variables (the default)."""
+    """Reads the bootstrap params from environment variables."""
+
+    _source = "the environment"
 
     def __init__(self) -> None:
         super().__init__(mapping=os.environ)
-
-    def _source(self) -> str:
-        return "the environment"
 
 
 def _parse_cli(argv: Sequence[str]) -> dict[str, str]:
@@ -108,83 +133,63 @@ def _parse_cli(argv: Sequence[str]) -> dict[str, str]:
     return found
 
 
-class PipesCliArgsParamsLoader(PipesParamsLoader):
+class PipesCliArgsParamsLoader(_KeyedParamsLoader):
     """Reads ``--dagster-pipes-context``/``--dagster-pipes-messages`` from the command line.
 
     Both ``--flag value`` and ``--flag=value`` work, and unrelated arguments (spark-submit
     application args, wheel-task parameters) are ignored.
     """
 
+    _context_key = DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT
+    _messages_key = DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT
+
     def __init__(self, argv: Sequence[str] | None = None) -> None:
         self._argv = argv
 
-    def _args(self) -> dict[str, str]:
-        return _parse_cli(list(self._argv) if self._argv is not None else sys.argv[1:])
+    def _raw(self, key: str) -> str | None:
+        return _parse_cli(list(self._argv) if self._argv is not None else sys.argv[1:]).get(key) or None
 
-    def is_dagster_pipes_process(self) -> bool:
-        """True when the context argument is present."""
-        return bool(self._args().get(DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT))
+    def _describe(self, key: str) -> str:
+        return f"argument `{key}`"
 
-    def _load(self, flag: str) -> PipesParams:
-        value = self._args().get(flag)
-        if not value:
-            raise DagsterPipesError(
-                f"Missing command-line argument `{flag}`. Dagster appends both {DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT} and "
-                f"{DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT} to the task parameters; keep them in sys.argv."
-            )
-        return _decode(value, f"argument `{flag}`")
-
-    def load_context_params(self) -> PipesParams:
-        """Decode the context params."""
-        return self._load(DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT)
-
-    def load_messages_params(self) -> PipesParams:
-        """Decode the messages params."""
-        return self._load(DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT)
+    def _missing(self, key: str) -> str:
+        return (
+            f"Missing command-line argument `{key}`. Dagster appends both {DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT} and "
+            f"{DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT} to the task parameters; keep them in sys.argv."
+        )
 
 
-def _widget_value(widgets: Any, key: str) -> str | None:
-    """A widget's value, or None when it is undefined or empty (never raises)."""
-    try:
-        value = widgets.get(key)
-    except Exception:  # noqa: BLE001 - InputWidgetNotDefined (py4j), KeyError (SDK stub), ...
-        return None
-    if value is None:
-        return None
-    value = str(value)
-    return value if value.strip() else None
-
-
-class PipesDatabricksNotebookWidgetsParamsLoader(PipesParamsLoader):
+class PipesDatabricksNotebookWidgetsParamsLoader(_KeyedParamsLoader):
     """Reads the bootstrap params from Databricks notebook widgets / job parameters.
 
     A notebook run outside Dagster (widget undefined, or a job parameter with an empty default)
     is reported as "not a Pipes process", so ``open_dagster_pipes`` warns and returns a no-op.
     """
 
+    _context_key = DAGSTER_PIPES_CONTEXT_WIDGET_KEY
+    _messages_key = DAGSTER_PIPES_MESSAGES_WIDGET_KEY
+
     def __init__(self, widgets: Any):
         self.widgets = widgets
 
-    def is_dagster_pipes_process(self) -> bool:
-        """True when the context widget has a non-empty value."""
-        return _widget_value(self.widgets, DAGSTER_PIPES_CONTEXT_WIDGET_KEY) is not None
-
-    def _load(self, key: str) -> PipesParams:
-        value = _widget_value(self.widgets, key)
+    def _raw(self, key: str) -> str | None:
+        try:
+            value = self.widgets.get(key)
+        except Exception:  # noqa: BLE001 - InputWidgetNotDefined (py4j), KeyError (SDK stub), ...
+            return None
         if value is None:
-            raise DagsterPipesError(
-                f"Notebook widget / job parameter `{key}` is undefined or empty. Dagster passes it in "
-                "`base_parameters`; for an existing job, define it as a job parameter."
-            )
-        return _decode(value, f"widget `{key}`")
+            return None
+        value = str(value)
+        return value if value.strip() else None
 
-    def load_context_params(self) -> PipesParams:
-        """Decode the context params."""
-        return self._load(DAGSTER_PIPES_CONTEXT_WIDGET_KEY)
+    def _describe(self, key: str) -> str:
+        return f"widget `{key}`"
 
-    def load_messages_params(self) -> PipesParams:
-        """Decode the messages params."""
-        return self._load(DAGSTER_PIPES_MESSAGES_WIDGET_KEY)
+    def _missing(self, key: str) -> str:
+        return (
+            f"Notebook widget / job parameter `{key}` is undefined or empty. Dagster passes it in "
+            "`base_parameters`; for an existing job, define it as a job parameter."
+        )
 
 
 def find_notebook_dbutils() -> Any | None:
