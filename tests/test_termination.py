@@ -139,3 +139,33 @@ def test_exit_status_is_the_signal(tmp_path):
     lines = [json.loads(line) for line in msgs.read_text().splitlines()]
     assert lines[0]["method"] == "opened" and lines[-1]["method"] == "closed"
     assert lines[-1]["params"]["exception"]["name"] == "DagsterPipesTerminated"
+
+
+@pytest.mark.parametrize("ending", ["normal", "uncaught"])
+def test_buffered_writer_flushes_at_interpreter_exit(tmp_path, moto_s3, ending):
+    """No `with`, no close(): the S3 writer (interval 10 s, nothing uploaded yet) still delivers at exit."""
+    from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
+
+    _, client, env = moto_s3
+    script = write_script(tmp_path, f"""
+        import boto3
+        from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
+        pipes = open_dagster_pipes(context_loader=PipesS3ContextLoader(boto3.client("s3")),
+                                   message_writer=PipesS3MessageWriter(boto3.client("s3")))
+        for i in range(10):
+            pipes.log.info(f"msg {{i}}")
+        if "{ending}" == "uncaught":
+            raise RuntimeError("uncaught at top level")
+    """)
+    res = run_pipes(
+        script, env=env,
+        context_injector=PipesS3ContextInjector(bucket="pipes", client=client),
+        message_reader=PipesS3MessageReader(bucket="pipes", client=client, interval=1),
+    )
+    assert [m for _, m in res.logs if m.startswith("msg ")] == [f"msg {i}" for i in range(10)]
+    assert not any("did not receive closed" in w for w in res.warnings)
+    closed_with_exc = [e for e in res.engine_events if "closed with exception" in e]
+    if ending == "uncaught":
+        assert not res.success and closed_with_exc and "uncaught at top level" in closed_with_exc[0]
+    else:
+        assert res.success and not closed_with_exc
