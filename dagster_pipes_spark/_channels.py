@@ -104,7 +104,8 @@ def _flusher_loop() -> None:
     while True:
         time.sleep(_STREAM_FLUSH_INTERVAL)
         for channel in list(_dirty_streams):
-            channel.flush()
+            if channel._dirty:
+                channel.flush()
 
 
 def _ensure_flusher() -> None:
@@ -128,21 +129,27 @@ class PipesStreamMessageWriterChannel(_LineChannel):
         self._stream = stream
         self._lock = threading.Lock()
         self._last_flush = time.monotonic()
+        self._dirty = False
+        # A line-buffered stream (sys.stderr, a tty) already flushes at every newline.
+        self._self_flushing = bool(getattr(stream, "line_buffering", False))
 
     def write_line(self, line: str) -> None:
         """Write ``line`` and a newline to the stream."""
         with self._lock:
             self._stream.write(line + "\n")
+            if self._self_flushing:
+                return
             now = time.monotonic()
             if now - self._last_flush >= _STREAM_FLUSH_INTERVAL:
                 self._flush_locked(now)
-                _dirty_streams.discard(self)
-            else:
+            elif not self._dirty:
+                self._dirty = True
                 _dirty_streams.add(self)
                 _ensure_flusher()
 
     def _flush_locked(self, now: float) -> None:
         self._last_flush = now
+        self._dirty = False
         try:
             self._stream.flush()
         except (OSError, ValueError):  # closed stream at interpreter exit
@@ -152,7 +159,6 @@ class PipesStreamMessageWriterChannel(_LineChannel):
         """Flush the underlying stream."""
         with self._lock:
             self._flush_locked(time.monotonic())
-        _dirty_streams.discard(self)
 
 
 class PipesBufferedStreamMessageWriterChannel(_LineChannel):

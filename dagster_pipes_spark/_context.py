@@ -14,7 +14,7 @@ from . import _lifecycle
 from ._channels import _LineChannel, serialize_message
 from ._context_loaders import PipesContextLoader, PipesDefaultContextLoader
 from ._errors import DagsterPipesError, DagsterPipesWarning
-from ._metadata import normalize_metadata
+from ._metadata import find_unserializable_key, normalize_metadata
 from ._params import PipesAutoParamsLoader, PipesParamsLoader
 from ._protocol import (
     Method,
@@ -231,10 +231,19 @@ class PipesContext:
         if self._closed:
             raise DagsterPipesError("Cannot send message after pipes context is closed.")
         message = _make_message(method, params)
+        try:
+            line = serialize_message(message)  # once, here: a bad value fails at the call site
+        except DagsterPipesError as e:
+            key = find_unserializable_key((params or {}).get("metadata"))
+            if key is None:
+                raise
+            raise DagsterPipesError(
+                f"Invalid metadata value for key `{key}` in `{method}`: it is not JSON-serializable ({e.__cause__}). "
+                "Convert it to dicts, lists, strings, numbers, bools or None."
+            ) from e
         if self._line_channel:
-            self._message_channel.write_line(serialize_message(message))  # type: ignore[attr-defined]
+            self._message_channel.write_line(line)  # type: ignore[attr-defined]
         else:
-            serialize_message(message)  # fail here, not in a writer thread
             self._message_channel.write_message(message)
 
     # ----------------------------------------------------------------------------- context data

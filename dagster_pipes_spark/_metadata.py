@@ -79,6 +79,9 @@ def _to_timestamp(value: Any, where: str) -> float | int:
 
 
 def _check_json(value: Any, where: str) -> Any:
+    """Reject a top-level value that can never be JSON; nested values are checked on serialization."""
+    if isinstance(value, (dict, list, str, int, float, bool)) or value is None:
+        return value
     try:
         dumps(value)
     except (TypeError, ValueError) as e:
@@ -275,8 +278,29 @@ def _infer(value: Any, where: str, explicit: bool = False) -> PipesMetadataValue
     )
 
 
+_PLAIN = (str, int, float, bool, type(None))
+# Typed values whose raw value can pass through untouched when it has exactly this Python type.
+_PASS_THROUGH: dict[str, tuple[type, ...]] = {
+    "text": (str,), "url": (str,), "path": (str,), "notebook": (str,), "md": (str,), "dagster_run": (str,),
+    "asset": (str,), "float": (float,), "int": (int,), "bool": (bool,), "timestamp": (int, float),
+    "json": (dict, list, str, int, float, bool), "__infer__": _PLAIN + (list,),
+}
+
+
 def normalize_metadata_value(key: str, value: Any) -> PipesMetadataValue:
-    """Normalise one metadata value into ``{"raw_value": ..., "type": ...}`` accepted by Dagster."""
+    """Normalise one metadata value into ``{"raw_value": ..., "type": ...}`` accepted by Dagster.
+
+    JSON-serializability of nested values is checked when the message is serialized (once), and a
+    failure there is reported with the offending key by :func:`find_unserializable_key`.
+    """
+    vtype = type(value)
+    if vtype in _PLAIN:
+        return {"raw_value": value, "type": "__infer__"}
+    if vtype is dict and len(value) == 2 and "raw_value" in value and "type" in value:
+        mtype = value["type"]
+        allowed = _PASS_THROUGH.get(mtype) if type(mtype) is str else None
+        if allowed is not None and type(value["raw_value"]) in allowed:
+            return value
     where = f"value for key `{key}`"
     if isinstance(value, Mapping) and ("type" in value or "raw_value" in value):
         keys = set(value)
@@ -318,9 +342,19 @@ def normalize_metadata(metadata: Any, method: str = "report_asset_materializatio
         return None
     out: dict[str, PipesMetadataValue] = {}
     for key, value in metadata.items():
-        if not isinstance(key, str):
+        if type(key) is not str:
             raise DagsterPipesError(
                 f"Invalid metadata key {key!r} in `{method}`: keys must be strings (got {type(key).__name__})."
             )
         out[key] = normalize_metadata_value(key, value)
     return out
+
+
+def find_unserializable_key(metadata: Mapping[str, Any] | None) -> str | None:
+    """The first metadata key whose value cannot be serialized (used to word error messages)."""
+    for key, value in (metadata or {}).items():
+        try:
+            dumps(value)
+        except (TypeError, ValueError):
+            return key
+    return None

@@ -1,4 +1,4 @@
-"""A loopback Databricks workspace emulator (DBFS 2.0 + Files API) for tests.
+"""A loopback Databricks workspace emulator (DBFS 2.0, Files API, Jobs runs) for tests.
 
 The real ``databricks.sdk.WorkspaceClient`` (and everything built on it, such as the
 ``dagster_databricks.pipes`` injectors and readers) works against it unchanged::
@@ -32,6 +32,7 @@ from ._dbfs_api import DbfsApi
 from ._faults import FaultConfig, FaultInjector, RequestRecord, RequestStats
 from ._files_api import FilesApi
 from ._http import ApiError, EmulatorApi, Request, Response, Router
+from ._jobs_api import JobsApi, TaskLogs
 from ._storage import Storage, parse_volume_name
 
 if TYPE_CHECKING:
@@ -186,6 +187,9 @@ class Emulator:
         handle_idle_timeout: Seconds after which an unused DBFS streaming handle expires.
         host: Interface to bind (loopback by default).
         port: Port to bind (an ephemeral port by default).
+        task_python: Python executable (or virtualenv directory) that runs Jobs API tasks
+            (``sys.executable`` by default); see :attr:`jobs` for more settings.
+        cluster_log_conf: ``cluster_log_conf`` that ``clusters/get`` reports for existing clusters.
     """
 
     def __init__(
@@ -200,6 +204,8 @@ class Emulator:
         handle_idle_timeout: float = 600.0,
         host: str = "127.0.0.1",
         port: int = 0,
+        task_python: str | os.PathLike[str] | None = None,
+        cluster_log_conf: dict[str, Any] | None = None,
     ) -> None:
         self._owns_root = root is None
         root_path = Path(tempfile.mkdtemp(prefix="databricks-emulator-")) if root is None else Path(root)
@@ -217,7 +223,8 @@ class Emulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._dbfs = DbfsApi(self._storage, handle_idle_timeout=handle_idle_timeout)
-        for api in (_ControlApi(self), self._dbfs, FilesApi(self._storage)):
+        self._jobs = JobsApi(self, python=task_python, existing_cluster_log_conf=cluster_log_conf)
+        for api in (_ControlApi(self), self._dbfs, FilesApi(self._storage), self._jobs):
             self.add_api(api)
         for name in volumes:
             self.create_volume(*parse_volume_name(name))
@@ -238,7 +245,8 @@ class Emulator:
         return self
 
     def stop(self) -> None:
-        """Stop serving; removes the storage root if the emulator created it."""
+        """Stop serving (cancelling active job runs); removes the storage root if the emulator created it."""
+        self._jobs.shutdown()
         server, self._server = self._server, None
         if server is not None:
             server.shutdown()
@@ -318,6 +326,15 @@ class Emulator:
         """The existing volumes as ``/Volumes/c/s/v`` paths."""
         base = self.volumes_root
         return sorted(f"/Volumes/{v.relative_to(base).as_posix()}" for v in base.glob("*/*/*") if v.is_dir())
+
+    @property
+    def jobs(self) -> JobsApi:
+        """The emulated Jobs API: task interpreter, start-up delay, extra env, run inspection."""
+        return self._jobs
+
+    def run_logs(self, run_id: int) -> dict[str, TaskLogs]:
+        """stdout / stderr of a job run's tasks, by task key (see :meth:`JobsApi.run_logs`)."""
+        return self._jobs.run_logs(run_id)
 
     @property
     def dbfs_open_handles(self) -> int:
