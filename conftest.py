@@ -43,3 +43,10 @@ def moto_s3():
         yield url, client, env
     finally:
         server.stop()
+
+
+@pytest.fixture(autouse=True)
+def _hermetic_fuse(monkeypatch):
+    """In-process code never picks up real /dbfs or /Volumes mounts of the machine running the tests."""
+    monkeypatch.setenv("DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT", "/nonexistent/dbfs-fuse")
+    monkeypatch.setenv("DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT", "/nonexistent/volumes-fuse")

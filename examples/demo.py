@@ -35,7 +35,9 @@ def _say(msg: str) -> None:
 
 def build(ws: Emulator) -> list:
     client = ws.workspace_client()
-    env = {**os.environ, **ws.env()}
+    # Off Databricks: storage goes over REST to the emulator, never through a local /dbfs or /Volumes.
+    env = {**os.environ, **ws.env(), "DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT": "/nonexistent/dbfs",
+           "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT": "/nonexistent/Volumes"}
 
     def launch(session: dg.PipesSession, transport: str) -> None:
         subprocess.run([sys.executable, str(JOB), transport], env={**env, **session.get_bootstrap_env_vars()}, check=True)

@@ -13,13 +13,16 @@ from typing import Any
 import dagster as dg
 
 TESTS = Path(__file__).parent
+#: Hermetic tests: never pick up real /dbfs or /Volumes mounts of the machine running them.
+NO_FUSE = {"DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT": "/nonexistent/dbfs-fuse",
+           "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT": "/nonexistent/volumes-fuse"}
 SHIM = TESTS / "shim"
 REPO = TESTS.parent
 
 
 def external_env(impl: str = "ours", extra: Mapping[str, str] | None = None, first: str | None = None) -> dict[str, str]:
     """Env for the external process: with impl='ours', `import dagster_pipes` is our library."""
-    env = dict(extra or {})
+    env = {**NO_FUSE, **(extra or {})}
     paths = [str(REPO)] if first is None else [first, str(REPO)]
     if impl == "ours":
         paths.insert(0, str(SHIM))

@@ -41,7 +41,7 @@ def _run(ws: Emulator, kind: str, backend: str, faults: float = 0.0):
     else:
         injector = PipesUnityCatalogVolumesContextInjector(client=client, volume_path=VOLUME)
         reader = PipesUnityCatalogVolumesMessageReader(client=client, volume_path=VOLUME, interval=1)
-    env = {**os.environ, **ws.env(), **external_env()}
+    env = {**os.environ, **external_env(), **ws.env()}
     if backend == "fuse":
         env["DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT"] = str(ws.dbfs_root)
         env["DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT"] = str(ws.volumes_root)

@@ -114,7 +114,7 @@ def test_outside_dagster_script_warns_and_exits_zero(tmp_path):
             pipes.log.info(pipes.get_extra("x"))
         print("done")
     """)
-    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DAGSTER_PIPES")}
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("DAGSTER_PIPES_")}
     proc = subprocess.run([sys.executable, str(script)], env={**env, **external_env()}, capture_output=True, text=True)
     assert proc.returncode == 0 and "done" in proc.stdout
     assert "DagsterPipesWarning" in proc.stderr
