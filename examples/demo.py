@@ -1,99 +1,72 @@
-"""The main demo: real Dagster materializes assets whose work runs through dagster-pipes-spark.
+"""The main demo: real Dagster launches Spark work through the STOCK Databricks Pipes clients.
 
-* `orders`   -- PipesSubprocessClient, file transport (the stock default pairing);
-* `revenue`  -- DBFS: the real dagster-databricks PipesDbfsContextInjector/PipesDbfsMessageReader
-                talk REST to a local workspace emulator; our side uses databricks-sdk (no FUSE);
-* `customers`-- UC Volumes: the real Volumes injector/reader; our side uses a notebook-style dbutils.
+A local Databricks workspace emulator (DBFS, Files and Jobs REST APIs) stands in for a workspace,
+and its tasks run on this machine on local Spark, so this needs no account:
 
-Run: bash .ci/dev demo
+* ``revenue``   -- PipesDatabricksClient -> spark_python_task on a new cluster (classic Spark, DBFS);
+* ``customers`` -- PipesDatabricksServerlessClient -> notebook_task (Spark Connect, UC Volumes);
+* ``inventory`` -- PipesDatabricksClient -> python_wheel_task on an existing cluster (DBFS).
+
+Materializations come from dagster-pipes-spark's Spark write hooks (no hand-written reporting for
+the tables). Run: ``bash .ci/dev demo``.
 """
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import dagster as dg
-from dagster_databricks.pipes import (
-    PipesDbfsContextInjector,
-    PipesDbfsMessageReader,
-    PipesUnityCatalogVolumesContextInjector,
-    PipesUnityCatalogVolumesMessageReader,
-)
+sys.path.insert(0, str(Path(__file__).parent))
+os.environ.pop("DATABRICKS_HOST", None)  # the demo always runs against the local emulator
 
-from dagster_pipes_spark.testing import Emulator
+import dagster as dg  # noqa: E402
+import definitions  # noqa: E402
 
-JOB = Path(__file__).parent / "jobs" / "pipes_job.py"
-VOLUME = "/Volumes/main/default/pipes"
-CHECK = "values_positive"
+PLAN = [
+    ("revenue", "PipesDatabricksClient / spark_python_task", "DBFS"),
+    ("customers", "PipesDatabricksServerlessClient / notebook_task", "UC Volumes"),
+    ("inventory", "PipesDatabricksClient / python_wheel_task", "DBFS"),
+]
+QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def _say(msg: str) -> None:
     print(f"[demo {time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def build(ws: Emulator) -> list:
-    client = ws.workspace_client()
-    # Off Databricks: storage goes over REST to the emulator, never through a local /dbfs or /Volumes.
-    env = {**os.environ, **ws.env(), "DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT": "/nonexistent/dbfs",
-           "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT": "/nonexistent/Volumes"}
-
-    def launch(session: dg.PipesSession, transport: str) -> None:
-        subprocess.run([sys.executable, str(JOB), transport], env={**env, **session.get_bootstrap_env_vars()}, check=True)
-
-    @dg.asset(check_specs=[dg.AssetCheckSpec(CHECK, asset="orders")])
-    def orders(context: dg.AssetExecutionContext):
-        _say("orders: PipesSubprocessClient, file transport")
-        return dg.PipesSubprocessClient(env=env).run(
-            command=[sys.executable, str(JOB), "file"], context=context, extras={"rows": 1000}
-        ).get_results()
-
-    @dg.asset(deps=[orders], check_specs=[dg.AssetCheckSpec(CHECK, asset="revenue")])
-    def revenue(context: dg.AssetExecutionContext):
-        _say("revenue: DBFS over REST (dagster-databricks reader <-> emulator <-> databricks-sdk)")
-        with dg.open_pipes_session(context=context, extras={"rows": 250},
-                                   context_injector=PipesDbfsContextInjector(client=client),
-                                   message_reader=PipesDbfsMessageReader(client=client, interval=1)) as session:
-            launch(session, "dbfs")
-        yield from session.get_results()
-
-    @dg.asset(deps=[orders], check_specs=[dg.AssetCheckSpec(CHECK, asset="customers")])
-    def customers(context: dg.AssetExecutionContext):
-        _say("customers: UC Volumes (dagster-databricks Volumes reader <-> emulator <-> our writer, backend auto-picked)")
-        reader = PipesUnityCatalogVolumesMessageReader(client=client, volume_path=VOLUME, interval=1)
-        with dg.open_pipes_session(context=context, extras={"rows": 40},
-                                   context_injector=PipesUnityCatalogVolumesContextInjector(client=client, volume_path=VOLUME),
-                                   message_reader=reader) as session:
-            launch(session, "volumes")
-        yield from session.get_results()
-
-    return [orders, revenue, customers]
-
-
 def main() -> int:
     started = time.time()
-    with Emulator(volumes=["main/default/pipes"]) as ws:
-        _say(f"local Databricks workspace emulator at {ws.url}")
-        instance = dg.DagsterInstance.ephemeral()
-        quiet = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
-        result = dg.materialize(build(ws), instance=instance, raise_on_error=False, run_config=quiet)
+    _, emulator = definitions.workspace()
+    _say(f"local Databricks workspace emulator at {emulator.url} (tasks run on local Spark)")
+    instance = dg.DagsterInstance.ephemeral()
+    rows = []
+    ok = True
+    for name, mode, transport in PLAN:
+        _say(f"materializing {name}: {mode} ...")
+        t0 = time.time()
+        result = dg.materialize([getattr(definitions, name)], instance=instance, raise_on_error=False, run_config=QUIET)
+        seconds = time.time() - t0
         logs = [r for r in instance.all_logs(result.run_id) if not r.is_dagster_event]
+        checks = result.get_asset_check_evaluations()
+        mats = result.get_asset_materialization_events()
+        md = mats[0].materialization.metadata if mats else {}
+        version = mats[0].materialization.tags.get("dagster/data_version", "-") if mats else "-"
+        row_count = md["dagster/row_count"].value if "dagster/row_count" in md else "-"
+        check_text = ", ".join(f"{c.check_name} {'ok' if c.passed else 'FAILED'}" for c in checks) or "-"
+        _say(f"  {name}: {'succeeded' if result.success else 'FAILED'} in {seconds:.1f}s")
+        ok = ok and result.success
+        rows.append((name, mode.split(" / ")[1], transport, str(row_count), str(version)[:12], check_text, str(len(logs)), f"{seconds:.1f}"))
+    emulator.stop()
+    header = ("asset", "launch mode", "transport", "rows", "data version", "checks", "logs", "seconds")
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print()
-    header = f"{'asset':<10} {'transport':<9} {'backend':<12} {'rows':>6} {'data version':>13} {'check':<7} {'logs':>5}"
-    print(header)
-    print("-" * len(header))
-    checks = {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
-    for ev in result.get_asset_materialization_events():
-        key = ev.asset_key.to_user_string()
-        mat = ev.materialization
-        md = mat.metadata
-        check = checks.get(key)
-        n_logs = sum(1 for r in logs if r.step_key == key)
-        print(f"{key:<10} {md['transport'].value:<9} {md['backend'].value:<12} {md['dagster/row_count'].value:>6} "
-              f"{mat.tags.get('dagster/data_version', ''):>13} {('passed' if check and check.passed else 'FAILED'):<7} {n_logs:>5}")
-    print(f"\nrun {'succeeded' if result.success else 'FAILED'} in {time.time() - started:.1f}s")
-    return 0 if result.success else 1
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+    print(f"\nall assets {'materialized' if ok else 'NOT materialized'} in {time.time() - started:.1f}s "
+          "(rows and schema reported automatically from what Spark wrote)")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":
