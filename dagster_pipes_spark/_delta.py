@@ -19,18 +19,15 @@ Nothing here imports pyspark.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dagster_pipes_spark._spark_common import (
-    OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_DELETE,
     OP_INSERT_OVERWRITE,
     OP_MERGE,
-    OP_RTAS,
     OP_UPDATE,
     OP_WRITE,
     SparkWrite,
@@ -331,26 +328,14 @@ def apply_commit(write: SparkWrite, commit: DeltaCommit) -> None:
             setattr(write, attr, value)
 
 
-_DELTA_PATH_TABLE = re.compile(r"^\s*delta\s*\.\s*`(?P<path>[^`]+)`\s*$", re.IGNORECASE)
-
-
-def delta_path_from_name(name: str) -> str | None:
-    """The path of a ``delta.`/path``` table reference, else ``None``."""
-    match = _DELTA_PATH_TABLE.match(name)
-    return match.group("path") if match else None
-
-
 __all__ = [
     "DELTA_COMMANDS",
     "DELTA_PROVIDER",
-    "OP_CREATE_OR_REPLACE",
-    "OP_RTAS",
     "DeltaCommandSpec",
     "DeltaCommit",
     "apply_commit",
     "commit_matches",
     "delta_command_spec",
-    "delta_path_from_name",
     "history_sql",
     "is_delta_class_name",
     "is_delta_provider",

@@ -1,0 +1,203 @@
+"""Overhead of ``report_spark_writes`` on a job of small Spark writes.
+
+The same job (by default 50 small writes: parquet path overwrites and ``insertInto`` appends over 15
+targets, all mapped to assets) runs with and without the hooks, alternating ABBA in one Spark
+session after a warm-up, for classic Spark (py4j ``QueryExecutionListener``) and Spark Connect
+(writer instrumentation) in turn, each in its own process. The "with hooks" time includes entering
+and leaving the block (listener registration, waiting for the listener bus, DESCRIBE / history
+look-ups and the 15 reports to a stub Pipes context).
+
+    .venv/bin/python benchmarks/bench_spark_hooks.py [--writes 50] [--rounds 6] [--mechanism both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+N_PATHS = 10
+N_TABLES = 5
+
+
+class StubPipes:
+    """The slice of ``PipesContext`` the hooks use, recording reports instead of sending them."""
+
+    def __init__(self, asset_keys: list[str]) -> None:
+        self._asset_keys = asset_keys
+        self.reports: dict[str, Any] = {}
+        self.log = logging.getLogger("bench.pipes")
+
+    @property
+    def asset_keys(self) -> list[str]:
+        return self._asset_keys
+
+    def report_asset_materialization(self, metadata: Any = None, data_version: Any = None,
+                                     asset_key: str | None = None) -> None:
+        assert asset_key is not None and asset_key not in self.reports
+        self.reports[asset_key] = metadata
+
+
+def _session(mechanism: str, tmp: str) -> Any:
+    from pyspark.sql import SparkSession
+
+    builder = SparkSession.builder.remote("local[2]") if mechanism == "connect" else (
+        SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+    )
+    return (
+        builder.appName(f"bench-spark-hooks-{mechanism}")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.warehouse.dir", os.path.join(tmp, "warehouse"))
+        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp}")
+        .getOrCreate()
+    )
+
+
+def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
+    """Time the job with and without hooks in one session; returns the measurements."""
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, str(REPO))
+    from dagster_pipes_spark.spark import report_spark_writes
+
+    tmp = tempfile.mkdtemp(prefix="bench-spark-hooks-")
+    try:
+        spark = _session(mechanism, tmp)
+        spark.sparkContext.setLogLevel("ERROR") if mechanism == "classic" else None
+        df = spark.range(100).selectExpr("id", "cast(id as string) as name", "id * 0.5 as score")
+        for t in range(N_TABLES):
+            spark.sql(f"CREATE TABLE bench_t{t} (id BIGINT, name STRING, score DOUBLE) USING parquet")
+        assets = {os.path.join(tmp, "out", f"p{p}"): f"path_{p}" for p in range(N_PATHS)}
+        assets.update({f"bench_t{t}": f"table_{t}" for t in range(N_TABLES)})
+        keys = sorted(set(assets.values()))
+
+        def job() -> None:
+            for i in range(writes):
+                if i % 2 == 0:
+                    df.write.mode("overwrite").parquet(os.path.join(tmp, "out", f"p{(i // 2) % N_PATHS}"))
+                else:
+                    df.write.insertInto(f"bench_t{(i // 2) % N_TABLES}")
+
+        def with_hooks() -> tuple[float, Any]:
+            pipes = StubPipes(keys)
+            started = time.perf_counter()
+            with report_spark_writes(spark, pipes, assets) as report:
+                job()
+            elapsed = time.perf_counter() - started
+            assert len(pipes.reports) == len(keys), sorted(pipes.reports)
+            return elapsed, report
+
+        def without_hooks() -> float:
+            started = time.perf_counter()
+            job()
+            return time.perf_counter() - started
+
+        without_hooks()  # warm-up: JIT, codegen caches, the py4j callback server
+        with_hooks()
+        on: list[float] = []
+        off: list[float] = []
+        hook_per_write: list[float] = []
+        exit_seconds: list[float] = []
+        for r in range(rounds):
+            order = ("on", "off") if r % 2 == 0 else ("off", "on")
+            for which in order:
+                if which == "on":
+                    elapsed, report = with_hooks()
+                    on.append(elapsed)
+                    hook_per_write.append(report.hook_seconds / max(1, len(report.writes)))
+                    exit_seconds.append(report.exit_seconds)
+                else:
+                    off.append(without_hooks())
+        spark.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    paired = [a / b - 1.0 for a, b in zip(on, off, strict=True)]
+    return {
+        "mechanism": mechanism,
+        "writes": writes,
+        "rounds": rounds,
+        "off_median": statistics.median(off),
+        "on_median": statistics.median(on),
+        "overhead_median_ratio": statistics.median(on) / statistics.median(off) - 1.0,
+        "overhead_paired_median": statistics.median(paired),
+        "hook_ms_per_write": 1000 * statistics.median(hook_per_write),
+        "exit_ms": 1000 * statistics.median(exit_seconds),
+        "off": off,
+        "on": on,
+    }
+
+
+def _print_table(results: list[dict[str, Any]]) -> None:
+    header = ("mechanism", "writes", "rounds", "without (s)", "with (s)", "overhead", "paired",
+              "hook/write (ms)", "exit (ms)")
+    rows = [
+        (
+            r["mechanism"],
+            str(r["writes"]),
+            str(r["rounds"]),
+            f"{r['off_median']:.2f}",
+            f"{r['on_median']:.2f}",
+            f"{100 * r['overhead_median_ratio']:+.1f}%",
+            f"{100 * r['overhead_paired_median']:+.1f}%",
+            f"{r['hook_ms_per_write']:.2f}",
+            f"{r['exit_ms']:.0f}",
+        )
+        for r in results
+    ]
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    line = " | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))
+    print(line)
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(
+        "\nwithout/with: median wall time of the job; overhead: ratio of the medians; paired: median of"
+        " the per-round ratios;\nhook/write: time spent inside the hooks per write (classic: in the"
+        " listener callback, off the job's thread);\nexit: leaving the block (drain, DESCRIBE/history,"
+        " reports)."
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--writes", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=6)
+    parser.add_argument("--mechanism", choices=("classic", "connect", "both"), default="both")
+    parser.add_argument("--json", action="store_true", help="print raw measurements as JSON")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print("RESULT " + json.dumps(run_mechanism(args.mechanism, args.writes, args.rounds)), flush=True)
+        return
+    mechanisms = ("classic", "connect") if args.mechanism == "both" else (args.mechanism,)
+    results = []
+    for mechanism in mechanisms:
+        print(f"running {mechanism}: {args.rounds} rounds x 2 jobs of {args.writes} writes ...", flush=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--child", "--mechanism", mechanism, "--writes", str(args.writes),
+             "--rounds", str(args.rounds)],
+            capture_output=True, text=True, check=False,
+        )
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+        if proc.returncode != 0 or not lines:
+            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+            raise SystemExit(f"{mechanism} benchmark failed")
+        results.append(json.loads(lines[-1][len("RESULT "):]))
+    print()
+    _print_table(results)
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

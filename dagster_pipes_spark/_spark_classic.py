@@ -1,0 +1,589 @@
+"""Classic Spark (local, dedicated clusters): a ``QueryExecutionListener`` implemented in Python
+through py4j (no JVM jar), reading the analysed plan's write command and the executed plan's
+metrics.
+
+Callbacks arrive asynchronously on the listener bus (SPARK-25680), on a py4j callback thread: they
+only record, never talk to Pipes, and swallow their own errors. On exit the bus is drained with
+``LiveListenerBus.waitUntilEmpty(timeout)`` and the listener is unregistered.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from dagster_pipes_spark import _delta
+from dagster_pipes_spark._spark_common import (
+    OP_CREATE_OR_REPLACE,
+    OP_CTAS,
+    OP_DELETE,
+    OP_INSERT,
+    OP_INSERT_OVERWRITE,
+    OP_MERGE,
+    OP_RTAS,
+    OP_UPDATE,
+    OP_WRITE,
+    Collector,
+    SparkWrite,
+    columns_from_schema_json,
+    enrich_from_delta_history,
+    normalize_mode,
+    normalize_path,
+    split_identifier,
+)
+
+JavaObject = Any  # a py4j JavaObject (or a test double answering the same method names)
+
+# --- py4j helpers -----------------------------------------------------------------------------
+
+
+def _opt(option: JavaObject) -> JavaObject | None:
+    """The value of a ``scala.Option``, or ``None``."""
+    if option is None:
+        return None
+    return option.get() if option.isDefined() else None
+
+
+def _simple_name(obj: JavaObject) -> str:
+    return str(obj.getClass().getSimpleName())
+
+
+def _columns(plan: JavaObject) -> list[tuple[str, str]] | None:
+    """Columns of a ``LogicalPlan`` or ``Dataset`` (anything with ``.schema()``)."""
+    try:
+        return columns_from_schema_json(str(plan.schema().json()))
+    except Exception:
+        return None
+
+
+def _struct_columns(struct: JavaObject) -> list[tuple[str, str]] | None:
+    """Columns of a ``StructType``."""
+    try:
+        return columns_from_schema_json(str(struct.json()))
+    except Exception:
+        return None
+
+
+def _catalog_table_parts(catalog_table: JavaObject) -> tuple[str, ...]:
+    return tuple(split_identifier(str(catalog_table.identifier().quotedString())))
+
+
+def _identifier_parts(catalog: JavaObject | None, identifier: JavaObject) -> tuple[str, ...]:
+    """``catalog.namespace.name`` of a V2 ``Identifier`` (``toString`` quotes parts if needed)."""
+    parts = split_identifier(str(identifier.toString()))
+    if catalog is not None:
+        parts = [str(catalog.name()), *parts]
+    return tuple(parts)
+
+
+def _format_name(data_source_or_format: JavaObject) -> str:
+    """``shortName()`` of a ``DataSourceRegister`` (``parquet``, ``delta``...), else the class name."""
+    try:
+        return str(data_source_or_format.shortName()).lower()
+    except Exception:
+        return _simple_name(data_source_or_format)
+
+
+def _relation_target(relation: JavaObject) -> tuple[tuple[str, ...] | None, str | None, str | None, bool | None, JavaObject]:
+    """``(table_parts, path, format, is_delta, schema_holder)`` of a write target relation.
+
+    Handles ``DataSourceV2Relation`` (V2 catalogs, Delta's ``DeltaTableV2``), ``LogicalRelation``
+    (V1 tables, Delta's ``TahoeLogFileIndex`` paths) and ``HiveTableRelation``; ``SubqueryAlias``
+    and similar wrappers are looked through.
+    """
+    node = relation
+    for _ in range(8):
+        name = str(node.nodeName())
+        if name == "DataSourceV2Relation":
+            catalog = _opt(node.catalog())
+            ident = _opt(node.identifier())
+            table = node.table()
+            table_cls = _simple_name(table)
+            provider = None
+            try:
+                provider = table.properties().get("provider")
+            except Exception:
+                pass
+            parts = _identifier_parts(catalog, ident) if ident is not None else tuple(split_identifier(str(node.name())))
+            is_delta = _delta.is_delta_class_name(table_cls) or _delta.is_delta_provider(provider)
+            return parts, None, "delta" if is_delta else (str(provider).lower() if provider else None), is_delta, node
+        if name == "LogicalRelation":
+            catalog_table = _opt(node.catalogTable())
+            location_cls = None
+            path = None
+            try:
+                location = node.relation().location()
+                location_cls = _simple_name(location)
+                roots = location.rootPaths()
+                if roots.size() == 1:
+                    path = normalize_path(str(roots.head().toString()))
+            except Exception:
+                pass
+            is_delta = _delta.is_delta_class_name(location_cls)
+            fmt = "delta" if is_delta else None
+            if catalog_table is not None:
+                provider = _opt(catalog_table.provider())
+                fmt = fmt or (str(provider).lower() if provider else None)
+                return _catalog_table_parts(catalog_table), None, fmt, is_delta or _delta.is_delta_provider(provider), node
+            return None, path, fmt, is_delta, node
+        if name == "HiveTableRelation":
+            return _catalog_table_parts(node.tableMeta()), None, "hive", False, node
+        children = node.children()
+        if children.size() != 1:
+            break
+        node = children.head()
+    return None, None, None, None, relation
+
+
+# --- write command handlers (analysed plan root -> SparkWrite) ----------------------------------
+
+
+def _insert_op(mode: str | None) -> str:
+    return OP_INSERT_OVERWRITE if mode == "overwrite" else OP_INSERT
+
+
+def _h_insert_hadoop_fs(node: JavaObject) -> SparkWrite | None:
+    # InsertIntoHadoopFsRelationCommand(outputPath, staticPartitions, ifPartitionNotExists,
+    #   partitionColumns, bucketSpec, fileFormat, options, query, mode, catalogTable, fileIndex,
+    #   outputColumnNames)
+    mode = normalize_mode(node.mode().toString())
+    fmt = _format_name(node.fileFormat())
+    catalog_table = _opt(node.catalogTable())
+    if catalog_table is not None:
+        provider = _opt(catalog_table.provider())
+        return SparkWrite(
+            _insert_op(mode),
+            table=_catalog_table_parts(catalog_table),
+            mode=mode,
+            format=str(provider).lower() if provider else fmt,
+            columns=_struct_columns(catalog_table.schema()),
+            is_delta=False,
+            inner=True,
+        )
+    return SparkWrite(
+        OP_WRITE,
+        path=normalize_path(str(node.outputPath().toString())),
+        mode=mode,
+        format=fmt,
+        columns=_columns(node.query()),
+        is_delta=False,
+        inner=True,
+    )
+
+
+def _h_ctas_datasource(node: JavaObject) -> SparkWrite | None:
+    # CreateDataSourceTableAsSelectCommand(table, mode, query, outputColumnNames)
+    table = node.table()
+    provider = _opt(table.provider())
+    return SparkWrite(
+        OP_CTAS,
+        table=_catalog_table_parts(table),
+        mode=normalize_mode(node.mode().toString()),
+        format=str(provider).lower() if provider else None,
+        columns=_columns(node.query()),
+        is_delta=_delta.is_delta_provider(provider),
+        outer=True,
+    )
+
+
+def _h_ctas_hive(node: JavaObject) -> SparkWrite | None:
+    # CreateHiveTableAsSelectCommand(tableDesc, query, outputColumnNames, mode)
+    table = node.tableDesc()
+    return SparkWrite(
+        OP_CTAS,
+        table=_catalog_table_parts(table),
+        mode=normalize_mode(node.mode().toString()),
+        format="hive",
+        columns=_columns(node.query()),
+        is_delta=False,
+        outer=True,
+    )
+
+
+def _h_save_into_data_source(node: JavaObject) -> SparkWrite | None:
+    # SaveIntoDataSourceCommand(query, dataSource, options, mode)
+    data_source = node.dataSource()
+    is_delta = _delta.is_delta_class_name(_simple_name(data_source))
+    path = _opt(node.options().get("path"))
+    if path is None:
+        return None  # e.g. JDBC by dbtable: no table or path we can name
+    return SparkWrite(
+        OP_WRITE,
+        path=normalize_path(str(path)),
+        mode=normalize_mode(node.mode().toString()),
+        format="delta" if is_delta else _format_name(data_source),
+        columns=_columns(node.query()),
+        is_delta=is_delta,
+    )
+
+
+def _h_insert_data_source(node: JavaObject) -> SparkWrite | None:
+    # InsertIntoDataSourceCommand(logicalRelation, query, overwrite)
+    parts, path, fmt, is_delta, _ = _relation_target(node.logicalRelation())
+    if parts is None and path is None:
+        return None
+    mode = "overwrite" if node.overwrite() else "append"
+    return SparkWrite(_insert_op(mode), table=parts, path=path, mode=mode, format=fmt,
+                      columns=_columns(node.query()), is_delta=is_delta)
+
+
+def _h_insert_hive(node: JavaObject) -> SparkWrite | None:
+    # InsertIntoHiveTable(table, partition, query, overwrite, ifPartitionNotExists, outputColumnNames)
+    table = node.table()
+    mode = "overwrite" if node.overwrite() else "append"
+    return SparkWrite(_insert_op(mode), table=_catalog_table_parts(table), mode=mode, format="hive",
+                      columns=_struct_columns(table.schema()), is_delta=False, inner=True)
+
+
+def _h_insert_dir(node: JavaObject) -> SparkWrite | None:
+    # InsertIntoDataSourceDirCommand(storage, provider, query, overwrite)
+    location = _opt(node.storage().locationUri())
+    if location is None:
+        return None
+    return SparkWrite(OP_INSERT_OVERWRITE, path=normalize_path(str(location.toString())), mode="overwrite",
+                      format=str(node.provider()).lower(), columns=_columns(node.query()), is_delta=False,
+                      outer=True)
+
+
+def _h_insert_hive_dir(node: JavaObject) -> SparkWrite | None:
+    # InsertIntoHiveDirCommand(isLocal, storage, query, overwrite, outputColumnNames)
+    location = _opt(node.storage().locationUri())
+    if location is None:
+        return None
+    return SparkWrite(OP_INSERT_OVERWRITE, path=normalize_path(str(location.toString())), mode="overwrite",
+                      format="hive", columns=_columns(node.query()), is_delta=False)
+
+
+def _v2_write(operation: str, mode: str) -> Callable[[JavaObject], SparkWrite | None]:
+    def handler(node: JavaObject) -> SparkWrite | None:
+        # AppendData / OverwriteByExpression / OverwritePartitionsDynamic(table, query, ...)
+        parts, path, fmt, is_delta, holder = _relation_target(node.table())
+        if parts is None and path is None:
+            return None
+        return SparkWrite(operation, table=parts, path=path, mode=mode, format=fmt,
+                          columns=_columns(holder), is_delta=is_delta, inner=True)
+
+    return handler
+
+
+def _resolved_identifier_parts(name_plan: JavaObject) -> tuple[str, ...] | None:
+    # ResolvedIdentifier(catalog, identifier)
+    try:
+        return _identifier_parts(name_plan.catalog(), name_plan.identifier())
+    except Exception:
+        return None
+
+
+def _v2_create(node: JavaObject, operation: str, mode: str) -> SparkWrite | None:
+    parts = _resolved_identifier_parts(node.name())
+    if parts is None:
+        return None
+    provider = None
+    try:
+        provider = _opt(node.tableSpec().provider())
+    except Exception:
+        pass
+    is_delta = _delta.is_delta_provider(provider)
+    return SparkWrite(operation, table=parts, mode=mode, format=str(provider).lower() if provider else None,
+                      columns=_columns(node.query()), is_delta=is_delta or None, outer=True)
+
+
+def _h_create_table_as_select(node: JavaObject) -> SparkWrite | None:
+    # CreateTableAsSelect(name, partitioning, query, tableSpec, writeOptions, ignoreIfExists, isAnalyzed)
+    return _v2_create(node, OP_CTAS, "ignore" if node.ignoreIfExists() else "errorifexists")
+
+
+def _h_replace_table_as_select(node: JavaObject) -> SparkWrite | None:
+    # ReplaceTableAsSelect(name, partitioning, query, tableSpec, writeOptions, orCreate, isAnalyzed)
+    return _v2_create(node, OP_CREATE_OR_REPLACE if node.orCreate() else OP_RTAS, "overwrite")
+
+
+def _row_level(operation: str | None, table_accessor: str) -> Callable[[JavaObject], SparkWrite | None]:
+    def handler(node: JavaObject) -> SparkWrite | None:
+        op = operation
+        if op is None:  # ReplaceData / WriteDelta carry a RowLevelOperation
+            try:
+                op = str(node.operation().command().toString()).upper()
+            except Exception:
+                op = OP_MERGE
+            op = {"DELETE": OP_DELETE, "UPDATE": OP_UPDATE, "MERGE": OP_MERGE}.get(op, op)
+        parts, path, fmt, is_delta, holder = _relation_target(getattr(node, table_accessor)())
+        if parts is None and path is None:
+            return None
+        return SparkWrite(op, table=parts, path=path, format=fmt, columns=_columns(holder), is_delta=is_delta)
+
+    return handler
+
+
+def _delta_command(node: JavaObject, spec: _delta.DeltaCommandSpec) -> SparkWrite | None:
+    """A Delta write command, read through its :class:`~._delta.DeltaCommandSpec`."""
+
+    def chain(obj: JavaObject, names: tuple[str, ...]) -> JavaObject:
+        for attr in names:
+            obj = getattr(obj, attr)()
+        return obj
+
+    if spec.query_option and chain(node, spec.query_option).isEmpty():
+        return None  # CREATE TABLE without AS SELECT: no data written
+    parts: tuple[str, ...] | None = None
+    path: str | None = None
+    columns = None
+    if spec.catalog_table:
+        try:
+            value = chain(node, spec.catalog_table)
+            catalog_table = value if spec.catalog_table_direct else _opt(value)
+            if catalog_table is not None:
+                parts = _catalog_table_parts(catalog_table)
+        except Exception:
+            parts = None
+    if parts is None and spec.relation:
+        try:
+            parts, path, _, _, holder = _relation_target(chain(node, spec.relation))
+            columns = _columns(holder)
+        except Exception:
+            parts = None
+    if parts is None and path is None:
+        for accessor in spec.paths:
+            try:
+                path = normalize_path(str(chain(node, accessor).toString()))
+                break
+            except Exception:
+                continue
+    if parts is None and path is None:
+        return None
+    mode = None
+    if spec.mode:
+        try:
+            mode = normalize_mode(chain(node, spec.mode).toString())
+        except Exception:
+            mode = None
+    if columns is None:
+        for field_name in ("data", "target", "query"):
+            try:
+                holder = getattr(node, field_name)()
+                holder = _opt(holder) if field_name == "query" else holder
+                columns = _columns(holder) if holder is not None else None
+            except Exception:
+                columns = None
+            if columns:
+                break
+    operation = spec.operation
+    if operation == OP_WRITE and parts is not None:
+        operation = _insert_op(mode)
+    return SparkWrite(operation, table=parts, path=path, mode=mode, format="delta", columns=columns, is_delta=True)
+
+
+HANDLERS: dict[str, Callable[[JavaObject], SparkWrite | None]] = {
+    "InsertIntoHadoopFsRelationCommand": _h_insert_hadoop_fs,
+    "CreateDataSourceTableAsSelectCommand": _h_ctas_datasource,
+    "CreateHiveTableAsSelectCommand": _h_ctas_hive,
+    "OptimizedCreateHiveTableAsSelectCommand": _h_ctas_hive,
+    "SaveIntoDataSourceCommand": _h_save_into_data_source,
+    "InsertIntoDataSourceCommand": _h_insert_data_source,
+    "InsertIntoHiveTable": _h_insert_hive,
+    "InsertIntoDataSourceDirCommand": _h_insert_dir,
+    "InsertIntoHiveDirCommand": _h_insert_hive_dir,
+    "AppendData": _v2_write(OP_INSERT, "append"),
+    "OverwriteByExpression": _v2_write(OP_INSERT_OVERWRITE, "overwrite"),
+    "OverwritePartitionsDynamic": _v2_write(OP_INSERT_OVERWRITE, "overwrite"),
+    "CreateTableAsSelect": _h_create_table_as_select,
+    "ReplaceTableAsSelect": _h_replace_table_as_select,
+    "ReplaceData": _row_level(None, "table"),
+    "WriteDelta": _row_level(None, "table"),
+    "DeleteFromTable": _row_level(OP_DELETE, "table"),
+    "UpdateTable": _row_level(OP_UPDATE, "table"),
+    "MergeIntoTable": _row_level(OP_MERGE, "targetTable"),
+}
+
+
+def write_from_plan(node: JavaObject) -> SparkWrite | None:
+    """The write an analysed plan root performs, or ``None`` for anything that is not a write."""
+    name = str(node.nodeName())
+    handler = HANDLERS.get(name)
+    if handler is not None:
+        write = handler(node)
+    else:
+        spec = _delta.delta_command_spec(name)
+        if spec is None:
+            return None
+        write = _delta_command(node, spec)
+    if write is not None:
+        write.api = name
+    return write
+
+
+# --- metrics ----------------------------------------------------------------------------------
+
+# Scala's Map.toString of SQLMetrics: "Map(numFiles -> SQLMetric(id: 1, name: Some(...), value: 2), ...)"
+_METRIC = re.compile(r"(\w+) -> \w*\(id: -?\d+, name: .*?, value: (-?\d+)\)")
+
+
+def parse_metrics(text: str) -> dict[str, int]:
+    """SQL metric values from the ``toString`` of an executed plan's ``metrics()`` map."""
+    return {name: int(value) for name, value in _METRIC.findall(text)}
+
+
+def write_metrics(executed_plan: JavaObject) -> dict[str, int]:
+    """Metrics of the write node of an executed plan.
+
+    The write node is the root, unless the query needed a shuffle: then (Spark 3.4+) the whole write
+    runs under adaptive execution, ``AdaptiveSparkPlan -> ResultQueryStage -> Execute <command>``.
+    """
+    node = executed_plan
+    for _ in range(8):
+        name = str(node.nodeName())
+        if name.startswith("AdaptiveSparkPlan"):
+            node = node.executedPlan()
+        elif "QueryStage" in name:
+            node = node.plan()
+        else:
+            return parse_metrics(str(node.metrics().toString()))
+    return {}
+
+
+def apply_metrics(write: SparkWrite, metrics: dict[str, int]) -> None:
+    """Counters from the executed plan's metrics (write stats, or Delta command metrics)."""
+    if not metrics:
+        return
+    delta_op = {OP_MERGE: "MERGE", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}.get(write.operation, "WRITE")
+    view = _delta.DeltaCommit(version=-1, operation=delta_op, metrics=metrics)
+    for attr in ("rows", "files", "bytes", "rows_inserted", "rows_updated", "rows_deleted"):
+        value = getattr(view, attr)
+        if value is not None:
+            setattr(write, attr, value)
+
+
+def _error_text(exception: JavaObject) -> str:
+    try:
+        text = str(exception.getMessage() or exception.toString())
+    except Exception:
+        text = str(exception)
+    first = text.strip().splitlines()[0] if text.strip() else "unknown error"
+    return first[:500]
+
+
+# --- the backend ------------------------------------------------------------------------------
+
+
+class _QueryExecutionListener:
+    """``org.apache.spark.sql.util.QueryExecutionListener`` implemented in Python via py4j."""
+
+    def __init__(self, backend: ClassicBackend) -> None:
+        self._backend = backend
+
+    def onSuccess(self, funcName: str, qe: JavaObject, durationNs: int) -> None:  # noqa: N802,N803
+        self._backend.on_event(qe, None)
+
+    def onFailure(self, funcName: str, qe: JavaObject, exception: JavaObject) -> None:  # noqa: N802,N803
+        self._backend.on_event(qe, exception)
+
+    class Java:
+        implements = ["org.apache.spark.sql.util.QueryExecutionListener"]
+
+
+class ClassicBackend:
+    """Observes writes of one classic ``SparkSession`` through a py4j ``QueryExecutionListener``."""
+
+    mechanism = "classic"
+
+    def __init__(self, spark: Any, collector: Collector, warn: Callable[[str], None],
+                 debug: Callable[[str], None]) -> None:
+        self._spark = spark
+        self._collector = collector
+        self._warn = warn
+        self._debug = debug
+        self._listener: _QueryExecutionListener | None = None
+        self._bus: JavaObject | None = None
+        self._app_id: str | None = None
+
+    def start(self) -> None:
+        from pyspark.java_gateway import ensure_callback_server_started
+
+        sc = self._spark.sparkContext
+        ensure_callback_server_started(sc._gateway)
+        self._bus = sc._jsc.sc().listenerBus()
+        try:  # let events of writes made before the block reach their listeners first
+            self._bus.waitUntilEmpty(2000)
+        except Exception:
+            pass
+        listener = _QueryExecutionListener(self)
+        self._spark._jsparkSession.listenerManager().register(listener)
+        self._listener = listener
+        try:
+            self._app_id = str(sc.applicationId)
+        except Exception:
+            self._app_id = None
+
+    def on_event(self, qe: JavaObject, exception: JavaObject | None) -> None:
+        """Listener callback body: record a write, never raise."""
+        started = time.perf_counter()
+        try:
+            node = qe.analyzed()
+            write = write_from_plan(node)
+            if write is None:
+                return
+            if write.outer and write.table and write.locations is None:
+                write.locations = self._table_locations(node)
+            if exception is None:
+                try:
+                    apply_metrics(write, write_metrics(qe.executedPlan()))
+                except Exception as exc:
+                    self._collector.hook_error("reading write metrics", exc)
+            else:
+                write.error = _error_text(exception)
+            self._collector.add(write)
+        except Exception as exc:
+            self._collector.hook_error("QueryExecutionListener", exc)
+        finally:
+            self._collector.timed(time.perf_counter() - started)
+
+    def _table_locations(self, node: JavaObject) -> tuple[str, ...]:
+        """Where a CTAS's table keeps its files (explicit LOCATION, else the managed default path),
+        so the nested file write that carried its data can be joined with it."""
+        locations: list[str] = []
+        for accessor in ("table", "tableDesc"):
+            try:
+                table = getattr(node, accessor)()
+                location = _opt(table.storage().locationUri())
+                if location is not None:
+                    locations.append(normalize_path(str(location.toString())))
+                catalog = self._spark._jsparkSession.sessionState().catalog()
+                locations.append(normalize_path(str(catalog.defaultTablePath(table.identifier()).toString())))
+                break
+            except Exception:
+                continue
+        return tuple(locations)
+
+    def stop(self, timeout: float) -> None:
+        try:
+            if self._bus is not None:
+                self._bus.waitUntilEmpty(int(max(timeout, 0.0) * 1000))
+        except Exception as exc:
+            self._warn(
+                f"[spark writes] Spark's listener bus did not drain within {timeout:g}s; writes whose"
+                f" events were still queued are not reported ({type(exc).__name__})"
+            )
+        finally:
+            listener, self._listener = self._listener, None
+            if listener is not None:
+                try:
+                    self._spark._jsparkSession.listenerManager().unregister(listener)
+                except Exception as exc:
+                    self._warn(f"[spark writes] could not unregister the query listener: {exc}")
+
+    def prepare(self, writes: list[SparkWrite]) -> None:
+        """Nothing to do: the plans name tables fully qualified."""
+
+    def enrich(self, writes: list[SparkWrite]) -> None:
+        """Delta version and commit metrics from ``DESCRIBE HISTORY`` for Delta targets."""
+        enrich_from_delta_history(
+            writes,
+            lambda query: list(self._spark.sql(query).collect()),
+            probe_unknown=False,
+            on_error=self._debug,
+        )
+
+    def application_id(self) -> str | None:
+        return self._app_id
