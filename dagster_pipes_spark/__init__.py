@@ -81,6 +81,8 @@ if TYPE_CHECKING:
         PipesS3MessageWriterChannel,
     )
     from ._databricks import (
+        PipesDatabricksContextLoader,
+        PipesDatabricksMessageWriter,
         PipesDbfsContextLoader,
         PipesDbfsMessageWriter,
         PipesFileStoreMessageWriterChannel,
@@ -123,6 +125,8 @@ _LAZY: dict[str, str] = {
     "PipesS3ContextLoader": "_cloud",
     "PipesS3MessageWriter": "_cloud",
     "PipesS3MessageWriterChannel": "_cloud",
+    "PipesDatabricksContextLoader": "_databricks",
+    "PipesDatabricksMessageWriter": "_databricks",
     "PipesDbfsContextLoader": "_databricks",
     "PipesDbfsMessageWriter": "_databricks",
     "PipesFileStoreMessageWriterChannel": "_databricks",
@@ -201,6 +205,8 @@ __all__ = [
     "PipesContextData",
     "PipesContextLoader",
     "PipesDataProvenance",
+    "PipesDatabricksContextLoader",
+    "PipesDatabricksMessageWriter",
     "PipesDatabricksNotebookWidgetsParamsLoader",
     "PipesDbfsContextLoader",
     "PipesDbfsMessageWriter",

@@ -18,6 +18,7 @@ from ._context_loaders import PipesContextLoader, parse_context
 from ._errors import DagsterPipesError
 from ._protocol import PipesContextData, PipesExtras, PipesParams
 from ._storage import FileStore, Kind, StorageNotFound, resolve_store
+from ._writers import PipesMessageWriter
 
 #: The stock DBFS reader reads a chunk without ``length``: the API then returns at most 0.5 MB.
 DBFS_READER_MAX_CHUNK_BYTES = 500_000
@@ -153,3 +154,48 @@ def cluster_driver_log_root() -> str | None:
         return f"{str(dest).rstrip('/')}/{cluster_id}/driver"
     except Exception:  # noqa: BLE001 - a missing conf must never break the job
         return None
+
+
+def _is_volumes_path(params: PipesParams) -> bool:
+    return str(params.get("path", "")).startswith("/Volumes/")
+
+
+class PipesDatabricksContextLoader(PipesContextLoader):
+    """Loads the context from DBFS or a UC Volume, whichever the orchestrator used (by its path).
+
+    Lets one script run unchanged under ``PipesDatabricksClient`` (DBFS) and
+    ``PipesDatabricksServerlessClient`` (Volumes). Takes the same ``client=``/``dbutils=``/``store=``.
+    """
+
+    def __init__(self, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None) -> None:
+        self._kwargs: dict[str, Any] = {"client": client, "dbutils": dbutils, "store": store}
+
+    @contextmanager
+    def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
+        """Delegate to the Volumes or DBFS loader."""
+        loader = (PipesUnityCatalogVolumesContextLoader if _is_volumes_path(params) else PipesDbfsContextLoader)(**self._kwargs)
+        with loader.load_context(params) as data:
+            yield data
+
+
+class PipesDatabricksMessageWriter(PipesMessageWriter[PipesFileStoreMessageWriterChannel]):
+    """Writes messages to DBFS or a UC Volume, whichever the orchestrator's reader uses (by its path)."""
+
+    def __init__(
+        self, *, interval: float = 10, client: Any = None, dbutils: Any = None, store: FileStore | None = None
+    ) -> None:
+        self.interval = interval
+        self._kwargs: dict[str, Any] = {"client": client, "dbutils": dbutils, "store": store}
+        self._chosen: _StoreMessageWriter | None = None
+
+    @contextmanager
+    def open(self, params: PipesParams) -> Iterator[PipesFileStoreMessageWriterChannel]:
+        """Delegate to the Volumes or DBFS writer."""
+        cls = PipesUnityCatalogVolumesMessageWriter if _is_volumes_path(params) else PipesDbfsMessageWriter
+        self._chosen = cls(interval=self.interval, **self._kwargs)
+        with self._chosen.open(params) as channel:
+            yield channel
+
+    def get_opened_extras(self) -> PipesExtras:
+        """The chosen writer's ``opened`` extras (the driver log root on DBFS)."""
+        return self._chosen.get_opened_extras() if self._chosen is not None else {}

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 # --- operations and modes ---------------------------------------------------------------------
 
@@ -618,6 +618,32 @@ class HookSession:
 # --- Delta history (shared by both mechanisms) ------------------------------------------------
 
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
+
+
+def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], max_workers: int = 8) -> list[_R | BaseException]:
+    """``fn`` over ``items`` on a few threads (Spark Connect and py4j calls are thread-safe and the
+    look-ups are round-trip bound); an item's exception is returned in its place."""
+
+    def call(item: _T) -> _R | BaseException:
+        try:
+            return fn(item)
+        except Exception as exc:
+            return exc
+
+    if len(items) <= 1:
+        return [call(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=min(max_workers, len(items)), thread_name_prefix="spark-writes") as pool:
+        return list(pool.map(call, items))
+
+
+def _is_parse_error(exc: BaseException) -> bool:
+    return "PARSE_SYNTAX_ERROR" in str(exc) or "ParseException" in type(exc).__name__
+
+
 def enrich_from_delta_history(
     writes: Sequence[SparkWrite],
     run_sql: Callable[[str], list[Any]],
@@ -627,9 +653,9 @@ def enrich_from_delta_history(
 ) -> None:
     """Fill version, row counts and file/byte counters of Delta writes from ``DESCRIBE HISTORY``.
 
-    One query per Delta target (``LIMIT`` = writes to it + a margin for maintenance commits).
-    Targets whose format is unknown are probed when ``probe_unknown``; a parse error (no Delta SQL
-    in this session) stops all probing.
+    One query per Delta target (``LIMIT`` = writes to it + a margin for maintenance commits), run
+    concurrently. Targets whose format is unknown are probed when ``probe_unknown``; a parse error
+    on the first probe (no Delta SQL in this session) skips the others.
     """
     from dagster_pipes_spark import _delta
 
@@ -638,30 +664,41 @@ def enrich_from_delta_history(
         if write.is_delta is False or (write.is_delta is None and not probe_unknown):
             continue
         groups.setdefault(write.target_key, []).append(write)
-    delta_sql_available = True
-    for group in groups.values():
+    known = [g for g in groups.values() if any(w.is_delta for w in g)]
+    unknown = [g for g in groups.values() if not any(w.is_delta for w in g)]
+
+    def history(group: list[SparkWrite]) -> list[Any]:
         first = group[0]
-        known_delta = any(w.is_delta for w in group)
-        if not known_delta and not delta_sql_available:
-            continue
-        try:
-            query = _delta.history_sql(first.table, None if first.table else first.path, len(group) + 5)
-            rows = run_sql(query)
-        except Exception as exc:
-            text = str(exc)
-            if "PARSE_SYNTAX_ERROR" in text or "ParseException" in type(exc).__name__:
-                delta_sql_available = False
+        return run_sql(_delta.history_sql(first.table, None if first.table else first.path, len(group) + 5))
+
+    def apply(group: list[SparkWrite], result: list[Any] | BaseException, known_delta: bool) -> None:
+        if isinstance(result, BaseException):
             if known_delta:
-                on_error(f"DESCRIBE HISTORY for {first.target} failed: {type(exc).__name__}: {text.splitlines()[0] if text else ''}")
+                text = str(result).strip()
+                on_error(f"DESCRIBE HISTORY for {group[0].target} failed: {type(result).__name__}:"
+                         f" {text.splitlines()[0] if text else ''}")
             for w in group:
                 if w.is_delta is None:
                     w.is_delta = False
-            continue
-        commits = [c for c in (_delta.parse_history_row(r) for r in rows) if c is not None]
+            return
+        commits = [c for c in (_delta.parse_history_row(r) for r in result) if c is not None]
         for w in group:
             w.is_delta = True
         for write, commit in _delta.match_commits(group, commits):
             _delta.apply_commit(write, commit)
+
+    for group, result in zip(known, parallel_map(history, known), strict=True):
+        apply(group, result, True)
+    if unknown:
+        first_result = parallel_map(history, unknown[:1])[0]
+        apply(unknown[0], first_result, False)
+        rest = unknown[1:]
+        if isinstance(first_result, BaseException) and _is_parse_error(first_result):
+            rest_results: list[list[Any] | BaseException] = [first_result] * len(rest)
+        else:
+            rest_results = parallel_map(history, rest)
+        for group, result in zip(rest, rest_results, strict=True):
+            apply(group, result, False)
 
 
 # --- type names -------------------------------------------------------------------------------

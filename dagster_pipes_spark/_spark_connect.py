@@ -39,6 +39,7 @@ from dagster_pipes_spark._spark_common import (
     enrich_from_delta_history,
     normalize_mode,
     normalize_path,
+    parallel_map,
     parse_target,
     quote_identifier,
     split_identifier,
@@ -258,17 +259,33 @@ def _copy(write: SparkWrite) -> SparkWrite:
     return copy.copy(write)
 
 
-_WRITE_SQL_HEAD = re.compile(
-    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*\(?\s*(INSERT|CREATE|REPLACE|MERGE|UPDATE|DELETE|COPY|WITH)\b",
-    re.IGNORECASE | re.DOTALL,
-)
+_WRITE_SQL_HEADS = frozenset({"INSERT", "CREATE", "REPLACE", "MERGE", "UPDATE", "DELETE", "COPY", "WITH"})
+_FIRST_WORD = re.compile(r"[A-Za-z]+")
+
+
+def _may_write(sql: str) -> bool:
+    """Cheap pre-check: does the statement start (after comments) with a writing keyword?"""
+    i, n = 0, len(sql)
+    while i < n:
+        if sql[i].isspace() or sql[i] == "(":
+            i += 1
+        elif sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        else:
+            break
+    match = _FIRST_WORD.match(sql, i)
+    return match is not None and match.group(0).upper() in _WRITE_SQL_HEADS
 
 
 def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def sql(self: Any, sqlQuery: str, *args: Any, **kwargs: Any) -> Any:  # noqa: N803
         backends = _backends_for_session(self)
-        if not backends or _busy() or not isinstance(sqlQuery, str) or not _WRITE_SQL_HEAD.match(sqlQuery):
+        if not backends or _busy() or not isinstance(sqlQuery, str) or not _may_write(sqlQuery):
             return original(self, sqlQuery, *args, **kwargs)
         started = time.perf_counter()
         parsed = None
@@ -435,27 +452,34 @@ class ConnectBackend:
             self._debug(f"[spark writes] left wrapped by another library: {', '.join(left)}")
 
     def prepare(self, writes: list[SparkWrite]) -> None:
-        """Qualify table names and read their schema and provider (one DESCRIBE per table)."""
-        described: dict[tuple[str, ...], tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]] = {}
-        with _Busy():
-            for write in writes:
-                if not write.table:
-                    continue
-                key = tuple(p.lower() for p in write.table)
-                if key not in described:
-                    try:
-                        described[key] = _describe_table(self.spark, write.table)
-                    except Exception as exc:
-                        self._debug(f"[spark writes] DESCRIBE TABLE {write.target} failed: {_error_text(exc)}")
-                        described[key] = (None, None, None)
-                qualified, columns, provider = described[key]
-                if qualified and len(qualified) >= len(write.table):
-                    write.table = qualified
-                write.columns = write.columns or columns
-                if provider:
-                    write.format = write.format or provider
-                    if write.is_delta is None:
-                        write.is_delta = provider == "delta"
+        """Qualify table names and read their schema and provider (one DESCRIBE per table, run
+        concurrently)."""
+        tables: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for write in writes:
+            if write.table:
+                tables.setdefault(tuple(p.lower() for p in write.table), write.table)
+        keys = list(tables)
+
+        def describe(key: tuple[str, ...]) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]:
+            with _Busy():
+                return _describe_table(self.spark, tables[key])
+
+        described = dict(zip(keys, parallel_map(describe, keys), strict=True))
+        for write in writes:
+            if not write.table:
+                continue
+            info = described[tuple(p.lower() for p in write.table)]
+            if isinstance(info, BaseException):
+                self._debug(f"[spark writes] DESCRIBE TABLE {write.target} failed: {_error_text(info)}")
+                continue
+            qualified, columns, provider = info
+            if qualified and len(qualified) >= len(write.table):
+                write.table = qualified
+            write.columns = write.columns or columns
+            if provider:
+                write.format = write.format or provider
+                if write.is_delta is None:
+                    write.is_delta = provider == "delta"
 
     def enrich(self, writes: list[SparkWrite]) -> None:
         """Schemas of path writes, the default format, and Delta history."""
@@ -466,29 +490,42 @@ class ConnectBackend:
                     default_format = str(self.spark.conf.get("spark.sql.sources.default", "parquet")).lower()
                 except Exception:
                     default_format = None
-            last_by_target: dict[str, SparkWrite] = {}
-            for write in writes:
-                if write.table:
-                    continue
-                if write.format is None and default_format:
-                    write.format = default_format
-                    write.is_delta = default_format == "delta"
-                last_by_target[write.target_key] = write
-            for write in last_by_target.values():
-                if write.columns is None and write.source is not None:
-                    try:
-                        from pyspark.sql.connect.dataframe import DataFrame
+        last_by_target: dict[str, SparkWrite] = {}
+        for write in writes:
+            if write.table:
+                continue
+            if write.format is None and default_format:
+                write.format = default_format
+                write.is_delta = default_format == "delta"
+            last_by_target[write.target_key] = write
+        # one schema look-up per distinct written plan (the same DataFrame is often written twice)
+        plans: dict[int, Any] = {}
+        for write in last_by_target.values():
+            if write.columns is None and write.source is not None:
+                plans.setdefault(id(write.source), write.source)
+        plan_ids = list(plans)
 
-                        schema = DataFrame(write.source, self.spark).schema
-                        write.columns = [(f.name, f.dataType.simpleString()) for f in schema.fields]
-                    except Exception as exc:
-                        self._debug(f"[spark writes] schema of {write.target} unavailable: {_error_text(exc)}")
-            enrich_from_delta_history(
-                writes,
-                lambda query: list(self.spark.sql(query).collect()),
-                probe_unknown=True,
-                on_error=self._debug,
-            )
+        def schema_of(plan_id: int) -> list[tuple[str, str]]:
+            from pyspark.sql.connect.dataframe import DataFrame
+
+            with _Busy():
+                schema = DataFrame(plans[plan_id], self.spark).schema
+            return [(f.name, f.dataType.simpleString()) for f in schema.fields]
+
+        schemas = dict(zip(plan_ids, parallel_map(schema_of, plan_ids), strict=True))
+        for write in last_by_target.values():
+            if write.columns is None and write.source is not None:
+                result = schemas.get(id(write.source))
+                if isinstance(result, BaseException):
+                    self._debug(f"[spark writes] schema of {write.target} unavailable: {_error_text(result)}")
+                elif result is not None:
+                    write.columns = result
+
+        def run_sql(query: str) -> list[Any]:
+            with _Busy():
+                return list(self.spark.sql(query).collect())
+
+        enrich_from_delta_history(writes, run_sql, probe_unknown=True, on_error=self._debug)
         for write in writes:
             write.source = None
 

@@ -34,7 +34,7 @@ def workspace():
         yield ws
 
 
-def _run(ws: Emulator, kind: str, backend: str, faults: float = 0.0):
+def _run(ws: Emulator, kind: str, backend: str, faults: float = 0.0, *extra_args: str):
     client = ws.workspace_client()
     if kind == "dbfs":
         injector, reader = PipesDbfsContextInjector(client=client), PipesDbfsMessageReader(client=client, interval=1)
@@ -52,7 +52,7 @@ def _run(ws: Emulator, kind: str, backend: str, faults: float = 0.0):
     def asset_a(context: dg.AssetExecutionContext):
         with dg.open_pipes_session(context=context, extras={"big": "e" * 300_000}, context_injector=injector,
                                    message_reader=reader) as session:
-            proc = subprocess.run([sys.executable, str(SCRIPT), kind, backend],
+            proc = subprocess.run([sys.executable, str(SCRIPT), kind, backend, *extra_args],
                                   env={**env, **session.get_bootstrap_env_vars()}, capture_output=True, text=True)
             stdout.append(proc.stdout + proc.stderr)
             assert proc.returncode == 0, proc.stderr
@@ -100,6 +100,13 @@ def test_backend_roundtrip(workspace, kind, backend):
 def test_backend_roundtrip_with_faults(workspace, kind, backend):
     result, custom, logs, _ = _run(workspace, kind, backend, faults=0.15)
     _check(result, custom, logs, kind, backend)
+
+
+@pytest.mark.parametrize("kind", ["dbfs", "volumes"])
+def test_databricks_loader_and_writer_follow_the_orchestrator(workspace, kind):
+    """PipesDatabricksContextLoader/MessageWriter pick DBFS or Volumes from the params' path."""
+    result, custom, logs, _ = _run(workspace, kind, "sdk", 0.0, "auto-kind")
+    _check(result, custom, logs, kind, "sdk")
 
 
 def test_volumes_reader_forwards_stdout(workspace, capfd):

@@ -507,6 +507,15 @@ def test_parse_sql_non_writes(sql: str) -> None:
     assert parse_sql_write(sql) is None
 
 
+def test_connect_sql_precheck_is_cheap_and_skips_queries() -> None:
+    from dagster_pipes_spark._spark_connect import _may_write
+
+    assert _may_write("/* x */ -- y\n  insert into t select 1")
+    assert _may_write("(WITH a AS (SELECT 1) SELECT * FROM a)")  # parsed later, found not to write
+    assert not _may_write("SELECT * FROM t") and not _may_write("") and not _may_write("-- only a comment")
+    assert not _may_write(" " * 100_000 + "SELECT 1")
+
+
 # --- names, resolution, metadata --------------------------------------------------------------
 
 

@@ -3,6 +3,8 @@
 import sys
 
 from dagster_pipes import (
+    PipesDatabricksContextLoader,
+    PipesDatabricksMessageWriter,
     PipesDbfsContextLoader,
     PipesDbfsMessageWriter,
     PipesUnityCatalogVolumesContextLoader,
@@ -26,7 +28,9 @@ elif backend == "auto-dbutils":  # a notebook: `dbutils` is a global of __main__
     dbutils = FakeDbutils(verbose=False)
 
 loader, writer = (
-    (PipesDbfsContextLoader, PipesDbfsMessageWriter)
+    (PipesDatabricksContextLoader, PipesDatabricksMessageWriter)
+    if len(sys.argv) > 3 and sys.argv[3] == "auto-kind"
+    else (PipesDbfsContextLoader, PipesDbfsMessageWriter)
     if kind == "dbfs"
     else (PipesUnityCatalogVolumesContextLoader, PipesUnityCatalogVolumesMessageWriter)
 )

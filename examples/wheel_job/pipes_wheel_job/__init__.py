@@ -6,14 +6,7 @@ which the default (automatic) params loader picks out while ignoring the job's o
 
 import argparse
 
-from dagster_pipes_spark import (
-    PipesAutoParamsLoader,
-    PipesDbfsContextLoader,
-    PipesDbfsMessageWriter,
-    PipesUnityCatalogVolumesContextLoader,
-    PipesUnityCatalogVolumesMessageWriter,
-    open_dagster_pipes,
-)
+from dagster_pipes_spark import PipesDatabricksContextLoader, PipesDatabricksMessageWriter, open_dagster_pipes
 
 
 def main() -> None:
@@ -21,14 +14,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--table", default="inventory")
     args, _ = parser.parse_known_args()
-    params = PipesAutoParamsLoader()
-    on_volumes = params.is_dagster_pipes_process() and str(params.load_messages_params().get("path", "")).startswith("/Volumes/")
-    loader, writer = (
-        (PipesUnityCatalogVolumesContextLoader(), PipesUnityCatalogVolumesMessageWriter())
-        if on_volumes
-        else (PipesDbfsContextLoader(), PipesDbfsMessageWriter())
-    )
-    with open_dagster_pipes(params_loader=params, context_loader=loader, message_writer=writer) as pipes:
+    with open_dagster_pipes(context_loader=PipesDatabricksContextLoader(), message_writer=PipesDatabricksMessageWriter()) as pipes:
         items = int(pipes.get_extra("items")) if pipes.is_asset_step and "items" in pipes.extras else 10
         pipes.log.info(f"wheel task building {args.table} with {items} items")
         stock = {f"sku-{i}": (i * 7) % 13 for i in range(items)}
