@@ -7,8 +7,9 @@ chunks faster than that builds a backlog the reader never drains, and the tail (
 lost. This channel therefore:
 
 * uploads at most one chunk per ``interval + READER_SLACK_SECONDS`` (the reader's worst-case poll
-  period), immediately when it has been quiet, so the backlog stays at about one chunk for a run of
-  any length, and latency follows ``interval`` (a faster reader + matching ``interval`` is faster);
+  period) — the first one period after opening, later ones immediately when it has been quiet — so
+  the backlog stays at about one chunk for a run of any length, and latency follows ``interval``
+  (a faster reader + matching ``interval`` is faster);
 * packs everything pending at close into as few chunks as possible, ``closed`` last;
 * retries failed uploads with backoff and jitter under the same index with the same payload, so a
   chunk is never skipped nor duplicated, and keeps messages queued until they are uploaded;
@@ -102,6 +103,9 @@ class PipesBlobStoreMessageWriterChannel(_LineChannel):
     def buffered_upload_loop(self) -> Iterator[None]:
         """Run the background uploader for the duration of the block, then flush everything."""
         self._stop = False
+        # The pacing clock starts now: `opened` and the first messages travel together in chunk 1,
+        # one reader cycle in, as with the stock writer (after that, a quiet channel uploads at once).
+        self._last_upload = time.monotonic()
         self._thread = threading.Thread(target=self._upload_loop, name="dagster-pipes-uploader", daemon=True)
         self._thread.start()
         try:

@@ -120,6 +120,7 @@ class FuseFileStore(FileStore):
             env = DBFS_FUSE_ROOT_ENV if kind == "dbfs" else VOLUMES_FUSE_ROOT_ENV
             root = os.environ.get(env) or ("/dbfs" if kind == "dbfs" else "/Volumes")
         self.root = root.rstrip("/") or "/"
+        self._made: set[str] = set()
 
     @staticmethod
     def available(kind: Kind) -> bool:
@@ -144,7 +145,9 @@ class FuseFileStore(FileStore):
     def write_bytes(self, path: str, data: bytes) -> None:
         final = self.local(path)
         directory, base = os.path.split(final)
-        os.makedirs(directory, exist_ok=True)
+        if directory not in self._made:  # once per directory, not per chunk
+            os.makedirs(directory, exist_ok=True)
+            self._made.add(directory)
         tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:8]}.tmp")
         with open(tmp, "wb") as f:
             f.write(data)
