@@ -495,6 +495,7 @@ class ClassicBackend:
         self._warn = warn
         self._debug = debug
         self._listener: _QueryExecutionListener | None = None
+        self._proxy_holder: JavaObject | None = None
         self._bus: JavaObject | None = None
         self._app_id: str | None = None
 
@@ -509,7 +510,13 @@ class ClassicBackend:
         except Exception:
             pass
         listener = _QueryExecutionListener(self)
-        self._spark._jsparkSession.listenerManager().register(listener)
+        # py4j makes a new Java proxy each time a Python object crosses over, and Spark unregisters
+        # by reference (``eq``): ``unregister(listener)`` would silently remove nothing. So the proxy
+        # is made once, kept in a Java list, and handed to register/unregister through reflection
+        # without ever coming back to Python.
+        self._proxy_holder = sc._jvm.java.util.ArrayList()
+        self._proxy_holder.add(listener)
+        self._call_listener_manager("register")
         self._listener = listener
         try:
             self._app_id = str(sc.applicationId)
@@ -538,6 +545,18 @@ class ClassicBackend:
             self._collector.hook_error("QueryExecutionListener", exc)
         finally:
             self._collector.timed(time.perf_counter() - started)
+
+    def _call_listener_manager(self, method_name: str) -> None:
+        """``listenerManager().<method_name>(proxy)`` with the one Java proxy of our listener."""
+        holder = self._proxy_holder
+        if holder is None:
+            raise RuntimeError("no listener proxy")
+        manager = self._spark._jsparkSession.listenerManager()
+        for method in manager.getClass().getMethods():
+            if method.getName() == method_name and len(method.getParameterTypes()) == 1:
+                method.invoke(manager, holder.toArray())
+                return
+        raise RuntimeError(f"ExecutionListenerManager.{method_name} not found")
 
     def _table_locations(self, node: JavaObject) -> tuple[str, ...]:
         """Where a CTAS's table keeps its files (explicit LOCATION, else the managed default path),
@@ -569,9 +588,10 @@ class ClassicBackend:
             listener, self._listener = self._listener, None
             if listener is not None:
                 try:
-                    self._spark._jsparkSession.listenerManager().unregister(listener)
+                    self._call_listener_manager("unregister")
                 except Exception as exc:
                     self._warn(f"[spark writes] could not unregister the query listener: {exc}")
+                self._proxy_holder = None
 
     def prepare(self, writes: list[SparkWrite]) -> None:
         """Nothing to do: the plans name tables fully qualified."""

@@ -63,8 +63,6 @@ from typing import TYPE_CHECKING, Any
 
 from dagster_pipes_spark._spark_common import (
     AssetsArg,
-    AssetsCallable,
-    AssetsMapping,
     Backend,
     HookSession,
     SparkWrite,
@@ -78,8 +76,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AssetsArg",
-    "AssetsCallable",
-    "AssetsMapping",
     "SparkWrite",
     "SparkWriteReport",
     "report_spark_writes",

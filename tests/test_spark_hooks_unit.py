@@ -313,17 +313,37 @@ class TimeoutException(Exception):
 
 
 def test_classic_stop_waits_bounded_then_unregisters() -> None:
+    invoked: list[tuple[str, Any]] = []
+
+    class Method:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def getName(self) -> str:  # noqa: N802
+            return self.name
+
+        def getParameterTypes(self) -> list[Any]:  # noqa: N802
+            return [object]
+
+        def invoke(self, target: Any, args: Any) -> None:
+            invoked.append((self.name, args))
+
     manager = mock.Mock()
+    manager.getClass.return_value.getMethods.return_value = [Method("register"), Method("unregister")]
     spark = mock.Mock()
     spark._jsparkSession.listenerManager.return_value = manager
     warnings: list[str] = []
     backend = _spark_classic.ClassicBackend(spark, Collector(), warnings.append, lambda m: None)
     listener = _spark_classic._QueryExecutionListener(backend)
-    backend._listener, backend._bus = listener, FakeBus(fail=True)
+    holder = mock.Mock()
+    holder.toArray.return_value = ["the-one-java-proxy"]
+    backend._listener, backend._bus, backend._proxy_holder = listener, FakeBus(fail=True), holder
     backend.stop(0.01)
     assert backend._bus.waited == [10]
     assert warnings and "did not drain within 0.01s" in warnings[0]
-    manager.unregister.assert_called_once_with(listener)
+    # unregistered with the proxy made at registration, not a new one
+    assert invoked == [("unregister", ["the-one-java-proxy"])]
+    manager.unregister.assert_not_called()
     # callbacks never raise into the JVM, whatever they are handed
     listener.onSuccess("command", object(), 1)
     listener.onFailure("command", None, None)
@@ -786,6 +806,8 @@ def test_connect_writers_are_wrapped_observed_and_restored() -> None:
         sent = session.client.commands[-1].write_operation
         assert sent.input.HasField("collect_metrics") and sent.path == "file:/tmp/out/"
         DataFrameWriterV2(connect_plan.Range(0, 3, 1), session, "main.s.t").using("delta").append()  # type: ignore[arg-type]
+        # Delta: no observation, the row count will come from the table history
+        assert not session.client.commands[-1].write_operation_v2.input.HasField("collect_metrics")
         session.client.fail = RuntimeError("[TABLE_OR_VIEW_ALREADY_EXISTS] t exists")
         with pytest.raises(RuntimeError):
             DataFrameWriter(connect_plan.Range(0, 1, 1), session).saveAsTable("t")  # type: ignore[arg-type]
@@ -799,7 +821,7 @@ def test_connect_writers_are_wrapped_observed_and_restored() -> None:
     writes, failures = collector.snapshot()
     assert [(w.operation, w.target, w.mode, w.rows, w.format, w.is_delta) for w in writes] == [
         (OP_WRITE, "/tmp/out", "overwrite", 7, "parquet", False),
-        (OP_INSERT, "main.s.t", "append", 7, "delta", True),
+        (OP_INSERT, "main.s.t", "append", None, "delta", True),
     ]
     assert [(w.operation, w.target, w.error) for w in failures] == [
         (OP_CTAS, "t", "[TABLE_OR_VIEW_ALREADY_EXISTS] t exists")]

@@ -89,7 +89,7 @@ def main() -> None:
 
 
 def hooks_installed(spark, mechanism: str) -> int:  # type: ignore[no-untyped-def]
-    """Query listeners registered on the session (classic) / whether the writers are wrapped."""
+    """Query listeners registered on the session (classic) / whether the writers are wrapped (Connect)."""
     if mechanism == "classic":
         return len(spark._jsparkSession.listenerManager().listListeners())
     from dagster_pipes_spark import _spark_connect
