@@ -239,6 +239,15 @@ def _using_format(p: _Parser, start: int) -> str | None:
     return None
 
 
+#: Statements whose target follows a keyword: head -> (optional words, required word, operation, mode).
+_TARGETED_STATEMENTS: dict[str, tuple[tuple[str, ...], str | None, str, str | None]] = {
+    "MERGE": (("WITH", "SCHEMA", "EVOLUTION"), "INTO", OP_MERGE, None),
+    "UPDATE": ((), None, OP_UPDATE, None),
+    "DELETE": ((), "FROM", OP_DELETE, None),
+    "COPY": ((), "INTO", OP_COPY_INTO, "append"),
+}
+
+
 def parse_sql_write(sql: str) -> SqlWrite | None:
     """The write target of one SQL statement, or ``None`` when it writes no table data."""
     if not isinstance(sql, str):
@@ -298,27 +307,14 @@ def parse_sql_write(sql: str) -> SqlWrite | None:
         fmt = _using_format(p, start) or fmt
         mode = "overwrite" if or_replace else ("ignore" if if_not_exists else "errorifexists")
         return SqlWrite(op, mode, table=table, path=path, format=fmt)
-    if head == "MERGE":
-        p.i += 1
-        p.accept_seq("WITH", "SCHEMA", "EVOLUTION")
-        if not p.accept("INTO"):
-            return None
-        table, path, fmt = p.name()
-        return SqlWrite(OP_MERGE, None, table=table, path=path, format=fmt) if table or path else None
-    if head == "UPDATE":
-        p.i += 1
-        table, path, fmt = p.name()
-        return SqlWrite(OP_UPDATE, None, table=table, path=path, format=fmt) if table or path else None
-    if head == "DELETE":
-        p.i += 1
-        if not p.accept("FROM"):
-            return None
-        table, path, fmt = p.name()
-        return SqlWrite(OP_DELETE, None, table=table, path=path, format=fmt) if table or path else None
-    if head == "COPY":
-        p.i += 1
-        if not p.accept("INTO"):
-            return None
-        table, path, fmt = p.name()
-        return SqlWrite(OP_COPY_INTO, "append", table=table, path=path, format=fmt) if table or path else None
-    return None
+    row_level = _TARGETED_STATEMENTS.get(head)
+    if row_level is None:
+        return None
+    optional, required, target_op, target_mode = row_level
+    p.i += 1
+    if optional:
+        p.accept_seq(*optional)
+    if required and not p.accept(required):
+        return None
+    table, path, fmt = p.name()
+    return SqlWrite(target_op, target_mode, table=table, path=path, format=fmt) if table or path else None
