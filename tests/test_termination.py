@@ -67,18 +67,20 @@ def test_sigterm_delivers_everything_and_reports_termination(tmp_path, attempt):
     assert not any("must not swallow" in m for _, m in res.logs)
 
 
-@pytest.mark.parametrize("attempt", range(2))
-def test_sigterm_flushes_buffered_s3_writer(tmp_path, moto_s3, attempt):
+def _run_s3_and_signal(tmp_path: Path, moto_s3, sig: int, writer_args: str = "", before_signal: str = "pass"):  # type: ignore[no-untyped-def]
+    """Run the script with the S3 transport (moto) and send ``sig`` once it has reported everything."""
     from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 
     _, client, env = moto_s3
     script = _script(
         tmp_path,
         imports="\nimport boto3\nfrom dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter",
-        kwargs="context_loader=PipesS3ContextLoader(boto3.client('s3')), message_writer=PipesS3MessageWriter(boto3.client('s3'))",
+        kwargs="context_loader=PipesS3ContextLoader(boto3.client('s3')), "
+        f"message_writer=PipesS3MessageWriter(boto3.client('s3'){writer_args})",
+        before_signal=before_signal,
     )
     pid_file = tmp_path / "pid"
-    t = _signal_when_ready(pid_file, signal.SIGTERM)
+    t = _signal_when_ready(pid_file, sig)
     res = run_pipes(
         [sys.executable, str(script), str(pid_file)],
         env=env,
@@ -86,6 +88,12 @@ def test_sigterm_flushes_buffered_s3_writer(tmp_path, moto_s3, attempt):
         message_reader=PipesS3MessageReader(bucket="pipes", client=client, interval=1),
     )
     t.join()
+    return res
+
+
+@pytest.mark.parametrize("attempt", range(2))
+def test_sigterm_flushes_buffered_s3_writer(tmp_path, moto_s3, attempt):
+    res = _run_s3_and_signal(tmp_path, moto_s3, signal.SIGTERM)
     assert [m for lvl, m in res.logs if m.startswith("msg ")] == [f"msg {i}" for i in range(25)]
     assert any("DagsterPipesTerminated" in e for e in res.engine_events)
     assert not any("did not receive closed" in w for w in res.warnings)
@@ -94,25 +102,7 @@ def test_sigterm_flushes_buffered_s3_writer(tmp_path, moto_s3, attempt):
 @pytest.mark.parametrize("attempt", range(2))
 def test_sigkill_keeps_what_was_reported_a_flush_interval_earlier(tmp_path, moto_s3, attempt):
     """Writer interval 1 s: uploads at most every 3 s; everything reported >3 s before the kill arrives."""
-    from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
-
-    _, client, env = moto_s3
-    script = _script(
-        tmp_path,
-        imports="\nimport boto3\nfrom dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter",
-        kwargs="context_loader=PipesS3ContextLoader(boto3.client('s3')), "
-        "message_writer=PipesS3MessageWriter(boto3.client('s3'), interval=1)",
-        before_signal="time.sleep(3.5)",
-    )
-    pid_file = tmp_path / "pid"
-    t = _signal_when_ready(pid_file, signal.SIGKILL)
-    res = run_pipes(
-        [sys.executable, str(script), str(pid_file)],
-        env=env,
-        context_injector=PipesS3ContextInjector(bucket="pipes", client=client),
-        message_reader=PipesS3MessageReader(bucket="pipes", client=client, interval=1),
-    )
-    t.join()
+    res = _run_s3_and_signal(tmp_path, moto_s3, signal.SIGKILL, ", interval=1", before_signal="time.sleep(4.5)")
     assert not res.success
     assert [m for lvl, m in res.logs if m.startswith("msg ")] == [f"msg {i}" for i in range(25)]
     assert any("did not receive closed" in w for w in res.warnings)  # killed: no `closed`, as expected
