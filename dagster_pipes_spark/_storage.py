@@ -66,6 +66,7 @@ def with_retries(fn: Callable[[], _T], what: str, attempts: int = 8) -> _T:
         except Exception as e:
             if attempt == attempts - 1 or not _is_transient(e):
                 raise
+            logger.debug("dagster-pipes-spark: %s failed (%r); retry %d of %d", what, e, attempt + 1, attempts - 1)
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
     raise AssertionError("unreachable")  # pragma: no cover
