@@ -72,10 +72,8 @@ def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
     from dagster_pipes_spark.spark import report_spark_writes
 
     label = mechanism
-    if mechanism == "connect-unobserved":  # the hooks without the row-count observation
-        from dagster_pipes_spark import _spark_connect
-
-        _spark_connect.OBSERVE_ROW_COUNTS = False
+    count_rows = mechanism != "connect-unobserved"  # the hooks without the row-count observation
+    if not count_rows:
         mechanism = "connect"
 
     tmp = tempfile.mkdtemp(prefix="bench-spark-hooks-")
@@ -100,7 +98,7 @@ def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
         def with_hooks() -> tuple[float, Any]:
             pipes = StubPipes(keys)
             started = time.perf_counter()
-            with report_spark_writes(spark, pipes, assets) as report:
+            with report_spark_writes(spark, pipes, assets, count_rows=count_rows) as report:
                 job()
             elapsed = time.perf_counter() - started
             assert len(pipes.reports) == len(keys), sorted(pipes.reports)

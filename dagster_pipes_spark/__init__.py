@@ -63,32 +63,6 @@ from ._writers import (
 )
 
 if TYPE_CHECKING:
-    from ._blob import (
-        PipesBlobStoreMessageWriter,
-        PipesBlobStoreMessageWriterChannel,
-        PipesBufferedFilesystemMessageWriterChannel,
-        T_BlobStoreMessageWriterChannel,
-    )
-    from ._cloud import (
-        PipesAzureBlobStorageContextLoader,
-        PipesAzureBlobStorageMessageWriter,
-        PipesAzureBlobStorageMessageWriterChannel,
-        PipesGCSContextLoader,
-        PipesGCSMessageWriter,
-        PipesGCSMessageWriterChannel,
-        PipesS3ContextLoader,
-        PipesS3MessageWriter,
-        PipesS3MessageWriterChannel,
-    )
-    from ._databricks import (
-        PipesDatabricksContextLoader,
-        PipesDatabricksMessageWriter,
-        PipesDbfsContextLoader,
-        PipesDbfsMessageWriter,
-        PipesFileStoreMessageWriterChannel,
-        PipesUnityCatalogVolumesContextLoader,
-        PipesUnityCatalogVolumesMessageWriter,
-    )
     from ._log_capture import (
         ExcThread,
         PipesDefaultLogWriter,
@@ -101,37 +75,60 @@ if TYPE_CHECKING:
         PipesStdioLogWriterChannel,
         T_LogChannel,
     )
-    from ._storage import (
-        DbutilsFileStore,
-        FileStore,
-        FuseFileStore,
-        MemoryFileStore,
-        SdkDbfsFileStore,
-        SdkVolumesFileStore,
+    from ._transports.blob import (
+        PipesBlobStoreMessageWriter,
+        PipesBlobStoreMessageWriterChannel,
+        PipesBufferedFilesystemMessageWriterChannel,
+        T_BlobStoreMessageWriterChannel,
     )
+    from ._transports.databricks import (
+        PipesDatabricksContextLoader,
+        PipesDatabricksMessageWriter,
+        PipesDbfsContextLoader,
+        PipesDbfsMessageWriter,
+        PipesFileStoreMessageWriterChannel,
+        PipesUnityCatalogVolumesContextLoader,
+        PipesUnityCatalogVolumesMessageWriter,
+    )
+    from ._transports.dbutils import DbutilsFileStore
+    from ._transports.file_store import FileStore
+    from ._transports.fuse import FuseFileStore
+    from ._transports.memory import MemoryFileStore
+    from ._transports.object_stores import (
+        PipesAzureBlobStorageContextLoader,
+        PipesAzureBlobStorageMessageWriter,
+        PipesAzureBlobStorageMessageWriterChannel,
+        PipesGCSContextLoader,
+        PipesGCSMessageWriter,
+        PipesGCSMessageWriterChannel,
+        PipesS3ContextLoader,
+        PipesS3MessageWriter,
+        PipesS3MessageWriterChannel,
+    )
+    from ._transports.sdk import SdkDbfsFileStore, SdkVolumesFileStore
 
 # Transports and capture are imported on first use (PEP 562), keeping `import` as cheap as stock.
 _LAZY: dict[str, str] = {
-    "PipesBlobStoreMessageWriter": "_blob",
-    "PipesBlobStoreMessageWriterChannel": "_blob",
-    "PipesBufferedFilesystemMessageWriterChannel": "_blob",
-    "T_BlobStoreMessageWriterChannel": "_blob",
-    "PipesAzureBlobStorageContextLoader": "_cloud",
-    "PipesAzureBlobStorageMessageWriter": "_cloud",
-    "PipesAzureBlobStorageMessageWriterChannel": "_cloud",
-    "PipesGCSContextLoader": "_cloud",
-    "PipesGCSMessageWriter": "_cloud",
-    "PipesGCSMessageWriterChannel": "_cloud",
-    "PipesS3ContextLoader": "_cloud",
-    "PipesS3MessageWriter": "_cloud",
-    "PipesS3MessageWriterChannel": "_cloud",
-    "PipesDatabricksContextLoader": "_databricks",
-    "PipesDatabricksMessageWriter": "_databricks",
-    "PipesDbfsContextLoader": "_databricks",
-    "PipesDbfsMessageWriter": "_databricks",
-    "PipesFileStoreMessageWriterChannel": "_databricks",
-    "PipesUnityCatalogVolumesContextLoader": "_databricks",
-    "PipesUnityCatalogVolumesMessageWriter": "_databricks",
+    "PipesBlobStoreMessageWriter": "_transports.blob",
+    "PipesBlobStoreMessageWriterChannel": "_transports.blob",
+    "PipesBufferedFilesystemMessageWriterChannel": "_transports.blob",
+    "T_BlobStoreMessageWriterChannel": "_transports.blob",
+    "PipesAzureBlobStorageContextLoader": "_transports.object_stores",
+    "PipesAzureBlobStorageMessageWriter": "_transports.object_stores",
+    "PipesAzureBlobStorageMessageWriterChannel": "_transports.object_stores",
+    "PipesGCSContextLoader": "_transports.object_stores",
+    "PipesGCSMessageWriter": "_transports.object_stores",
+    "PipesGCSMessageWriterChannel": "_transports.object_stores",
+    "PipesS3ContextLoader": "_transports.object_stores",
+    "PipesS3MessageWriter": "_transports.object_stores",
+    "PipesS3MessageWriterChannel": "_transports.object_stores",
+    "PipesDatabricksContextLoader": "_transports.databricks",
+    "PipesDatabricksMessageWriter": "_transports.databricks",
+    "PipesDbfsContextLoader": "_transports.databricks",
+    "PipesDbfsMessageWriter": "_transports.databricks",
+    "PipesFileStoreMessageWriterChannel": "_transports.databricks",
+    "PipesUnityCatalogVolumesContextLoader": "_transports.databricks",
+    "PipesUnityCatalogVolumesMessageWriter": "_transports.databricks",
     "ExcThread": "_log_capture",
     "PipesDefaultLogWriter": "_log_capture",
     "PipesDefaultLogWriterChannel": "_log_capture",
@@ -142,12 +139,12 @@ _LAZY: dict[str, str] = {
     "PipesStdioLogWriter": "_log_capture",
     "PipesStdioLogWriterChannel": "_log_capture",
     "T_LogChannel": "_log_capture",
-    "DbutilsFileStore": "_storage",
-    "FileStore": "_storage",
-    "FuseFileStore": "_storage",
-    "MemoryFileStore": "_storage",
-    "SdkDbfsFileStore": "_storage",
-    "SdkVolumesFileStore": "_storage",
+    "DbutilsFileStore": "_transports.dbutils",
+    "FileStore": "_transports.file_store",
+    "FuseFileStore": "_transports.fuse",
+    "MemoryFileStore": "_transports.memory",
+    "SdkDbfsFileStore": "_transports.sdk",
+    "SdkVolumesFileStore": "_transports.sdk",
 }
 
 

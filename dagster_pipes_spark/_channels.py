@@ -7,6 +7,7 @@ import threading
 import time
 import weakref
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import IO, Any, TextIO
 
 from ._errors import DagsterPipesError
@@ -37,8 +38,16 @@ class PipesMessageWriterChannel(ABC):
         """Push buffered messages out now (no-op for unbuffered channels)."""
 
 
-class _LineChannel(PipesMessageWriterChannel):
-    """A channel that accepts pre-serialized lines (so each message is serialized exactly once)."""
+class LineChannel(PipesMessageWriterChannel):
+    """One of our channels: it accepts pre-serialized lines, so each message is serialized once.
+
+    ``PipesContext`` writes to it with :meth:`write_line`; any other channel (a user's subclass of
+    ``PipesMessageWriterChannel``) receives message dicts through ``write_message``, as in the stock
+    library. A stdio capture feeding the channel registers with :meth:`attach_capture` and is stopped
+    by the context with :meth:`stop_capture` before ``closed`` is written.
+    """
+
+    _stop_capture: Callable[[], None] | None = None
 
     def write_message(self, message: PipesMessage) -> None:
         """Serialize ``message`` and write it as one line."""
@@ -48,8 +57,18 @@ class _LineChannel(PipesMessageWriterChannel):
     def write_line(self, line: str) -> None:
         """Write one serialized message (without trailing newline)."""
 
+    def attach_capture(self, stop: Callable[[], None]) -> None:
+        """Register how to stop the stdio capture that feeds this channel."""
+        self._stop_capture = stop
 
-class PipesFileMessageWriterChannel(_LineChannel):
+    def stop_capture(self) -> None:
+        """Stop the stdio capture feeding this channel (if any), flushing what it captured."""
+        stop, self._stop_capture = self._stop_capture, None
+        if stop is not None:
+            stop()
+
+
+class PipesFileMessageWriterChannel(LineChannel):
     """Appends one message per line to a file; each line lands with one ``write`` system call.
 
     Unlike the stock channel it keeps the file open (append mode) instead of reopening it for every
@@ -118,7 +137,7 @@ def _ensure_flusher() -> None:
             _flusher_started = True
 
 
-class PipesStreamMessageWriterChannel(_LineChannel):
+class PipesStreamMessageWriterChannel(LineChannel):
     """Writes one message per line to a text stream (for example ``sys.stderr``).
 
     Writes are buffered by the stream and flushed at most every 0.1 s (and on close), which keeps
@@ -161,7 +180,7 @@ class PipesStreamMessageWriterChannel(_LineChannel):
             self._flush_locked(time.monotonic())
 
 
-class PipesBufferedStreamMessageWriterChannel(_LineChannel):
+class PipesBufferedStreamMessageWriterChannel(LineChannel):
     """Keeps messages in memory and writes them all to a stream on ``flush()`` (used by AWS Lambda).
 
     ``flush()`` runs when the writer closes, on SIGTERM and at interpreter exit, so the messages

@@ -11,7 +11,7 @@ from contextlib import ExitStack
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from . import _lifecycle
-from ._channels import _LineChannel, serialize_message
+from ._channels import LineChannel, serialize_message
 from ._context_loaders import PipesContextLoader, PipesDefaultContextLoader
 from ._errors import DagsterPipesError, DagsterPipesWarning
 from ._metadata import find_unserializable_key, normalize_metadata
@@ -22,15 +22,16 @@ from ._protocol import (
     PipesDataProvenance,
     PipesException,
     PipesExtras,
+    PipesMessage,
     PipesPartitionKeyRange,
     PipesTimeWindow,
-    _make_message,
     escape_asset_key_path,
+    make_message,
+    pipes_exception_from_tb,
 )
 from ._writers import PipesDefaultMessageWriter, PipesMessageWriter
 
 if TYPE_CHECKING:
-    from traceback import TracebackException
     from unittest.mock import MagicMock
 
     from ._channels import PipesMessageWriterChannel
@@ -75,23 +76,6 @@ class _PipesLogger(logging.Logger):
     def __init__(self, context: PipesContext) -> None:
         super().__init__(name="dagster-pipes")
         self.addHandler(_PipesLoggerHandler(context))
-
-
-def pipes_exception_from_tb(tb: TracebackException) -> PipesException:
-    """Serialize a ``TracebackException`` (with cause and context) as the ``closed`` payload expects."""
-    exc_type = getattr(tb, "exc_type", None)
-    if exc_type is not None:
-        name: str | None = exc_type.__name__
-    else:  # Python 3.13+
-        type_str = getattr(tb, "exc_type_str", None)
-        name = type_str.split(".")[-1] if type_str else None
-    return {
-        "message": "".join(tb.format_exception_only()),
-        "stack": tb.stack.format(),
-        "name": name,
-        "cause": pipes_exception_from_tb(tb.__cause__) if tb.__cause__ else None,
-        "context": pipes_exception_from_tb(tb.__context__) if tb.__context__ else None,
-    }
 
 
 def _check_type(value: Any, expected: type | tuple[type, ...], method: str, param: str) -> Any:
@@ -161,7 +145,8 @@ class PipesContext:
             self._message_channel: PipesMessageWriterChannel = self._io_stack.enter_context(
                 message_writer.open(messages_params)
             )
-            self._line_channel = isinstance(self._message_channel, _LineChannel)
+            channel = self._message_channel
+            self._lines: LineChannel | None = channel if isinstance(channel, LineChannel) else None
             self._write_message("opened", message_writer.get_opened_payload())
         except BaseException:
             self._closed = True
@@ -177,9 +162,9 @@ class PipesContext:
 
         try:
             with message_writer.open(messages_params) as channel:
-                channel.write_message(_make_message("opened", {"extras": {}}))
+                channel.write_message(make_message("opened", {"extras": {}}))
                 exc = pipes_exception_from_tb(TracebackException.from_exception(error))
-                channel.write_message(_make_message("closed", {"exception": exc}))
+                channel.write_message(make_message("closed", {"exception": exc}))
         except BaseException:  # noqa: BLE001 - the original error is what matters
             pass
 
@@ -207,10 +192,9 @@ class PipesContext:
                 return
             self._closing = True
         try:
-            stop_capture = getattr(self._message_channel, "_pipes_stop_capture", None)
-            if stop_capture is not None:
+            if self._lines is not None:
                 try:
-                    stop_capture()
+                    self._lines.stop_capture()
                 except Exception as e:  # noqa: BLE001 - never lose `closed` over log capture
                     sys.stderr.write(f"[dagster-pipes] stopping stdio capture failed: {e!r}\n")
             self._write_message("closed", {"exception": exc} if exc else {})
@@ -227,24 +211,35 @@ class PipesContext:
         """Whether the context has been closed."""
         return self._closed
 
+    @property
+    def is_closing(self) -> bool:
+        """Whether :meth:`close` is under way (sending ``closed`` and flushing)."""
+        return self._closing
+
     def _write_message(self, method: Method, params: Mapping[str, Any] | None = None) -> None:
         if self._closed:
             raise DagsterPipesError("Cannot send message after pipes context is closed.")
-        message = _make_message(method, params)
+        message = make_message(method, params)
+        if self._lines is not None:
+            self._lines.write_line(self._serialize(method, message))
+            return
+        if method != "opened":  # the writer's own payload is the writer's business, as in stock
+            self._serialize(method, message)  # a payload no wire can carry fails at the call site
+        self._message_channel.write_message(message)
+
+    @staticmethod
+    def _serialize(method: Method, message: PipesMessage) -> str:
         try:
-            line = serialize_message(message)  # once, here: a bad value fails at the call site
+            return serialize_message(message)
         except DagsterPipesError as e:
-            key = find_unserializable_key((params or {}).get("metadata"))
+            params = message.get("params") or {}
+            key = find_unserializable_key(params.get("metadata")) if isinstance(params, Mapping) else None
             if key is None:
                 raise
             raise DagsterPipesError(
                 f"Invalid metadata value for key `{key}` in `{method}`: it is not JSON-serializable ({e.__cause__}). "
                 "Convert it to dicts, lists, strings, numbers, bools or None."
             ) from e
-        if self._line_channel:
-            self._message_channel.write_line(line)  # type: ignore[attr-defined]
-        else:
-            self._message_channel.write_message(message)
 
     # ----------------------------------------------------------------------------- context data
 
@@ -489,14 +484,14 @@ def open_dagster_pipes(
     The default params loader tries env vars, then CLI args, then notebook widgets. A closed context
     (for example from an earlier notebook cell) is replaced by a new one.
     """
+    loader = params_loader or PipesAutoParamsLoader()
     existing = PipesContext._instance
     if existing is not None and not (isinstance(existing, PipesContext) and existing.is_closed):
         if isinstance(existing, PipesContext):
             return existing
         # the no-op mock: keep it unless this process has become a Pipes process
-        if not (params_loader or PipesAutoParamsLoader()).is_dagster_pipes_process():
+        if not loader.is_dagster_pipes_process():
             return existing
-    loader = params_loader or PipesAutoParamsLoader()
     if not loader.is_dagster_pipes_process():
         warnings.warn(_NOT_LAUNCHED_WARNING, DagsterPipesWarning, stacklevel=2)
         mock = _get_mock()

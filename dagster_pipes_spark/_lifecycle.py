@@ -19,15 +19,29 @@ import signal
 import sys
 import threading
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ._errors import DagsterPipesTerminated
+from ._protocol import PipesException, pipes_exception_from_tb
 
-if TYPE_CHECKING:
-    from ._context import PipesContext
+
+class Guarded(Protocol):
+    """What the guards need of a context (``PipesContext`` satisfies it)."""
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether ``closed`` was sent."""
+
+    @property
+    def is_closing(self) -> bool:
+        """Whether the final flush is under way."""
+
+    def close(self, exc: PipesException | None = None) -> None:
+        """Send ``closed`` (with ``exc``) and flush."""
+
 
 _lock = threading.Lock()
-_active: PipesContext | None = None
+_active: Guarded | None = None
 _previous_handler: Any = None
 _installed_handler = False
 _received_signal: int | None = None
@@ -44,7 +58,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if callable(prev) and prev not in (signal.default_int_handler,):
         prev(signum, frame)
         return
-    if ctx is not None and ctx._closing and not ctx.is_closed:
+    if ctx is not None and ctx.is_closing and not ctx.is_closed:
         return  # the final flush is under way: finish it; `_at_exit` then dies as requested
     if ctx is None or ctx.is_closed:
         signal.signal(signum, signal.SIG_DFL)
@@ -83,15 +97,13 @@ def _at_exit() -> None:
         os.kill(os.getpid(), signum)
 
 
-def _exception_info(exc: BaseException) -> Any:
+def _exception_info(exc: BaseException) -> PipesException:
     import traceback
-
-    from ._context import pipes_exception_from_tb
 
     return pipes_exception_from_tb(traceback.TracebackException.from_exception(exc))
 
 
-def install(ctx: PipesContext) -> None:
+def install(ctx: Guarded) -> None:
     """Guard ``ctx`` against SIGTERM, uncaught exceptions and interpreter exit."""
     global _active, _previous_handler, _installed_handler, _atexit_registered, _original_excepthook
     with _lock:
@@ -115,7 +127,7 @@ def install(ctx: PipesContext) -> None:
         _installed_handler = True
 
 
-def uninstall(ctx: PipesContext) -> None:
+def uninstall(ctx: Guarded) -> None:
     """Remove the guards once ``ctx`` has closed (restoring any previous SIGTERM handler)."""
     global _active, _installed_handler
     with _lock:

@@ -25,7 +25,7 @@ from queue import Queue
 from typing import Any, Generic, Literal, TextIO, TypeVar, cast
 
 from ._channels import PipesMessageWriterChannel
-from ._protocol import PipesExtras, PipesLogWriterOpenedData, PipesParams, _make_message
+from ._protocol import PipesExtras, PipesLogWriterOpenedData, PipesParams, make_message
 
 StdStream = Literal["stdout", "stderr"]
 
@@ -301,7 +301,7 @@ class PipesDefaultLogWriterChannel(PipesStdioLogWriterChannel):
         limit = getattr(self.message_channel, "max_chunk_bytes", None)
         for piece in _split_for_limit(chunk, limit):
             self.message_channel.write_message(
-                _make_message("log_external_stream", {"stream": self.stream, "text": piece, "extras": {}})
+                make_message("log_external_stream", {"stream": self.stream, "text": piece, "extras": {}})
             )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal, TypedDict, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
 PIPES_PROTOCOL_VERSION: Final = "0.1"
 PIPES_PROTOCOL_VERSION_FIELD: Final = "__dagster_pipes_version"
@@ -15,9 +15,6 @@ DAGSTER_PIPES_CONTEXT_CLI_ARGUMENT: Final = "--dagster-pipes-context"
 DAGSTER_PIPES_MESSAGES_CLI_ARGUMENT: Final = "--dagster-pipes-messages"
 DAGSTER_PIPES_CONTEXT_WIDGET_KEY: Final = DAGSTER_PIPES_CONTEXT_ENV_VAR
 DAGSTER_PIPES_MESSAGES_WIDGET_KEY: Final = DAGSTER_PIPES_MESSAGES_ENV_VAR
-
-#: Key the orchestrator's composite message reader uses for per-writer params.
-PIPES_COMPOSITE_WRITERS_KEY: Final = "dagster_pipes_composite_writers"
 
 ESCAPE_CHARACTER: Final = "\\"
 
@@ -57,8 +54,8 @@ PipesMetadataType = Literal[
     "table_column_lineage",
     "timestamp",
 ]
-
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from traceback import TracebackException
 
 
 class PipesMessage(TypedDict):
@@ -135,19 +132,7 @@ class PipesException(TypedDict):
     context: PipesException | None
 
 
-#: Exact params keys the orchestrator's handler accepts for each method (all required).
-METHOD_PARAMS: Final[Mapping[str, frozenset[str]]] = {
-    "opened": frozenset({"extras"}),
-    "closed": frozenset(),  # {} or {"exception": ...}
-    "log": frozenset({"message", "level"}),
-    "report_asset_materialization": frozenset({"asset_key", "data_version", "metadata"}),
-    "report_asset_check": frozenset({"asset_key", "check_name", "passed", "severity", "metadata"}),
-    "report_custom_message": frozenset({"payload"}),
-    "log_external_stream": frozenset({"stream", "text", "extras"}),
-}
-
-
-def _make_message(method: Method, params: Mapping[str, Any] | None) -> PipesMessage:
+def make_message(method: Method, params: Mapping[str, Any] | None) -> PipesMessage:
     """Build a protocol message envelope (key order: version, method, params)."""
     return {
         PIPES_PROTOCOL_VERSION_FIELD: PIPES_PROTOCOL_VERSION,
@@ -156,7 +141,22 @@ def _make_message(method: Method, params: Mapping[str, Any] | None) -> PipesMess
     }
 
 
-make_message = _make_message
+
+def pipes_exception_from_tb(tb: TracebackException) -> PipesException:
+    """Serialize a ``TracebackException`` (with cause and context) as the ``closed`` payload expects."""
+    exc_type = getattr(tb, "exc_type", None)
+    if exc_type is not None:
+        name: str | None = exc_type.__name__
+    else:  # Python 3.13+
+        type_str = getattr(tb, "exc_type_str", None)
+        name = type_str.split(".")[-1] if type_str else None
+    return {
+        "message": "".join(tb.format_exception_only()),
+        "stack": tb.stack.format(),
+        "name": name,
+        "cause": pipes_exception_from_tb(tb.__cause__) if tb.__cause__ else None,
+        "context": pipes_exception_from_tb(tb.__context__) if tb.__context__ else None,
+    }
 
 
 def to_asset_key_path(asset_key: str) -> list[str]:

@@ -10,6 +10,7 @@ from contextlib import ExitStack, contextmanager
 from typing import Any, Generic, TypeVar
 
 from ._channels import (
+    LineChannel,
     PipesBufferedStreamMessageWriterChannel,
     PipesFileMessageWriterChannel,
     PipesMessageWriterChannel,
@@ -17,7 +18,7 @@ from ._channels import (
     serialize_message,
 )
 from ._errors import DagsterPipesError
-from ._protocol import PipesExtras, PipesMessage, PipesOpenedData, PipesParams, _make_message
+from ._protocol import PipesExtras, PipesMessage, PipesOpenedData, PipesParams, make_message
 
 T_MessageChannel = TypeVar("T_MessageChannel", bound=PipesMessageWriterChannel)
 
@@ -41,11 +42,11 @@ class PipesMessageWriter(ABC, Generic[T_MessageChannel]):
         return {}
 
 
-def attach_stdio_capture(channel: PipesMessageWriterChannel, stack: ExitStack, params: PipesParams) -> None:
+def attach_stdio_capture(channel: LineChannel, stack: ExitStack, params: PipesParams) -> None:
     """Forward stdout/stderr through ``channel`` as ``log_external_stream`` until the context closes.
 
-    Capture is registered on ``stack`` and on the channel, so the context stops it *before*
-    sending ``closed`` (the orchestrator stops reading at ``closed``).
+    Capture is registered on ``stack`` and on the channel (:meth:`LineChannel.attach_capture`), so
+    the context stops it *before* sending ``closed`` (the orchestrator stops reading at ``closed``).
     """
     from ._log_capture import PipesDefaultLogWriter, PipesLogWriter
 
@@ -53,7 +54,7 @@ def attach_stdio_capture(channel: PipesMessageWriterChannel, stack: ExitStack, p
     capture = ExitStack()
     capture.enter_context(PipesDefaultLogWriter(message_channel=channel).open(log_params))
     stack.callback(capture.close)
-    channel._pipes_stop_capture = capture.close  # type: ignore[attr-defined]
+    channel.attach_capture(capture.close)
 
 
 class PipesDefaultMessageWriter(PipesMessageWriter[PipesMessageWriterChannel]):
@@ -157,8 +158,8 @@ class PipesPrefectLogsMessageWriterChannel(PipesMessageWriterChannel):
         method = message.get("method")
         text = f"Dropped a `{method}` Pipes message of {size} bytes (limit {self._max} bytes)."
         if method == "closed":
-            return _make_message(
+            return make_message(
                 "closed",
                 {"exception": {"message": text, "stack": [], "name": "DagsterPipesError", "cause": None, "context": None}},
             )
-        return _make_message("log", {"message": text, "level": "ERROR"})
+        return make_message("log", {"message": text, "level": "ERROR"})

@@ -61,7 +61,7 @@ def _spark() -> dict[str, Any]:
 def diagnose(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """What this environment offers for Pipes: params sources, storage access and Spark."""
     from ._params import PipesAutoParamsLoader, find_notebook_dbutils
-    from ._storage import FuseFileStore
+    from ._transports.fuse import FuseFileStore
 
     auto = PipesAutoParamsLoader(argv=list(argv) if argv is not None else sys.argv[1:])
     dbutils = find_notebook_dbutils()

@@ -14,8 +14,11 @@ from unittest import mock
 
 import pytest
 
-from dagster_pipes_spark import _delta, _spark_classic
-from dagster_pipes_spark._spark_common import (
+from dagster_pipes_spark.spark import _classic as _spark_classic
+from dagster_pipes_spark.spark import _delta, report_spark_writes
+from dagster_pipes_spark.spark._delta import enrich_from_delta_history
+from dagster_pipes_spark.spark._metadata import build_metadata, columns_from_schema_json, data_version_for
+from dagster_pipes_spark.spark._record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_DELETE,
@@ -25,21 +28,13 @@ from dagster_pipes_spark._spark_common import (
     OP_RTAS,
     OP_UPDATE,
     OP_WRITE,
-    AssetResolver,
     Collector,
-    HookSession,
     SparkWrite,
     SparkWriteReport,
-    build_metadata,
-    columns_from_schema_json,
-    data_version_for,
-    enrich_from_delta_history,
-    normalize_path,
-    parse_target,
-    split_identifier,
 )
-from dagster_pipes_spark._spark_sql import parse_sql_write
-from dagster_pipes_spark.spark import report_spark_writes
+from dagster_pipes_spark.spark._session import HookSession
+from dagster_pipes_spark.spark._sql import parse_sql_write
+from dagster_pipes_spark.spark._targets import AssetResolver, normalize_path, parse_target, split_identifier
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -528,7 +523,7 @@ def test_parse_sql_non_writes(sql: str) -> None:
 
 
 def test_connect_sql_precheck_is_cheap_and_skips_queries() -> None:
-    from dagster_pipes_spark._spark_connect import _may_write
+    from dagster_pipes_spark.spark._connect import _may_write
 
     assert _may_write("/* x */ -- y\n  insert into t select 1")
     assert _may_write("(WITH a AS (SELECT 1) SELECT * FROM a)")  # parsed later, found not to write
@@ -789,7 +784,7 @@ def test_connect_writers_are_wrapped_observed_and_restored() -> None:
     from pyspark.sql.connect import plan as connect_plan
     from pyspark.sql.connect.readwriter import DataFrameWriter, DataFrameWriterV2
 
-    from dagster_pipes_spark import _spark_connect
+    from dagster_pipes_spark.spark import _connect as _spark_connect
 
     original_save = DataFrameWriter.__dict__["save"]
     session = FakeConnectSession()

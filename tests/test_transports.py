@@ -11,7 +11,7 @@ import pytest
 from _helpers import run_pipes, write_script
 
 from dagster_pipes_spark import PipesBlobStoreMessageWriterChannel
-from dagster_pipes_spark._blob import READER_SLACK_SECONDS
+from dagster_pipes_spark._transports.blob import READER_SLACK_SECONDS
 
 
 def test_s3_context_and_messages(tmp_path, moto_s3):

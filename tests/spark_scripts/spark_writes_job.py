@@ -92,7 +92,7 @@ def hooks_installed(spark, mechanism: str) -> int:  # type: ignore[no-untyped-de
     """Query listeners registered on the session (classic) / whether the writers are wrapped (Connect)."""
     if mechanism == "classic":
         return len(spark._jsparkSession.listenerManager().listListeners())
-    from dagster_pipes_spark import _spark_connect
+    from dagster_pipes_spark.spark import _connect as _spark_connect
 
     return int(_spark_connect.is_instrumented())
 
@@ -101,7 +101,8 @@ def robustness(spark, pipes, mechanism: str, few, out: str) -> None:  # type: ig
     """A hook that raises must not break the write; hooks go away also when the block raises."""
     from unittest import mock
 
-    from dagster_pipes_spark import _spark_classic, _spark_connect
+    from dagster_pipes_spark.spark import _classic as _spark_classic
+    from dagster_pipes_spark.spark import _connect as _spark_connect
 
     before = hooks_installed(spark, mechanism)
     target = (_spark_classic, "write_from_plan") if mechanism == "classic" else (_spark_connect, "_v1_write")

@@ -1,6 +1,6 @@
 """DBFS and Unity Catalog Volumes context loaders and message writers (same names as dagster_pipes).
 
-Each is a thin composition over a :class:`~dagster_pipes_spark._storage.FileStore`, picked
+Each is a thin composition over a :class:`~dagster_pipes_spark._transports.file_store.FileStore`, picked
 automatically (FUSE, then the notebook's ``dbutils``, then ``WorkspaceClient()``) unless
 ``client=``, ``dbutils=`` or ``store=`` is given. They consume exactly the params produced by
 ``dagster_databricks.pipes`` and write chunks ``{n}.json`` from 1 as its readers expect.
@@ -8,17 +8,21 @@ automatically (FUSE, then the notebook's ``dbutils``, then ``WorkspaceClient()``
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from ._blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
-from ._context_loaders import PipesContextLoader, parse_context
-from ._errors import DagsterPipesError
-from ._protocol import PipesContextData, PipesExtras, PipesParams
-from ._storage import FileStore, Kind, StorageNotFound, resolve_store
-from ._writers import PipesMessageWriter
+from .._context_loaders import PipesContextLoader, parse_context
+from .._errors import DagsterPipesError
+from .._protocol import PipesContextData, PipesExtras, PipesParams
+from .._writers import PipesMessageWriter
+from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from .dbutils import DbutilsFileStore
+from .file_store import FileStore, Kind, StorageNotFound
+from .fuse import FuseFileStore
+from .sdk import SdkDbfsFileStore, SdkVolumesFileStore
 
 #: The stock DBFS reader reads a chunk without ``length``: the API then returns at most 0.5 MB.
 DBFS_READER_MAX_CHUNK_BYTES = 500_000
@@ -199,3 +203,45 @@ class PipesDatabricksMessageWriter(PipesMessageWriter[PipesFileStoreMessageWrite
     def get_opened_extras(self) -> PipesExtras:
         """The chosen writer's ``opened`` extras (the driver log root on DBFS)."""
         return self._chosen.get_opened_extras() if self._chosen is not None else {}
+
+
+# --- choosing a backend -----------------------------------------------------------------------
+
+logger = logging.getLogger("dagster_pipes_spark")
+
+
+def _workspace_client() -> Any:
+    try:
+        from databricks.sdk import WorkspaceClient
+    except ImportError as e:
+        raise DagsterPipesError(
+            "No way to reach Databricks storage here: no FUSE mount, no notebook `dbutils`, and "
+            "databricks-sdk is not installed. Install `dagster-pipes-spark[databricks]`, or pass "
+            "`client=WorkspaceClient(...)` or `dbutils=dbutils`."
+        ) from e
+    return WorkspaceClient()
+
+
+def resolve_store(kind: Kind, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None) -> FileStore:
+    """Pick the storage backend: explicit ``store``/``client``/``dbutils``, else FUSE, notebook
+    ``dbutils``, then ``WorkspaceClient()`` from the environment (Databricks unified auth)."""
+    chosen: FileStore
+    if store is not None:
+        chosen = store
+    elif client is not None:
+        chosen = SdkDbfsFileStore(client) if kind == "dbfs" else SdkVolumesFileStore(client)
+    elif dbutils is not None:
+        chosen = DbutilsFileStore(kind, dbutils)
+    elif FuseFileStore.available(kind):
+        chosen = FuseFileStore(kind)
+    else:
+        from .._params import find_notebook_dbutils
+
+        nb = find_notebook_dbutils()
+        if nb is not None and getattr(nb, "fs", None) is not None:
+            chosen = DbutilsFileStore(kind, nb)
+        else:
+            wc = _workspace_client()
+            chosen = SdkDbfsFileStore(wc) if kind == "dbfs" else SdkVolumesFileStore(wc)
+    logger.info("dagster-pipes-spark: %s storage via %s", kind, chosen.describe())
+    return chosen

@@ -57,22 +57,9 @@ observation (``count(1)``) on the written DataFrame, returned with the write com
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
-
-from dagster_pipes_spark._spark_common import (
-    AssetsArg,
-    Backend,
-    HookSession,
-    SparkWrite,
-    SparkWriteReport,
-    is_mock,
-)
-
-if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
-    from pyspark.sql.connect.session import SparkSession as ConnectSparkSession
+from dagster_pipes_spark.spark._record import SparkWrite, SparkWriteReport
+from dagster_pipes_spark.spark._session import report_spark_writes
+from dagster_pipes_spark.spark._targets import AssetsArg
 
 __all__ = [
     "AssetsArg",
@@ -80,90 +67,3 @@ __all__ = [
     "SparkWriteReport",
     "report_spark_writes",
 ]
-
-
-def _is_connect_session(spark: Any) -> bool:
-    if type(spark).__module__.startswith("pyspark.sql.connect"):
-        return True
-    if hasattr(spark, "_jsparkSession"):
-        return False
-    try:
-        from pyspark.sql.utils import is_remote
-
-        return bool(is_remote())
-    except Exception:
-        return False
-
-
-def _make_backend(spark: Any, session: HookSession) -> Backend:
-    def warn(message: str) -> None:
-        session._log("warning", message)
-
-    def debug(message: str) -> None:
-        session._log("debug", message)
-
-    if _is_connect_session(spark):
-        from dagster_pipes_spark._spark_connect import ConnectBackend
-
-        return ConnectBackend(spark, session.collector, warn, debug)
-    from dagster_pipes_spark._spark_classic import ClassicBackend
-
-    return ClassicBackend(spark, session.collector, warn, debug)
-
-
-@contextmanager
-def report_spark_writes(
-    spark: SparkSession | ConnectSparkSession,
-    pipes: Any,
-    assets: AssetsArg = None,
-    *,
-    timeout: float = 30.0,
-) -> Iterator[SparkWriteReport]:
-    """Report every successful batch write ``spark`` makes inside the block as a materialization.
-
-    Args:
-        spark: a classic or Spark Connect ``SparkSession``.
-        pipes: the ``PipesContext`` from ``open_dagster_pipes()`` (a no-op mock outside Dagster is
-            accepted and ignored).
-        assets: how a write target maps to an asset key. A dict from table name (any qualification,
-            case-insensitive; the most qualified match wins) or path to asset key (a string like
-            ``"a/b"``, a list of parts, or a ``dagster.AssetKey``; ``None`` to ignore the target),
-            or a callable ``target -> asset key | None`` receiving the fully qualified table name or
-            the path. Tables a dict does not name, and all tables when ``assets`` is ``None``, map to
-            the in-scope asset key equal to their trailing name parts (``orders`` or
-            ``sales/orders`` for ``main.sales.orders``). Writes that map to nothing, or to a key not
-            in scope, are logged at debug level.
-        timeout: seconds to wait on exit for Spark to deliver pending write events (classic).
-
-    Yields:
-        A :class:`SparkWriteReport`, filled on exit with the writes seen and what was reported.
-
-    Several writes to one asset become one materialization (Pipes allows one per key); assets the
-    job already reported itself are skipped with an info log. Failed writes are logged as warnings.
-    Errors inside the hooks are logged, never raised into Spark or the job; the hooks are removed
-    on exit, also when the block raises.
-    """
-    report = SparkWriteReport()
-    if pipes is None or is_mock(pipes):
-        yield report
-        return
-    session = HookSession(pipes, assets, report)
-    backend: Backend | None = None
-    if spark is None:
-        session._log("warning", "[spark writes] no SparkSession given; writes will not be reported")
-    else:
-        try:
-            candidate = _make_backend(spark, session)
-            candidate.start()
-            backend = candidate
-            report.mechanism = candidate.mechanism
-        except Exception as exc:
-            session._log(
-                "warning",
-                f"[spark writes] cannot observe this session's writes ({type(exc).__name__}: {exc});"
-                " report materializations explicitly",
-            )
-    try:
-        yield report
-    finally:
-        session.finish(backend, timeout)

@@ -26,7 +26,9 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from dagster_pipes_spark._spark_common import (
+from dagster_pipes_spark.spark._delta import enrich_from_delta_history
+from dagster_pipes_spark.spark._parallel import parallel_map
+from dagster_pipes_spark.spark._record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_INSERT,
@@ -36,20 +38,16 @@ from dagster_pipes_spark._spark_common import (
     OP_WRITE,
     Collector,
     SparkWrite,
-    enrich_from_delta_history,
     normalize_mode,
+)
+from dagster_pipes_spark.spark._targets import (
     normalize_path,
-    parallel_map,
     parse_target,
     quote_identifier,
     split_identifier,
 )
 
 ROWS_METRIC = "__dagster_pipes_rows"
-#: Observe row counts of DataFrame writes whose target is not Delta (Delta history has them). The
-#: named observation costs the server a few tens of milliseconds per write; the benchmark turns it
-#: off to separate that cost from the hooks' own.
-OBSERVE_ROW_COUNTS = True
 
 _LOCK = threading.RLock()
 _ACTIVE: list[ConnectBackend] = []
@@ -224,7 +222,7 @@ def _wrap_writer(
             return original(self, *args, **kwargs)
         started = time.perf_counter()
         observed: _Observed | None = None
-        if observe and OBSERVE_ROW_COUNTS and _Observed.supported(self) and not _targets_delta(self, backends[0]):
+        if observe and backends[0].count_rows and _Observed.supported(self) and not _targets_delta(self, backends[0]):
             try:
                 observed = _Observed(self)
             except Exception as exc:
@@ -307,7 +305,7 @@ def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
         started = time.perf_counter()
         parsed = None
         try:
-            from dagster_pipes_spark._spark_sql import parse_sql_write
+            from dagster_pipes_spark.spark._sql import parse_sql_write
 
             parsed = parse_sql_write(sqlQuery)
         except Exception as exc:
@@ -450,8 +448,10 @@ class ConnectBackend:
     mechanism = "connect"
 
     def __init__(self, spark: Any, collector: Collector, warn: Callable[[str], None],
-                 debug: Callable[[str], None]) -> None:
+                 debug: Callable[[str], None], *, count_rows: bool = True) -> None:
         self.spark = spark
+        #: count rows of non-Delta writes with a named observation (a few ms of server time per write)
+        self.count_rows = count_rows
         self.collector = collector
         self._warn = warn
         self._debug = debug

@@ -32,10 +32,10 @@ from contextlib import ExitStack, contextmanager
 from io import StringIO
 from typing import IO, TypeVar
 
-from ._channels import _LineChannel
-from ._errors import DagsterPipesError, DagsterPipesWarning
-from ._protocol import PipesMessage, PipesParams
-from ._writers import INCLUDE_STDIO_IN_MESSAGES_KEY, PipesMessageWriter, attach_stdio_capture
+from .._channels import LineChannel
+from .._errors import DagsterPipesError, DagsterPipesWarning
+from .._protocol import PipesMessage, PipesParams
+from .._writers import INCLUDE_STDIO_IN_MESSAGES_KEY, PipesMessageWriter, attach_stdio_capture
 
 #: Worst-case lag of the stock reader's poll period beyond its ``interval`` (see module docstring).
 READER_SLACK_SECONDS = 2.0
@@ -45,7 +45,7 @@ _RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
 _FINAL_FLUSH_DEADLINE = 120.0
 
 
-class PipesBlobStoreMessageWriterChannel(_LineChannel):
+class PipesBlobStoreMessageWriterChannel(LineChannel):
     """Buffers messages and uploads them periodically as numbered chunks ``1.json``, ``2.json``, ...
 
     Subclasses implement :meth:`upload_messages_chunk`. ``interval`` is the orchestrator reader's

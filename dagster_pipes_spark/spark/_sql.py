@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagster_pipes_spark._spark_common import (
+from dagster_pipes_spark.spark._record import (
     OP_COPY_INTO,
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
@@ -18,9 +18,8 @@ from dagster_pipes_spark._spark_common import (
     OP_MERGE,
     OP_RTAS,
     OP_UPDATE,
-    looks_like_path,
-    normalize_path,
 )
+from dagster_pipes_spark.spark._targets import looks_like_path, normalize_path, split_identifier
 
 
 @dataclass(frozen=True)
@@ -187,8 +186,6 @@ class _Parser:
             self.i += 3
             if self.peek() and self.peek().text == ")":  # type: ignore[union-attr]
                 self.i += 1
-            from dagster_pipes_spark._spark_common import split_identifier
-
             return tuple(split_identifier(lit.text)), None, None
         parts: list[tuple[str, str]] = []
         while True:

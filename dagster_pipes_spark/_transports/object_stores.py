@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, ClassVar
 
-from ._blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
-from ._context_loaders import PipesContextLoader, parse_context
-from ._errors import DagsterPipesError
-from ._protocol import PipesContextData, PipesParams
+from .._context_loaders import PipesContextLoader, parse_context
+from .._errors import DagsterPipesError
+from .._protocol import PipesContextData, PipesParams
+from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
 
 
 def _required_str(params: PipesParams, key: str, owner: str) -> str:

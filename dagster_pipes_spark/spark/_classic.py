@@ -14,8 +14,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from dagster_pipes_spark import _delta
-from dagster_pipes_spark._spark_common import (
+from dagster_pipes_spark.spark._delta import (
+    DeltaCommandSpec,
+    DeltaCommit,
+    delta_command_spec,
+    enrich_from_delta_history,
+    is_delta_class_name,
+    is_delta_provider,
+)
+from dagster_pipes_spark.spark._metadata import columns_from_schema_json
+from dagster_pipes_spark.spark._record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_DELETE,
@@ -27,12 +35,9 @@ from dagster_pipes_spark._spark_common import (
     OP_WRITE,
     Collector,
     SparkWrite,
-    columns_from_schema_json,
-    enrich_from_delta_history,
     normalize_mode,
-    normalize_path,
-    split_identifier,
 )
+from dagster_pipes_spark.spark._targets import normalize_path, split_identifier
 
 JavaObject = Any  # a py4j JavaObject (or a test double answering the same method names)
 
@@ -107,7 +112,7 @@ def _relation_target(relation: JavaObject) -> tuple[tuple[str, ...] | None, str 
             except Exception:
                 pass
             parts = _identifier_parts(catalog, ident) if ident is not None else tuple(split_identifier(str(node.name())))
-            is_delta = _delta.is_delta_class_name(table_cls) or _delta.is_delta_provider(provider)
+            is_delta = is_delta_class_name(table_cls) or is_delta_provider(provider)
             return parts, None, "delta" if is_delta else (str(provider).lower() if provider else None), is_delta, node
         if name == "LogicalRelation":
             catalog_table = _opt(node.catalogTable())
@@ -121,12 +126,12 @@ def _relation_target(relation: JavaObject) -> tuple[tuple[str, ...] | None, str 
                     path = normalize_path(str(roots.head().toString()))
             except Exception:
                 pass
-            is_delta = _delta.is_delta_class_name(location_cls)
+            is_delta = is_delta_class_name(location_cls)
             fmt = "delta" if is_delta else None
             if catalog_table is not None:
                 provider = _opt(catalog_table.provider())
                 fmt = fmt or (str(provider).lower() if provider else None)
-                return _catalog_table_parts(catalog_table), None, fmt, is_delta or _delta.is_delta_provider(provider), node
+                return _catalog_table_parts(catalog_table), None, fmt, is_delta or is_delta_provider(provider), node
             return None, path, fmt, is_delta, node
         if name == "HiveTableRelation":
             return _catalog_table_parts(node.tableMeta()), None, "hive", False, node
@@ -183,7 +188,7 @@ def _h_ctas_datasource(node: JavaObject) -> SparkWrite | None:
         mode=normalize_mode(node.mode().toString()),
         format=str(provider).lower() if provider else None,
         columns=_columns(node.query()),
-        is_delta=_delta.is_delta_provider(provider),
+        is_delta=is_delta_provider(provider),
         outer=True,
     )
 
@@ -205,7 +210,7 @@ def _h_ctas_hive(node: JavaObject) -> SparkWrite | None:
 def _h_save_into_data_source(node: JavaObject) -> SparkWrite | None:
     # SaveIntoDataSourceCommand(query, dataSource, options, mode)
     data_source = node.dataSource()
-    is_delta = _delta.is_delta_class_name(_simple_name(data_source))
+    is_delta = is_delta_class_name(_simple_name(data_source))
     path = _opt(node.options().get("path"))
     if path is None:
         return None  # e.g. JDBC by dbtable: no table or path we can name
@@ -285,7 +290,7 @@ def _v2_create(node: JavaObject, operation: str, mode: str) -> SparkWrite | None
         provider = _opt(node.tableSpec().provider())
     except Exception:
         pass
-    is_delta = _delta.is_delta_provider(provider)
+    is_delta = is_delta_provider(provider)
     return SparkWrite(operation, table=parts, mode=mode, format=str(provider).lower() if provider else None,
                       columns=_columns(node.query()), is_delta=is_delta or None, outer=True)
 
@@ -317,8 +322,8 @@ def _row_level(operation: str | None, table_accessor: str) -> Callable[[JavaObje
     return handler
 
 
-def _delta_command(node: JavaObject, spec: _delta.DeltaCommandSpec) -> SparkWrite | None:
-    """A Delta write command, read through its :class:`~._delta.DeltaCommandSpec`."""
+def _delta_command(node: JavaObject, spec: DeltaCommandSpec) -> SparkWrite | None:
+    """A Delta write command, read through its :class:`~.DeltaCommandSpec`."""
 
     def chain(obj: JavaObject, names: tuple[str, ...]) -> JavaObject:
         for attr in names:
@@ -405,7 +410,7 @@ def write_from_plan(node: JavaObject) -> SparkWrite | None:
     if handler is not None:
         write = handler(node)
     else:
-        spec = _delta.delta_command_spec(name)
+        spec = delta_command_spec(name)
         if spec is None:
             return None
         write = _delta_command(node, spec)
@@ -448,7 +453,7 @@ def apply_metrics(write: SparkWrite, metrics: dict[str, int]) -> None:
     if not metrics:
         return
     delta_op = {OP_MERGE: "MERGE", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}.get(write.operation, "WRITE")
-    view = _delta.DeltaCommit(version=-1, operation=delta_op, metrics=metrics)
+    view = DeltaCommit(version=-1, operation=delta_op, metrics=metrics)
     for attr in ("rows", "files", "bytes", "rows_inserted", "rows_updated", "rows_deleted"):
         value = getattr(view, attr)
         if value is not None:

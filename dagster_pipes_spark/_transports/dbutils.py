@@ -1,0 +1,75 @@
+"""Workspace storage through a notebook's ``dbutils.fs``."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from .file_store import (
+    FileStore,
+    Kind,
+    StorageNotFound,
+    dbfs_path,
+)
+from .retry import looks_not_found, with_retries
+
+
+class DbutilsFileStore(FileStore):
+    """Storage through a notebook's ``dbutils.fs`` (works on every compute type, no FUSE needed)."""
+
+    name = "dbutils"
+
+    def __init__(self, kind: Kind, dbutils: Any):
+        self.kind = kind
+        self.fs = getattr(dbutils, "fs", dbutils)
+
+    def _uri(self, path: str) -> str:
+        return "dbfs:" + dbfs_path(path) if self.kind == "dbfs" else path
+
+    def read_bytes(self, path: str) -> bytes:
+        uri = self._uri(path)
+        try:
+            size = self._size(uri)
+            text = self.fs.head(uri, max(size, 1) + 1)
+        except Exception as e:
+            if looks_not_found(e):
+                raise StorageNotFound(f"{path} does not exist.") from e
+            raise
+        return text.encode("utf-8") if isinstance(text, str) else bytes(text)
+
+    def _size(self, uri: str) -> int:
+        parent, _, base = uri.rstrip("/").rpartition("/")
+        for info in self.fs.ls(parent or "/"):
+            if getattr(info, "name", "").rstrip("/") == base:
+                return int(getattr(info, "size", 0))
+        raise StorageNotFound(f"{uri} does not exist.")
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        uri = self._uri(path)
+        parent, _, base = uri.rpartition("/")
+        tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:8]}.tmp"
+        with_retries(lambda: self.fs.put(tmp, data.decode("utf-8"), True), f"put {tmp}")
+        with_retries(lambda: self.fs.mv(tmp, uri), f"mv {tmp}")
+
+    def exists(self, path: str) -> bool:
+        uri = self._uri(path)
+        try:
+            self.fs.ls(uri)
+            return True
+        except Exception as e:
+            if looks_not_found(e):
+                return False
+            raise
+
+    def list(self, path: str) -> list[str]:
+        return sorted(getattr(i, "name", "").rstrip("/") for i in self.fs.ls(self._uri(path)))
+
+    def mkdirs(self, path: str) -> None:
+        self.fs.mkdirs(self._uri(path))
+
+    def delete(self, path: str, recursive: bool = False) -> None:
+        try:
+            self.fs.rm(self._uri(path), recursive)
+        except Exception as e:
+            if not looks_not_found(e):
+                raise

@@ -1,0 +1,71 @@
+"""The one small interface every workspace storage backend implements (FUSE, ``dbutils.fs``,
+databricks-sdk, memory), and the paths it takes.
+
+Paths given to a store are *logical* workspace paths: ``/tmp/x`` (or ``dbfs:/tmp/x``) for DBFS and
+``/Volumes/<catalog>/<schema>/<volume>/...`` for Unity Catalog Volumes. Every store publishes a file
+atomically (a reader never sees a half-written file) and reads files of any size. Implementations
+live beside this module, one per file; everything above this line talks to ``FileStore`` only.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Literal
+
+from .._errors import DagsterPipesError
+
+Kind = Literal["dbfs", "volumes"]
+
+
+#: Env vars that relocate the FUSE mounts (tests map them onto a temp dir).
+DBFS_FUSE_ROOT_ENV = "DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT"
+VOLUMES_FUSE_ROOT_ENV = "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT"
+DBFS_MAX_BLOCK = 1024 * 1024  # put / add-block / read limit of the DBFS API
+
+
+class StorageNotFound(DagsterPipesError):
+    """The path does not exist."""
+
+
+def dbfs_path(path: str) -> str:
+    """Normalise a DBFS path to ``/x/y`` (accepts ``dbfs:/x/y``, ``dbfs:x`` and ``/dbfs/x/y``)."""
+    if path.startswith("dbfs:"):
+        path = path[len("dbfs:") :]
+    if path.startswith("/dbfs/"):
+        path = path[len("/dbfs") :]
+    return "/" + path.lstrip("/")
+
+
+class FileStore(ABC):
+    """The operations Pipes loaders and writers need from workspace storage."""
+
+    #: short name for logs and ``doctor``: ``fuse``, ``dbutils``, ``sdk`` or ``memory``
+    name: str = "store"
+
+    @abstractmethod
+    def read_bytes(self, path: str) -> bytes:
+        """The whole content of ``path``; raises ``StorageNotFound`` if missing."""
+
+    @abstractmethod
+    def write_bytes(self, path: str, data: bytes) -> None:
+        """Create or replace ``path`` atomically."""
+
+    @abstractmethod
+    def exists(self, path: str) -> bool:
+        """Whether ``path`` exists (file or directory)."""
+
+    @abstractmethod
+    def list(self, path: str) -> list[str]:
+        """Names of the entries of directory ``path``."""
+
+    @abstractmethod
+    def mkdirs(self, path: str) -> None:
+        """Create directory ``path`` with its parents."""
+
+    @abstractmethod
+    def delete(self, path: str, recursive: bool = False) -> None:
+        """Delete a file or directory (missing paths are fine)."""
+
+    def describe(self) -> str:
+        """A one-line description for logs."""
+        return self.name

@@ -1,0 +1,88 @@
+"""Workspace storage through the ``/dbfs`` and ``/Volumes`` FUSE mounts of a cluster."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from .._errors import DagsterPipesError
+from .file_store import (
+    DBFS_FUSE_ROOT_ENV,
+    VOLUMES_FUSE_ROOT_ENV,
+    FileStore,
+    Kind,
+    StorageNotFound,
+    dbfs_path,
+)
+
+
+class FuseFileStore(FileStore):
+    """Direct file access through a FUSE mount (``/dbfs`` or ``/Volumes``) or any local directory."""
+
+    name = "fuse"
+
+    def __init__(self, kind: Kind, root: str | None = None):
+        self.kind = kind
+        if root is None:
+            env = DBFS_FUSE_ROOT_ENV if kind == "dbfs" else VOLUMES_FUSE_ROOT_ENV
+            root = os.environ.get(env) or ("/dbfs" if kind == "dbfs" else "/Volumes")
+        self.root = root.rstrip("/") or "/"
+        self._made: set[str] = set()
+
+    @staticmethod
+    def available(kind: Kind) -> bool:
+        """Whether the mount for ``kind`` is present here."""
+        return os.path.isdir(FuseFileStore(kind).root)
+
+    def local(self, path: str) -> str:
+        """The local filesystem path for a logical path."""
+        if self.kind == "dbfs":
+            return self.root + dbfs_path(path)
+        if not path.startswith("/Volumes/") and path != "/Volumes":
+            raise DagsterPipesError(f"{path!r} is not a Unity Catalog Volumes path (expected /Volumes/<catalog>/<schema>/<volume>/...).")
+        return self.root + path[len("/Volumes") :]
+
+    def read_bytes(self, path: str) -> bytes:
+        try:
+            with open(self.local(path), "rb") as f:
+                return f.read()
+        except FileNotFoundError as e:
+            raise StorageNotFound(f"{path} does not exist ({self.local(path)}).") from e
+
+    def write_bytes(self, path: str, data: bytes) -> None:
+        final = self.local(path)
+        directory, base = os.path.split(final)
+        if directory not in self._made:  # once per directory, not per chunk
+            os.makedirs(directory, exist_ok=True)
+            self._made.add(directory)
+        tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:8]}.tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, final)
+
+    def exists(self, path: str) -> bool:
+        return os.path.exists(self.local(path))
+
+    def list(self, path: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.local(path)))
+        except FileNotFoundError as e:
+            raise StorageNotFound(f"{path} does not exist.") from e
+
+    def mkdirs(self, path: str) -> None:
+        os.makedirs(self.local(path), exist_ok=True)
+
+    def delete(self, path: str, recursive: bool = False) -> None:
+        import shutil
+
+        local = self.local(path)
+        if os.path.isdir(local):
+            if recursive:
+                shutil.rmtree(local, ignore_errors=True)
+            else:
+                os.rmdir(local)
+        elif os.path.exists(local):
+            os.remove(local)
+
+    def describe(self) -> str:
+        return f"fuse ({self.root})"
