@@ -207,7 +207,7 @@ def _dump():
 atexit.register(_dump)
 '''
 
-EXTERNAL = r'''
+EXTERNAL = r"""
 import json, os, random, re, sys, time
 
 spec = json.loads(os.environ["BENCH_SPEC"])
@@ -310,7 +310,7 @@ summary.update(
     other_files=sorted(x for x in names if not re.fullmatch(r"\d+\.json", x)),
 )
 print("BENCH_SUMMARY " + json.dumps(summary), flush=True)
-'''
+"""
 
 
 # ----------------------------------------------------------------------------------- orchestrator side
@@ -405,7 +405,10 @@ class Bench:
         else:
             injector = PipesUnityCatalogVolumesContextInjector(client=client, volume_path=VOLUME)
             reader = self.readers["volumes"](
-                client=client, volume_path=VOLUME, interval=spec.reader_interval, include_stdio_in_messages=False
+                client=client,
+                volume_path=VOLUME,
+                interval=spec.reader_interval,
+                include_stdio_in_messages=False,
             )
         counts_file = self.workdir / f"{spec.name}.counts.json"
         out: dict[str, Any] = {"spec": asdict(spec)}
@@ -419,7 +422,9 @@ class Bench:
 
         @dg.asset(name=spec.name)
         def bench_asset(context):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
-            with dg.open_pipes_session(context=context, context_injector=injector, message_reader=reader) as session:
+            with dg.open_pipes_session(
+                context=context, context_injector=injector, message_reader=reader
+            ) as session:
                 out["session_opened_at"] = time.time()
                 time.sleep(spec.start_offset)
                 proc = subprocess.run(
@@ -445,8 +450,16 @@ class Bench:
             result = dg.materialize([bench_asset], instance=instance, raise_on_error=False, run_config=QUIET)
             records = instance.all_logs(result.run_id)
         out["success"] = result.success
-        out["received_log"] = sum(1 for r in records if not r.is_dagster_event and r.user_message.startswith("log message "))
-        out["warnings"] = sorted({r.user_message.split("\n")[0][:200] for r in records if any(w in r.user_message for w in WATCHED_LOGS)})
+        out["received_log"] = sum(
+            1 for r in records if not r.is_dagster_event and r.user_message.startswith("log message ")
+        )
+        out["warnings"] = sorted(
+            {
+                r.user_message.split("\n")[0][:200]
+                for r in records
+                if any(w in r.user_message for w in WATCHED_LOGS)
+            }
+        )
         mats = result.get_asset_materialization_events()
         out["materialization_reported"] = bool(mats) and "sent_custom" in mats[0].materialization.metadata
         out["counts"] = json.loads(counts_file.read_text()) if counts_file.exists() else {}
@@ -456,7 +469,11 @@ class Bench:
         out["reader_poll_timeline"] = [(round(t - t_open, 2), i, ok) for t, i, ok in reader.polls]
         out["reader_polls"] = len(polls)
         out["reader_nonempty_polls"] = sum(1 for p in reader.polls if p[2])
-        gaps = [b - a for a, b in zip(polls, polls[1:], strict=False) if b <= out.get("external_exited_at", float("inf"))]
+        gaps = [
+            b - a
+            for a, b in zip(polls, polls[1:], strict=False)
+            if b <= out.get("external_exited_at", float("inf"))
+        ]
         out["reader_median_poll_gap"] = statistics.median(gaps) if gaps else None
         return out
 
@@ -471,7 +488,10 @@ class Bench:
                 results[i] = {"spec": asdict(spec), "error": traceback.format_exc()}
 
         started = time.monotonic()
-        print(f"[{label}] {len(specs)} concurrent runs (~{max(s.duration for s in specs):.0f} s of sending each) ...", flush=True)
+        print(
+            f"[{label}] {len(specs)} concurrent runs (~{max(s.duration for s in specs):.0f} s of sending each) ...",
+            flush=True,
+        )
         threads = [threading.Thread(target=work, args=(i, s), daemon=True) for i, s in enumerate(specs)]
         for t in threads:
             t.start()
@@ -495,7 +515,9 @@ def fuse_mounts(ws: Any) -> Iterator[None]:
     targets = {"/dbfs": str(ws.dbfs_root), "/Volumes": str(ws.volumes_root)}
     for mount in MOUNTS:
         if os.path.lexists(mount):
-            raise SystemExit(f"refusing to run: {mount} already exists ({os.path.realpath(mount)}); remove it first")
+            raise SystemExit(
+                f"refusing to run: {mount} already exists ({os.path.realpath(mount)}); remove it first"
+            )
     created: list[str] = []
     try:
         for mount, target in targets.items():
@@ -542,7 +564,10 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))
     out = [line, "  ".join("-" * w for w in widths)]
-    out += ["  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))) for r in cells]
+    out += [
+        "  ".join(c.rjust(w) if i else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
+        for r in cells
+    ]
     return "\n".join(out)
 
 
@@ -627,23 +652,42 @@ def row1(bench: Bench, quick: bool) -> dict[str, Any]:
                 if not x:
                     continue
                 is_stock = w == "stock-fuse"
-                x["ratio_vs_stock"] = None if is_stock or not stock else (
-                    x["storage_calls"] / stock["storage_calls"] if stock["storage_calls"] else None
+                x["ratio_vs_stock"] = (
+                    None
+                    if is_stock or not stock
+                    else (x["storage_calls"] / stock["storage_calls"] if stock["storage_calls"] else None)
                 )
-                x["meets_target"] = None if is_stock or not stock else x["storage_calls"] <= stock["storage_calls"]
-                table.append([
-                    kind, f"{iv:g}", w, x["storage_calls"],
-                    x["fuse_ops_total"] if w.endswith("fuse") else f"{x['http_total']} http",
-                    x["chunk_files"], (x["messages_per_chunk"] or ["-"])[0],
-                    "-" if is_stock or not stock else _ratio(x["storage_calls"], stock["storage_calls"]),
-                    "-" if x["meets_target"] is None else ("PASS" if x["meets_target"] else "FAIL"),
-                    f"{x['received_messages']}/{x['sent_messages']}", _fmt(x["closed_received"]),
-                ])
+                x["meets_target"] = (
+                    None if is_stock or not stock else x["storage_calls"] <= stock["storage_calls"]
+                )
+                table.append(
+                    [
+                        kind,
+                        f"{iv:g}",
+                        w,
+                        x["storage_calls"],
+                        x["fuse_ops_total"] if w.endswith("fuse") else f"{x['http_total']} http",
+                        x["chunk_files"],
+                        (x["messages_per_chunk"] or ["-"])[0],
+                        "-" if is_stock or not stock else _ratio(x["storage_calls"], stock["storage_calls"]),
+                        "-" if x["meets_target"] is None else ("PASS" if x["meets_target"] else "FAIL"),
+                        f"{x['received_messages']}/{x['sent_messages']}",
+                        _fmt(x["closed_received"]),
+                    ]
+                )
     # Cross-check the writer-side HTTP counter against the emulator's server-side counts.
     n_dbfs = sum(1 for s in specs if s.kind == "dbfs")
     n_vol = sum(1 for s in specs if s.kind == "volumes")
-    ours_put = sum(x["http"].get("POST /api/2.0/dbfs/put", 0) for x in rows if x["writer"] == "ours-sdk" and x["kind"] == "dbfs")
-    ours_upl = sum(x["http"].get("PUT /api/2.0/fs/files", 0) for x in rows if x["writer"] == "ours-sdk" and x["kind"] == "volumes")
+    ours_put = sum(
+        x["http"].get("POST /api/2.0/dbfs/put", 0)
+        for x in rows
+        if x["writer"] == "ours-sdk" and x["kind"] == "dbfs"
+    )
+    ours_upl = sum(
+        x["http"].get("PUT /api/2.0/fs/files", 0)
+        for x in rows
+        if x["writer"] == "ours-sdk" and x["kind"] == "volumes"
+    )
     cross = {
         "emulator POST /api/2.0/dbfs/put": stats.get("POST /api/2.0/dbfs/put", 0),
         "expected (writer-side sdk puts + 1 context put per dbfs session)": ours_put + n_dbfs,
@@ -655,11 +699,28 @@ def row1(bench: Bench, quick: bool) -> dict[str, Any]:
         and cross["emulator PUT /api/2.0/fs/files"] == ours_upl + n_vol
     )
     text = _table(
-        ["kind", "interval", "writer", "storage calls", "all ops", "chunks", "msgs in chunk 1", "vs stock", "target",
-         "received/sent", "closed"],
+        [
+            "kind",
+            "interval",
+            "writer",
+            "storage calls",
+            "all ops",
+            "chunks",
+            "msgs in chunk 1",
+            "vs stock",
+            "target",
+            "received/sent",
+            "closed",
+        ],
         table,
     )
-    return {"rows": rows, "table": text, "emulator_stats": stats, "cross_check": cross, "runs": _strip(results)}
+    return {
+        "rows": rows,
+        "table": text,
+        "emulator_stats": stats,
+        "cross_check": cross,
+        "runs": _strip(results),
+    }
 
 
 def row2_specs(quick: bool) -> list[Spec]:
@@ -670,8 +731,18 @@ def row2_specs(quick: bool) -> list[Spec]:
     # runs `phases` times, with the external process started at offsets spread over one reader period; the
     # latencies of its runs are pooled.
     steady = [
-        Spec("row2", lib, backend, kind, "latency", iv, iv, duration, seed=7 + k,
-             start_offset=round(k * (iv + 1.0) / phases, 2))
+        Spec(
+            "row2",
+            lib,
+            backend,
+            kind,
+            "latency",
+            iv,
+            iv,
+            duration,
+            seed=7 + k,
+            start_offset=round(k * (iv + 1.0) / phases, 2),
+        )
         for iv in (10.0, 1.0)
         for kind in ("dbfs", "volumes")
         for lib, backend in (("stock", "fuse"), ("ours", "fuse"), ("ours", "sdk"))
@@ -679,8 +750,20 @@ def row2_specs(quick: bool) -> list[Spec]:
     ]
     # Extra: sparse traffic (a message every 3.5-5 s, longer than our writer's upload period at interval=1).
     sparse = [
-        Spec("row2", lib, "fuse", kind, "latency", 1.0, 1.0, duration, seed=17 + k,
-             start_offset=round(k * 2.0 / phases, 2), gap_min=3.5, gap_max=5.0)
+        Spec(
+            "row2",
+            lib,
+            "fuse",
+            kind,
+            "latency",
+            1.0,
+            1.0,
+            duration,
+            seed=17 + k,
+            start_offset=round(k * 2.0 / phases, 2),
+            gap_min=3.5,
+            gap_max=5.0,
+        )
         for kind in ("dbfs", "volumes")
         for lib in ("stock", "ours")
         for k in range(phases)
@@ -700,31 +783,35 @@ def row2(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
         lat = [arr - sent for r in runs for _, sent, arr in r["arrivals"]]
         bound = iv + 1.0
         gaps = [r["reader_median_poll_gap"] for r in runs if r.get("reader_median_poll_gap")]
-        rows.append({
-            "traffic": traffic,
-            "kind": kind,
-            "reader_interval": iv,
-            "writer": writer,
-            "runs": len(runs),
-            "start_offsets": [r["spec"]["start_offset"] for r in runs],
-            "samples": len(lat),
-            "sent": sum(r["external"].get("sent_custom", 0) for r in runs),
-            "received": sum(r.get("received_custom", 0) for r in runs),
-            "p50": _pct(lat, 0.5),
-            "p99": _pct(lat, 0.99),
-            "max": max(lat) if lat else None,
-            "mean": statistics.fmean(lat) if lat else None,
-            "bound": bound,
-            "within_bound": sum(1 for x in lat if x <= bound) / len(lat) if lat else None,
-            "p50_per_run": [_pct([a - t for _, t, a in r["arrivals"]], 0.5) for r in runs],
-            "chunks_per_run": [r["external"].get("chunk_files") for r in runs],
-            "reader_median_poll_gap": statistics.median(gaps) if gaps else None,
-            "closed": all(r.get("received_closed") for r in runs),
-            "warnings": sorted({w for r in runs for w in r.get("warnings", [])}),
-            "latencies": [round(x, 3) for x in lat],
-        })
+        rows.append(
+            {
+                "traffic": traffic,
+                "kind": kind,
+                "reader_interval": iv,
+                "writer": writer,
+                "runs": len(runs),
+                "start_offsets": [r["spec"]["start_offset"] for r in runs],
+                "samples": len(lat),
+                "sent": sum(r["external"].get("sent_custom", 0) for r in runs),
+                "received": sum(r.get("received_custom", 0) for r in runs),
+                "p50": _pct(lat, 0.5),
+                "p99": _pct(lat, 0.99),
+                "max": max(lat) if lat else None,
+                "mean": statistics.fmean(lat) if lat else None,
+                "bound": bound,
+                "within_bound": sum(1 for x in lat if x <= bound) / len(lat) if lat else None,
+                "p50_per_run": [_pct([a - t for _, t, a in r["arrivals"]], 0.5) for r in runs],
+                "chunks_per_run": [r["external"].get("chunk_files") for r in runs],
+                "reader_median_poll_gap": statistics.median(gaps) if gaps else None,
+                "closed": all(r.get("received_closed") for r in runs),
+                "warnings": sorted({w for r in runs for w in r.get("warnings", [])}),
+                "latencies": [round(x, 3) for x in lat],
+            }
+        )
     by = {(x["traffic"], x["kind"], x["reader_interval"], x["writer"]): x for x in rows}
-    for traffic, iv in sorted({(x["traffic"], x["reader_interval"]) for x in rows}, key=lambda t: (t[0] != "steady", -t[1])):
+    for traffic, iv in sorted(
+        {(x["traffic"], x["reader_interval"]) for x in rows}, key=lambda t: (t[0] != "steady", -t[1])
+    ):
         for kind in ("dbfs", "volumes"):
             stock = by.get((traffic, kind, iv, "stock-fuse"))
             for w in ("stock-fuse", "ours-fuse", "ours-sdk"):
@@ -734,19 +821,45 @@ def row2(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 is_stock = w == "stock-fuse"
                 x["meets_target"] = x["p99"] is not None and x["p99"] <= x["bound"]
                 chunks = [c for c in x["chunks_per_run"] if c is not None]
-                table.append([
-                    traffic, f"{iv:g}", kind, w, f"{x['received']}/{x['sent']}", _fmt(x["p50"], ".2f"), _fmt(x["p99"], ".2f"),
-                    _fmt(x["max"], ".2f"),
-                    "-" if is_stock or not stock else _ratio(x["p50"], stock["p50"]),
-                    "-" if is_stock or not stock else _ratio(x["p99"], stock["p99"]),
-                    f"{x['within_bound'] * 100:.0f}% (<={x['bound']:g}s)" if x["within_bound"] is not None else "-",
-                    "PASS" if x["meets_target"] else "FAIL",
-                    f"{statistics.fmean(chunks):.1f}" if chunks else "-",
-                    _fmt(x["reader_median_poll_gap"], ".2f"), _fmt(x["closed"]),
-                ])
+                table.append(
+                    [
+                        traffic,
+                        f"{iv:g}",
+                        kind,
+                        w,
+                        f"{x['received']}/{x['sent']}",
+                        _fmt(x["p50"], ".2f"),
+                        _fmt(x["p99"], ".2f"),
+                        _fmt(x["max"], ".2f"),
+                        "-" if is_stock or not stock else _ratio(x["p50"], stock["p50"]),
+                        "-" if is_stock or not stock else _ratio(x["p99"], stock["p99"]),
+                        f"{x['within_bound'] * 100:.0f}% (<={x['bound']:g}s)"
+                        if x["within_bound"] is not None
+                        else "-",
+                        "PASS" if x["meets_target"] else "FAIL",
+                        f"{statistics.fmean(chunks):.1f}" if chunks else "-",
+                        _fmt(x["reader_median_poll_gap"], ".2f"),
+                        _fmt(x["closed"]),
+                    ]
+                )
     text = _table(
-        ["traffic", "reader iv", "kind", "writer", "recv/sent", "p50 s", "p99 s", "max s", "p50 vs stock", "p99 vs stock",
-         "within iv+1s", "p99 target", "chunks/run", "poll gap s", "closed"],
+        [
+            "traffic",
+            "reader iv",
+            "kind",
+            "writer",
+            "recv/sent",
+            "p50 s",
+            "p99 s",
+            "max s",
+            "p50 vs stock",
+            "p99 vs stock",
+            "within iv+1s",
+            "p99 target",
+            "chunks/run",
+            "poll gap s",
+            "closed",
+        ],
         table,
     )
     return {"rows": rows, "table": text, "runs": _strip(results)}
@@ -769,26 +882,36 @@ def row3(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
             continue
         s = Spec(**r["spec"])
         ext = r["external"]
-        rows.append({
-            "kind": s.kind,
-            "length_s": s.duration,
-            "writer": s.writer,
-            "chunks_written": ext.get("chunk_files"),
-            "chunks_read": r.get("reader_nonempty_polls"),
-            "sent": ext.get("sent_custom"),
-            "received": r.get("received_custom"),
-            "closed": r.get("received_closed"),
-            "materialization_reported": r.get("materialization_reported"),
-            "drained": _delivered(r),
-            "warnings": r.get("warnings"),
-            "drain_seconds_after_exit": None,
-        })
+        rows.append(
+            {
+                "kind": s.kind,
+                "length_s": s.duration,
+                "writer": s.writer,
+                "chunks_written": ext.get("chunk_files"),
+                "chunks_read": r.get("reader_nonempty_polls"),
+                "sent": ext.get("sent_custom"),
+                "received": r.get("received_custom"),
+                "closed": r.get("received_closed"),
+                "materialization_reported": r.get("materialization_reported"),
+                "drained": _delivered(r),
+                "warnings": r.get("warnings"),
+                "drain_seconds_after_exit": None,
+            }
+        )
     rows.sort(key=lambda x: (x["kind"], x["length_s"], x["writer"] != "stock-fuse"))
     for x in rows:
-        table.append([
-            x["kind"], f"{x['length_s']:g}", x["writer"], x["chunks_written"], x["chunks_read"],
-            f"{x['received']}/{x['sent']}", _fmt(x["closed"]), "yes" if x["drained"] else "NO (lost)",
-        ])
+        table.append(
+            [
+                x["kind"],
+                f"{x['length_s']:g}",
+                x["writer"],
+                x["chunks_written"],
+                x["chunks_read"],
+                f"{x['received']}/{x['sent']}",
+                _fmt(x["closed"]),
+                "yes" if x["drained"] else "NO (lost)",
+            ]
+        )
     summary = {}
     for kind in ("dbfs", "volumes"):
         for w in ("stock-fuse", "ours-fuse"):
@@ -800,12 +923,18 @@ def row3(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
                 "first_loss_chunks": min((x["chunks_written"] or 0 for x in bad), default=None),
                 "loss_at_any_length": bool(bad),
             }
-    text = _table(["kind", "run s", "writer", "chunks written", "chunks read", "recv/sent", "closed", "drained"], table)
+    text = _table(
+        ["kind", "run s", "writer", "chunks written", "chunks read", "recv/sent", "closed", "drained"], table
+    )
     lines = [text, ""]
     for key, v in summary.items():
         lines.append(
             f"  {key:<20} longest drained run: {v['longest_drained_chunks']} chunks ({v['longest_drained_length_s']:g} s); "
-            + (f"first loss at {v['first_loss_chunks']} chunks" if v["loss_at_any_length"] else "no loss at any length")
+            + (
+                f"first loss at {v['first_loss_chunks']} chunks"
+                if v["loss_at_any_length"]
+                else "no loss at any length"
+            )
         )
     return {"rows": rows, "summary": summary, "table": "\n".join(lines), "runs": _strip(results)}
 
@@ -848,7 +977,13 @@ def machine_info() -> dict[str, Any]:
         "platform": platform.platform(),
         "versions": {
             name: version(name)
-            for name in ("dagster", "dagster-databricks", "dagster-pipes", "databricks-sdk", "dagster-pipes-spark")
+            for name in (
+                "dagster",
+                "dagster-databricks",
+                "dagster-pipes",
+                "databricks-sdk",
+                "dagster-pipes-spark",
+            )
         },
         "timestamp_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -857,11 +992,16 @@ def machine_info() -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="shorter runs (~2 min instead of ~6)")
-    parser.add_argument("--rows", default="1,2,3", help="comma-separated subset of rows to run (default: 1,2,3)")
+    parser.add_argument(
+        "--rows", default="1,2,3", help="comma-separated subset of rows to run (default: 1,2,3)"
+    )
     args = parser.parse_args(argv)
     wanted = {int(x) for x in args.rows.split(",") if x.strip()}
     if os.geteuid() != 0:
-        print("this benchmark must run as root: it symlinks /dbfs and /Volumes onto the emulator", file=sys.stderr)
+        print(
+            "this benchmark must run as root: it symlinks /dbfs and /Volumes onto the emulator",
+            file=sys.stderr,
+        )
         return 2
 
     import logging
@@ -877,17 +1017,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_info(),
         "config": {"quick": args.quick, "rows": sorted(wanted), "volume": VOLUME},
     }
-    with tempfile.TemporaryDirectory(prefix="bench-databricks-") as tmp, Emulator(volumes=["main/default/pipes"]) as ws:
+    with (
+        tempfile.TemporaryDirectory(prefix="bench-databricks-") as tmp,
+        Emulator(volumes=["main/default/pipes"]) as ws,
+    ):
         with fuse_mounts(ws):
             bench = Bench(ws, Path(tmp))
             # Rows 2 and 3 are light (a few messages per second per run): their runs are threads of this process;
             # with --quick they share one batch, otherwise each row is its own batch.
-            light = [(n, specs) for n, specs in ((2, row2_specs(args.quick)), (3, row3_specs(args.quick))) if n in wanted]
+            light = [
+                (n, specs)
+                for n, specs in ((2, row2_specs(args.quick)), (3, row3_specs(args.quick)))
+                if n in wanted
+            ]
             batches = ([light] if args.quick else [[x] for x in light]) if light else []
             done: list[dict[str, Any]] = []
             for batch in batches:
-                label = " + ".join(f"row {n}" for n, _ in batch) + ": " + ", ".join(
-                    "latency" if n == 2 else "drain" for n, _ in batch
+                label = (
+                    " + ".join(f"row {n}" for n, _ in batch)
+                    + ": "
+                    + ", ".join("latency" if n == 2 else "drain" for n, _ in batch)
                 )
                 done += bench.run_batch([s for _, specs in batch for s in specs], label)
             if 2 in wanted:
@@ -899,7 +1048,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     results["wall_seconds"] = round(time.monotonic() - started, 1)
 
     print()
-    print(NOTE.format(row1_s=15 if args.quick else 30, row2_s=25 if args.quick else 60, phases=2 if args.quick else 3))
+    print(
+        NOTE.format(
+            row1_s=15 if args.quick else 30, row2_s=25 if args.quick else 60, phases=2 if args.quick else 3
+        )
+    )
     titles = {
         "row1_storage_calls": "1. Storage calls per 10,000 messages (writer side; lower is better; target: ours <= stock)",
         "row2_latency": "2. Report-to-orchestrator latency, stock reader (target: p99 <= reader interval + 1 s)",
@@ -912,7 +1065,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(results[key]["table"])
             if key == "row1_storage_calls":
                 cc = results[key]["cross_check"]
-                print(f"  sdk cross-check against the emulator's request counters: {'OK' if cc['ok'] else 'MISMATCH'} {cc}")
+                print(
+                    f"  sdk cross-check against the emulator's request counters: {'OK' if cc['ok'] else 'MISMATCH'} {cc}"
+                )
     print(f"\nwall time: {results['wall_seconds']:.0f} s")
     RESULTS_PATH.parent.mkdir(parents=True, exist_ok=True)
     RESULTS_PATH.write_text(json.dumps(results, indent=2, default=str) + "\n")

@@ -44,8 +44,9 @@ class StubPipes:
     def asset_keys(self) -> list[str]:
         return self._asset_keys
 
-    def report_asset_materialization(self, metadata: Any = None, data_version: Any = None,
-                                     asset_key: str | None = None) -> None:
+    def report_asset_materialization(
+        self, metadata: Any = None, data_version: Any = None, asset_key: str | None = None
+    ) -> None:
         assert asset_key is not None and asset_key not in self.reports
         self.reports[asset_key] = metadata
 
@@ -53,8 +54,10 @@ class StubPipes:
 def _session(mechanism: str, tmp: str) -> Any:
     from pyspark.sql import SparkSession
 
-    builder = SparkSession.builder.remote("local[2]") if mechanism == "connect" else (
-        SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
+    builder = (
+        SparkSession.builder.remote("local[2]")
+        if mechanism == "connect"
+        else (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false"))
     )
     return (
         builder.appName(f"bench-spark-hooks-{mechanism}")
@@ -148,8 +151,18 @@ def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
 
 
 def _print_table(results: list[dict[str, Any]]) -> None:
-    header = ("mechanism", "writes", "rounds", "without (s)", "with (s)", "overhead", "paired",
-              "min-based", "hook/write (ms)", "exit (ms)")
+    header = (
+        "mechanism",
+        "writes",
+        "rounds",
+        "without (s)",
+        "with (s)",
+        "overhead",
+        "paired",
+        "min-based",
+        "hook/write (ms)",
+        "exit (ms)",
+    )
     rows = [
         (
             r["mechanism"],
@@ -181,30 +194,47 @@ def _print_table(results: list[dict[str, Any]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--writes", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=6)
-    parser.add_argument("--mechanism", choices=("classic", "connect", "connect-unobserved", "all"), default="all")
+    parser.add_argument(
+        "--mechanism", choices=("classic", "connect", "connect-unobserved", "all"), default="all"
+    )
     parser.add_argument("--json", action="store_true", help="print raw measurements as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print("RESULT " + json.dumps(run_mechanism(args.mechanism, args.writes, args.rounds)), flush=True)
         return
-    mechanisms = ("classic", "connect", "connect-unobserved") if args.mechanism == "all" else (args.mechanism,)
+    mechanisms = (
+        ("classic", "connect", "connect-unobserved") if args.mechanism == "all" else (args.mechanism,)
+    )
     results = []
     for mechanism in mechanisms:
         print(f"running {mechanism}: {args.rounds} rounds x 2 jobs of {args.writes} writes ...", flush=True)
         proc = subprocess.run(
-            [sys.executable, __file__, "--child", "--mechanism", mechanism, "--writes", str(args.writes),
-             "--rounds", str(args.rounds)],
-            capture_output=True, text=True, check=False,
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--mechanism",
+                mechanism,
+                "--writes",
+                str(args.writes),
+                "--rounds",
+                str(args.rounds),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"{mechanism} benchmark failed")
-        results.append(json.loads(lines[-1][len("RESULT "):]))
+        results.append(json.loads(lines[-1][len("RESULT ") :]))
     print()
     _print_table(results)
     if args.json:

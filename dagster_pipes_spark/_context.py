@@ -137,7 +137,9 @@ class PipesContext:
         self._io_stack = ExitStack()
         try:
             try:
-                self._data: PipesContextData = self._io_stack.enter_context(context_loader.load_context(context_params))
+                self._data: PipesContextData = self._io_stack.enter_context(
+                    context_loader.load_context(context_params)
+                )
             except BaseException as load_error:
                 # Tell Dagster why, if a channel can be opened at all; then re-raise.
                 self._report_startup_failure(message_writer, messages_params, load_error)
@@ -156,7 +158,10 @@ class PipesContext:
         _lifecycle.install(self)
 
     def _report_startup_failure(
-        self, message_writer: PipesMessageWriter[Any], messages_params: Mapping[str, Any], error: BaseException
+        self,
+        message_writer: PipesMessageWriter[Any],
+        messages_params: Mapping[str, Any],
+        error: BaseException,
     ) -> None:
         from traceback import TracebackException
 
@@ -246,7 +251,9 @@ class PipesContext:
     def _assets(self, prop: str) -> Sequence[str]:
         keys = self._data["asset_keys"]
         if keys is None:
-            raise DagsterPipesError(f"Missing required property: `{prop}` is undefined. Current step does not target an asset.")
+            raise DagsterPipesError(
+                f"Missing required property: `{prop}` is undefined. Current step does not target an asset."
+            )
         return keys
 
     def _single_asset(self, prop: str) -> str:
@@ -314,7 +321,9 @@ class PipesContext:
         if key is None:
             rng = self._data.get("partition_key_range")
             if rng is not None and rng["start"] != rng["end"]:
-                raise DagsterPipesError("`partition_key` is undefined. Current step targets multiple partitions.")
+                raise DagsterPipesError(
+                    "`partition_key` is undefined. Current step targets multiple partitions."
+                )
             raise DagsterPipesError(
                 "Missing required property: `partition_key` is undefined. Current step does not target any partitions."
             )
@@ -381,7 +390,9 @@ class PipesContext:
         defined = self._data["asset_keys"]
         if defined:
             if asset_key and asset_key not in defined:
-                raise DagsterPipesError(f"Invalid asset key. Expected one of `{list(defined)}`, got `{asset_key}`.")
+                raise DagsterPipesError(
+                    f"Invalid asset key. Expected one of `{list(defined)}`, got `{asset_key}`."
+                )
             if not asset_key:
                 if len(defined) != 1:
                     raise DagsterPipesError(
@@ -415,7 +426,9 @@ class PipesContext:
                     f"Calling `{method}` with asset key `{key}` is undefined. Asset has already been materialized, "
                     "so no additional data can be reported for it. Report all metadata in one call."
                 )
-            self._write_message(method, {"asset_key": key, "data_version": data_version, "metadata": normalized})
+            self._write_message(
+                method, {"asset_key": key, "data_version": data_version, "metadata": normalized}
+            )
             self._materialized_assets.add(key)
 
     @property
@@ -449,7 +462,13 @@ class PipesContext:
                 )
             self._write_message(
                 method,
-                {"asset_key": key, "check_name": check_name, "passed": passed, "metadata": normalized, "severity": severity},
+                {
+                    "asset_key": key,
+                    "check_name": check_name,
+                    "passed": passed,
+                    "metadata": normalized,
+                    "severity": severity,
+                },
             )
             self._reported_checks.add((key, check_name))
 
@@ -460,9 +479,13 @@ class PipesContext:
     def log_external_stream(self, stream: str, text: str, extras: PipesExtras | None = None) -> None:
         """Forward text as if written to the external process's ``stdout`` or ``stderr``."""
         if stream not in ("stdout", "stderr"):
-            raise DagsterPipesError(f'Invalid stream {stream!r} for `log_external_stream`: use "stdout" or "stderr".')
+            raise DagsterPipesError(
+                f'Invalid stream {stream!r} for `log_external_stream`: use "stdout" or "stderr".'
+            )
         _check_type(text, str, "log_external_stream", "text")
-        self._write_message("log_external_stream", {"stream": stream, "text": text, "extras": dict(extras or {})})
+        self._write_message(
+            "log_external_stream", {"stream": stream, "text": text, "extras": dict(extras or {})}
+        )
 
 
 def _get_mock() -> MagicMock:

@@ -35,7 +35,9 @@ def parse_context(text: str | bytes, where: str) -> PipesContextData:
 def check_context(data: Any, where: str) -> PipesContextData:
     """Check that ``data`` looks like a context payload."""
     if not isinstance(data, Mapping):
-        raise DagsterPipesError(f"The Pipes context at {where} must be a JSON object, got {type(data).__name__}.")
+        raise DagsterPipesError(
+            f"The Pipes context at {where} must be a JSON object, got {type(data).__name__}."
+        )
     missing = [k for k in _REQUIRED_KEYS if k not in data]
     if missing:
         raise DagsterPipesError(

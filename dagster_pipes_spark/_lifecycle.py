@@ -84,7 +84,9 @@ def _at_exit() -> None:
             else:
                 ctx.close()
         except Exception as e:  # noqa: BLE001 - last chance: report, never mask the exit
-            sys.__stderr__.write(f"[dagster-pipes] closing at exit failed: {e!r}\n") if sys.__stderr__ else None
+            sys.__stderr__.write(
+                f"[dagster-pipes] closing at exit failed: {e!r}\n"
+            ) if sys.__stderr__ else None
     signum = _received_signal
     if signum is not None and _previous_handler in (signal.SIG_DFL, None):
         # Die with the usual status for the signal, after every message went out.
@@ -134,10 +136,16 @@ def uninstall(ctx: Guarded) -> None:
         if _active is not ctx:
             return
         _active = None
-        if _installed_handler and _received_signal is None and threading.current_thread() is threading.main_thread():
+        if (
+            _installed_handler
+            and _received_signal is None
+            and threading.current_thread() is threading.main_thread()
+        ):
             try:
                 if signal.getsignal(signal.SIGTERM) is _on_sigterm:
-                    signal.signal(signal.SIGTERM, _previous_handler if _previous_handler is not None else signal.SIG_DFL)
+                    signal.signal(
+                        signal.SIGTERM, _previous_handler if _previous_handler is not None else signal.SIG_DFL
+                    )
             except (ValueError, OSError):
                 pass
             _installed_handler = False

@@ -167,7 +167,9 @@ class PipesStdioLogWriterChannel(PipesLogWriterChannel):
             self._capture_python_stream(stack)
             stop = threading.Event()
             if saved_fd is None:  # no fd to drain: just emit periodically
-                emitter = ExcThread(target=self._emit_loop, args=(stop,), name=f"{self.name}-emitter", daemon=True)
+                emitter = ExcThread(
+                    target=self._emit_loop, args=(stop,), name=f"{self.name}-emitter", daemon=True
+                )
                 emitter.start()
 
                 def stop_emitter() -> None:
@@ -292,7 +294,9 @@ class PipesStdioLogWriter(PipesLogWriter[T_LogChannel]):
 class PipesDefaultLogWriterChannel(PipesStdioLogWriterChannel):
     """Forwards captured text through the message channel as ``log_external_stream`` messages."""
 
-    def __init__(self, message_channel: PipesMessageWriterChannel, stream: StdStream, name: str, interval: float):
+    def __init__(
+        self, message_channel: PipesMessageWriterChannel, stream: StdStream, name: str, interval: float
+    ):
         self.message_channel = message_channel
         super().__init__(interval=interval, stream=stream, name=name)
 
@@ -365,5 +369,8 @@ class PipesStdioFileLogWriter(PipesStdioLogWriter[PipesStdioFileLogWriterChannel
         os.makedirs(logs_dir, exist_ok=True)
         path = os.path.join(logs_dir, stream)
         return PipesStdioFileLogWriterChannel(
-            output_path=path, stream=stream, name=f"PipesStdioFileLogWriterChannel({stream}->{path})", interval=self.interval
+            output_path=path,
+            stream=stream,
+            name=f"PipesStdioFileLogWriterChannel({stream}->{path})",
+            interval=self.interval,
         )

@@ -99,7 +99,9 @@ def _column(col: Any, where: str) -> dict[str, Any]:
     if not isinstance(col, Mapping):
         raise _err(where, f"a column must be a dict with `name` and `type`, got {col!r}", "")
     if "name" not in col or not isinstance(col["name"], str):
-        raise _err(where, f"column {dict(col)!r} has no string `name`", "Every column needs `name` and `type`.")
+        raise _err(
+            where, f"column {dict(col)!r} has no string `name`", "Every column needs `name` and `type`."
+        )
     name = col["name"]
     unknown = set(col) - _COLUMN_KEYS
     if unknown:
@@ -137,7 +139,9 @@ def _column(col: Any, where: str) -> dict[str, Any]:
 def _columns(schema: Any, where: str) -> list[dict[str, Any]]:
     if isinstance(schema, Mapping):
         if "columns" not in schema:
-            raise _err(where, "a schema dict needs a `columns` list", 'Use {"columns": [{"name", "type"}, ...]}.')
+            raise _err(
+                where, "a schema dict needs a `columns` list", 'Use {"columns": [{"name", "type"}, ...]}.'
+            )
         schema = schema["columns"]
     if isinstance(schema, (str, bytes)) or not isinstance(schema, Sequence):
         raise _err(where, f"schema must be a list of columns, got {type(schema).__name__}", "")
@@ -161,7 +165,11 @@ def _cell(value: Any, where: str, column: str) -> Any:
 
 def _table(raw: Any, where: str) -> dict[str, Any]:
     if not isinstance(raw, Mapping) or "records" not in raw:
-        raise _err(where, "type `table` needs a dict with `records` (and `schema`)", 'Use {"records": [...], "schema": [...]}.')
+        raise _err(
+            where,
+            "type `table` needs a dict with `records` (and `schema`)",
+            'Use {"records": [...], "schema": [...]}.',
+        )
     records = raw["records"]
     if isinstance(records, Mapping) or not isinstance(records, Sequence):
         raise _err(where, "`records` must be a list of dicts", "")
@@ -174,7 +182,9 @@ def _table(raw: Any, where: str) -> dict[str, Any]:
         schema = _columns(raw["schema"], where)
     else:  # infer a schema from the first record, as a convenience
         first = out_records[0] if out_records else {}
-        schema = [{"name": k, "type": type(v).__name__ if v is not None else "string"} for k, v in first.items()]
+        schema = [
+            {"name": k, "type": type(v).__name__ if v is not None else "string"} for k, v in first.items()
+        ]
     return {"records": out_records, "schema": schema}
 
 
@@ -220,21 +230,31 @@ def _typed(raw: Any, mtype: str, where: str) -> Any:
         if _is_path(raw) and mtype in ("path", "notebook"):
             return str(raw)
         if not isinstance(raw, str):
-            raise _err(where, f"type `{mtype}` needs a string, got {type(raw).__name__} {raw!r}", "Pass a str.")
+            raise _err(
+                where, f"type `{mtype}` needs a string, got {type(raw).__name__} {raw!r}", "Pass a str."
+            )
         return raw
     if mtype == "float":
         if isinstance(raw, bool) or not (isinstance(raw, (int, float)) or _is_decimal(raw)):
-            raise _err(where, f"type `float` needs a number, got {type(raw).__name__} {raw!r}", "Pass an int or float.")
+            raise _err(
+                where,
+                f"type `float` needs a number, got {type(raw).__name__} {raw!r}",
+                "Pass an int or float.",
+            )
         return float(raw)  # an integer must travel as 1.0, or the orchestrator rejects it
     if mtype == "int":
         if isinstance(raw, float) and raw.is_integer():
             return int(raw)
         if not isinstance(raw, int):
-            raise _err(where, f"type `int` needs an integer, got {type(raw).__name__} {raw!r}", "Pass an int.")
+            raise _err(
+                where, f"type `int` needs an integer, got {type(raw).__name__} {raw!r}", "Pass an int."
+            )
         return int(raw)
     if mtype == "bool":
         if not isinstance(raw, bool):
-            raise _err(where, f"type `bool` needs True or False, got {type(raw).__name__} {raw!r}", "Pass a bool.")
+            raise _err(
+                where, f"type `bool` needs True or False, got {type(raw).__name__} {raw!r}", "Pass a bool."
+            )
         return raw
     if mtype == "json":
         if isinstance(raw, tuple):
@@ -281,9 +301,19 @@ def _infer(value: Any, where: str, explicit: bool = False) -> PipesMetadataValue
 _PLAIN = (str, int, float, bool, type(None))
 # Typed values whose raw value can pass through untouched when it has exactly this Python type.
 _PASS_THROUGH: dict[str, tuple[type, ...]] = {
-    "text": (str,), "url": (str,), "path": (str,), "notebook": (str,), "md": (str,), "dagster_run": (str,),
-    "asset": (str,), "float": (float,), "int": (int,), "bool": (bool,), "timestamp": (int, float),
-    "json": (dict, list, str, int, float, bool), "__infer__": _PLAIN + (list,),
+    "text": (str,),
+    "url": (str,),
+    "path": (str,),
+    "notebook": (str,),
+    "md": (str,),
+    "dagster_run": (str,),
+    "asset": (str,),
+    "float": (float,),
+    "int": (int,),
+    "bool": (bool,),
+    "timestamp": (int, float),
+    "json": (dict, list, str, int, float, bool),
+    "__infer__": _PLAIN + (list,),
 }
 
 
@@ -330,7 +360,9 @@ def normalize_metadata_value(key: str, value: Any) -> PipesMetadataValue:
     return _infer(value, where)
 
 
-def normalize_metadata(metadata: Any, method: str = "report_asset_materialization") -> dict[str, PipesMetadataValue] | None:
+def normalize_metadata(
+    metadata: Any, method: str = "report_asset_materialization"
+) -> dict[str, PipesMetadataValue] | None:
     """Normalise a metadata mapping; ``None`` and ``{}`` become ``None`` (as the stock library sends)."""
     if metadata is None:
         return None

@@ -141,7 +141,6 @@ def make_message(method: Method, params: Mapping[str, Any] | None) -> PipesMessa
     }
 
 
-
 def pipes_exception_from_tb(tb: TracebackException) -> PipesException:
     """Serialize a ``TracebackException`` (with cause and context) as the ``closed`` payload expects."""
     exc_type = getattr(tb, "exc_type", None)

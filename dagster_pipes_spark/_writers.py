@@ -76,7 +76,9 @@ class PipesDefaultMessageWriter(PipesMessageWriter[PipesMessageWriterChannel]):
         """Open the channel selected by ``params``."""
         with ExitStack() as stack:
             if self.FILE_PATH_KEY in params:
-                file_channel = PipesFileMessageWriterChannel(_str_param(params, self.FILE_PATH_KEY, type(self)))
+                file_channel = PipesFileMessageWriterChannel(
+                    _str_param(params, self.FILE_PATH_KEY, type(self))
+                )
                 stack.callback(file_channel.close)
                 if params.get(self.INCLUDE_STDIO_IN_MESSAGES_KEY):
                     attach_stdio_capture(file_channel, stack, params)
@@ -104,7 +106,9 @@ def _stdio(value: Any, key: str) -> Any:
         return sys.stderr
     if value == PipesDefaultMessageWriter.STDOUT:
         return sys.stdout
-    raise DagsterPipesError(f'Invalid value for key "std", expected "stderr" or "stdout" but received {value!r} (key `{key}`).')
+    raise DagsterPipesError(
+        f'Invalid value for key "std", expected "stderr" or "stdout" but received {value!r} (key `{key}`).'
+    )
 
 
 def _str_param(params: PipesParams, key: str, owner: type) -> str:
@@ -134,7 +138,9 @@ class PipesPrefectLogsMessageWriter(PipesMessageWriter["PipesPrefectLogsMessageW
     def open(self, params: PipesParams) -> Iterator[PipesPrefectLogsMessageWriterChannel]:
         """Open the logger channel (requires ``prefect_logs`` in params)."""
         if not params.get(self.PREFECT_LOGS_KEY):
-            raise DagsterPipesError(f"Invalid params for {type(self).__name__}: expected `{self.PREFECT_LOGS_KEY}: true`.")
+            raise DagsterPipesError(
+                f"Invalid params for {type(self).__name__}: expected `{self.PREFECT_LOGS_KEY}: true`."
+            )
         max_bytes = int(params.get(self.MAX_MESSAGE_BYTES_KEY) or self.DEFAULT_MAX_MESSAGE_BYTES)
         yield PipesPrefectLogsMessageWriterChannel(logging.getLogger(self.LOGGER_NAME), max_bytes)
 
@@ -160,6 +166,14 @@ class PipesPrefectLogsMessageWriterChannel(PipesMessageWriterChannel):
         if method == "closed":
             return make_message(
                 "closed",
-                {"exception": {"message": text, "stack": [], "name": "DagsterPipesError", "cause": None, "context": None}},
+                {
+                    "exception": {
+                        "message": text,
+                        "stack": [],
+                        "name": "DagsterPipesError",
+                        "cause": None,
+                        "context": None,
+                    }
+                },
             )
         return make_message("log", {"message": text, "level": "ERROR"})

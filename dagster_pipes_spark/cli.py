@@ -66,7 +66,10 @@ def diagnose(argv: Sequence[str] | None = None) -> dict[str, Any]:
     auto = PipesAutoParamsLoader(argv=list(argv) if argv is not None else sys.argv[1:])
     dbutils = find_notebook_dbutils()
     sdk = _sdk_auth()
-    fuse = {kind: {"root": FuseFileStore(kind).root, "mounted": FuseFileStore.available(kind)} for kind in ("dbfs", "volumes")}
+    fuse = {
+        kind: {"root": FuseFileStore(kind).root, "mounted": FuseFileStore.available(kind)}
+        for kind in ("dbfs", "volumes")
+    }
     transports: dict[str, str] = {}
     for kind in ("dbfs", "volumes"):
         if fuse[kind]["mounted"]:
@@ -100,7 +103,10 @@ def _print_doctor(report: dict[str, Any]) -> None:
         ("params source", report["params_source"]),
         ("params sources tried", ", ".join(report["params_candidates"])),
         ("/dbfs FUSE", f"{'mounted' if fuse['dbfs']['mounted'] else 'absent'} ({fuse['dbfs']['root']})"),
-        ("/Volumes FUSE", f"{'mounted' if fuse['volumes']['mounted'] else 'absent'} ({fuse['volumes']['root']})"),
+        (
+            "/Volumes FUSE",
+            f"{'mounted' if fuse['volumes']['mounted'] else 'absent'} ({fuse['volumes']['root']})",
+        ),
         ("notebook dbutils", "found" if report["dbutils"] else "absent"),
         ("databricks-sdk", json.dumps(report["databricks_sdk"])),
         ("spark", json.dumps(report["spark"])),
@@ -147,11 +153,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     doctor = sub.add_parser("doctor", help="what this environment offers and which transport would be picked")
     doctor.add_argument("--json", action="store_true", help="machine-readable output")
     decode = sub.add_parser("decode", help="decode a Pipes bootstrap value to readable JSON")
-    decode.add_argument("value", help="the encoded value, an env var name (DAGSTER_PIPES_CONTEXT/MESSAGES), or - for stdin")
-    emu = sub.add_parser("emulator", help="serve a local Databricks workspace (DBFS, Files, Jobs APIs) for tests")
+    decode.add_argument(
+        "value", help="the encoded value, an env var name (DAGSTER_PIPES_CONTEXT/MESSAGES), or - for stdin"
+    )
+    emu = sub.add_parser(
+        "emulator", help="serve a local Databricks workspace (DBFS, Files, Jobs APIs) for tests"
+    )
     emu.add_argument("--port", type=int, default=8765)
-    emu.add_argument("--root", default=None, help="directory holding the workspace files (default: a temp dir)")
-    emu.add_argument("--volume", action="append", default=[], help="catalog/schema/volume to create (repeatable)")
+    emu.add_argument(
+        "--root", default=None, help="directory holding the workspace files (default: a temp dir)"
+    )
+    emu.add_argument(
+        "--volume", action="append", default=[], help="catalog/schema/volume to create (repeatable)"
+    )
     args = parser.parse_args(argv)
     if args.command == "doctor":
         report = diagnose([])

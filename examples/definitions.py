@@ -59,55 +59,85 @@ def workspace() -> tuple[Any, Any]:
 def _upload(client: Any) -> None:
     from databricks.sdk.service.workspace import ImportFormat, Language
 
-    client.dbfs.upload(SCRIPT_PATH, io.BytesIO((HERE / "jobs" / "spark_submit_job.py").read_bytes()), overwrite=True)
+    client.dbfs.upload(
+        SCRIPT_PATH, io.BytesIO((HERE / "jobs" / "spark_submit_job.py").read_bytes()), overwrite=True
+    )
     client.workspace.mkdirs(str(Path(NOTEBOOK_PATH).parent))
     client.workspace.upload(
-        NOTEBOOK_PATH, io.BytesIO((REPO / "notebooks" / "customers_serverless.py").read_bytes()),
-        format=ImportFormat.SOURCE, language=Language.PYTHON, overwrite=True,
+        NOTEBOOK_PATH,
+        io.BytesIO((REPO / "notebooks" / "customers_serverless.py").read_bytes()),
+        format=ImportFormat.SOURCE,
+        language=Language.PYTHON,
+        overwrite=True,
     )
 
 
 def _classic_client() -> PipesDatabricksClient:
     client, _ = workspace()
     return PipesDatabricksClient(
-        client=client, poll_interval_seconds=POLL, message_reader=PipesDbfsMessageReader(client=client, interval=POLL)
+        client=client,
+        poll_interval_seconds=POLL,
+        message_reader=PipesDbfsMessageReader(client=client, interval=POLL),
     )
 
 
 @dg.asset(check_specs=[dg.AssetCheckSpec("has_rows", asset="revenue")], kinds={"databricks", "spark"})
 def revenue(context: dg.AssetExecutionContext):
     """Daily revenue, computed by a spark_python_task on a new job cluster."""
-    task = jobs.SubmitTask.from_dict({
-        "task_key": "revenue",
-        "new_cluster": {"spark_version": "15.4.x-scala2.12", "node_type_id": "i3.xlarge", "num_workers": 0},
-        "libraries": LIBRARIES,
-        "spark_python_task": {"python_file": SCRIPT_PATH, "parameters": ["revenue"]},
-    })
+    task = jobs.SubmitTask.from_dict(
+        {
+            "task_key": "revenue",
+            "new_cluster": {
+                "spark_version": "15.4.x-scala2.12",
+                "node_type_id": "i3.xlarge",
+                "num_workers": 0,
+            },
+            "libraries": LIBRARIES,
+            "spark_python_task": {"python_file": SCRIPT_PATH, "parameters": ["revenue"]},
+        }
+    )
     return _classic_client().run(task=task, context=context, extras={"days": 10}).get_results()
 
 
-@dg.asset(check_specs=[dg.AssetCheckSpec("unique_customer_id", asset="customers")], kinds={"databricks", "spark"})
+@dg.asset(
+    check_specs=[dg.AssetCheckSpec("unique_customer_id", asset="customers")], kinds={"databricks", "spark"}
+)
 def customers(context: dg.AssetExecutionContext):
     """Customers, built by a notebook on serverless compute."""
     client, _ = workspace()
     pipes = PipesDatabricksServerlessClient(
-        client=client, volume_path=VOLUME, poll_interval_seconds=POLL,
-        message_reader=PipesUnityCatalogVolumesMessageReader(client=client, volume_path=VOLUME, interval=POLL),
+        client=client,
+        volume_path=VOLUME,
+        poll_interval_seconds=POLL,
+        message_reader=PipesUnityCatalogVolumesMessageReader(
+            client=client, volume_path=VOLUME, interval=POLL
+        ),
     )
-    task = jobs.SubmitTask.from_dict({"task_key": "customers", "notebook_task": {"notebook_path": NOTEBOOK_PATH}})
-    return pipes.run(task=task, context=context, extras={"segments": ["retail", "wholesale", "online"]}).get_results()
+    task = jobs.SubmitTask.from_dict(
+        {"task_key": "customers", "notebook_task": {"notebook_path": NOTEBOOK_PATH}}
+    )
+    return pipes.run(
+        task=task, context=context, extras={"segments": ["retail", "wholesale", "online"]}
+    ).get_results()
 
 
-@dg.asset(check_specs=[dg.AssetCheckSpec("stock_non_negative", asset="inventory")], kinds={"databricks", "python"})
+@dg.asset(
+    check_specs=[dg.AssetCheckSpec("stock_non_negative", asset="inventory")], kinds={"databricks", "python"}
+)
 def inventory(context: dg.AssetExecutionContext):
     """Inventory, produced by a python_wheel_task on an existing cluster."""
-    task = jobs.SubmitTask.from_dict({
-        "task_key": "inventory",
-        "existing_cluster_id": CLUSTER_ID,
-        "libraries": LIBRARIES,
-        "python_wheel_task": {"package_name": "pipes_wheel_job", "entry_point": "pipes-wheel-job",
-                              "parameters": ["--table", "inventory"]},
-    })
+    task = jobs.SubmitTask.from_dict(
+        {
+            "task_key": "inventory",
+            "existing_cluster_id": CLUSTER_ID,
+            "libraries": LIBRARIES,
+            "python_wheel_task": {
+                "package_name": "pipes_wheel_job",
+                "entry_point": "pipes-wheel-job",
+                "parameters": ["--table", "inventory"],
+            },
+        }
+    )
     return _classic_client().run(task=task, context=context, extras={"items": 25}).get_results()
 
 

@@ -44,7 +44,9 @@ def main() -> int:
     for name, mode, transport in PLAN:
         _say(f"materializing {name}: {mode} ...")
         t0 = time.time()
-        result = dg.materialize([getattr(definitions, name)], instance=instance, raise_on_error=False, run_config=QUIET)
+        result = dg.materialize(
+            [getattr(definitions, name)], instance=instance, raise_on_error=False, run_config=QUIET
+        )
         seconds = time.time() - t0
         logs = [r for r in instance.all_logs(result.run_id) if not r.is_dagster_event]
         checks = result.get_asset_check_evaluations()
@@ -55,7 +57,18 @@ def main() -> int:
         check_text = ", ".join(f"{c.check_name} {'ok' if c.passed else 'FAILED'}" for c in checks) or "-"
         _say(f"  {name}: {'succeeded' if result.success else 'FAILED'} in {seconds:.1f}s")
         ok = ok and result.success
-        rows.append((name, mode.split(" / ")[1], transport, str(row_count), str(version)[:12], check_text, str(len(logs)), f"{seconds:.1f}"))
+        rows.append(
+            (
+                name,
+                mode.split(" / ")[1],
+                transport,
+                str(row_count),
+                str(version)[:12],
+                check_text,
+                str(len(logs)),
+                f"{seconds:.1f}",
+            )
+        )
     emulator.stop()
     header = ("asset", "launch mode", "transport", "rows", "data version", "checks", "logs", "seconds")
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
@@ -64,8 +77,10 @@ def main() -> int:
     print("  ".join("-" * w for w in widths))
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-    print(f"\nall assets {'materialized' if ok else 'NOT materialized'} in {time.time() - started:.1f}s "
-          "(rows and schema reported automatically from what Spark wrote)")
+    print(
+        f"\nall assets {'materialized' if ok else 'NOT materialized'} in {time.time() - started:.1f}s "
+        "(rows and schema reported automatically from what Spark wrote)"
+    )
     return 0 if ok else 1
 
 

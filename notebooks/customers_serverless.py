@@ -27,9 +27,14 @@ with open_dagster_pipes(
     context_loader=PipesUnityCatalogVolumesContextLoader(),
     message_writer=PipesUnityCatalogVolumesMessageWriter(),
 ) as pipes:
-    segments = list(pipes.extras.get("segments", ["retail", "wholesale"])) if pipes.is_asset_step else ["retail"]
+    segments = (
+        list(pipes.extras.get("segments", ["retail", "wholesale"])) if pipes.is_asset_step else ["retail"]
+    )
     pipes.log.info(f"building customers for segments {segments}")
-    customers = spark.range(50).selectExpr("id AS customer_id", f"element_at(array({', '.join(repr(s) for s in segments)}), CAST(id % {len(segments)} + 1 AS INT)) AS segment")  # noqa: F821
+    customers = spark.range(50).selectExpr(
+        "id AS customer_id",
+        f"element_at(array({', '.join(repr(s) for s in segments)}), CAST(id % {len(segments)} + 1 AS INT)) AS segment",
+    )  # noqa: F821
     with report_spark_writes(spark, pipes):  # noqa: F821
         customers.write.mode("overwrite").saveAsTable("customers")
     print(f"wrote {customers.count()} customers")

@@ -14,13 +14,17 @@ import dagster as dg
 
 TESTS = Path(__file__).parent
 #: Hermetic tests: never pick up real /dbfs or /Volumes mounts of the machine running them.
-NO_FUSE = {"DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT": "/nonexistent/dbfs-fuse",
-           "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT": "/nonexistent/volumes-fuse"}
+NO_FUSE = {
+    "DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT": "/nonexistent/dbfs-fuse",
+    "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT": "/nonexistent/volumes-fuse",
+}
 SHIM = TESTS / "shim"
 REPO = TESTS.parent
 
 
-def external_env(impl: str = "ours", extra: Mapping[str, str] | None = None, first: str | None = None) -> dict[str, str]:
+def external_env(
+    impl: str = "ours", extra: Mapping[str, str] | None = None, first: str | None = None
+) -> dict[str, str]:
     """Env for the external process: with impl='ours', `import dagster_pipes` is our library."""
     env = {**NO_FUSE, **(extra or {})}
     paths = [str(REPO)] if first is None else [first, str(REPO)]
@@ -79,10 +83,17 @@ def run_pipes(
 
     @dg.multi_asset(specs=specs, check_specs=checks, name="pipes_step")
     def _step(context):  # type: ignore[no-untyped-def]
-        client = client_factory() if client_factory else dg.PipesSubprocessClient(
-            context_injector=context_injector, message_reader=reader
+        client = (
+            client_factory()
+            if client_factory
+            else dg.PipesSubprocessClient(context_injector=context_injector, message_reader=reader)
         )
-        inv = client.run(command=command, context=context, extras=dict(extras or {}), env=external_env(impl, env, cwd_pythonpath))
+        inv = client.run(
+            command=command,
+            context=context,
+            extras=dict(extras or {}),
+            env=external_env(impl, env, cwd_pythonpath),
+        )
         custom.extend(inv.get_custom_messages())
         yield from inv.get_results()
 

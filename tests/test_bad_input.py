@@ -77,12 +77,20 @@ def test_bad_calls_raise_clear_errors_and_lose_nothing(tmp_path):
 
 
 def test_malformed_bootstrap_payload(tmp_path):
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         from dagster_pipes import open_dagster_pipes
         with open_dagster_pipes():
             pass
-    """)
-    env = {**external_env(), "PATH": "/usr/bin:/bin", "DAGSTER_PIPES_CONTEXT": "%%not-base64%%", "DAGSTER_PIPES_MESSAGES": "eJyrVipILMlQslJQ0i/JLdCvUKoFADYYBa8="}
+    """,
+    )
+    env = {
+        **external_env(),
+        "PATH": "/usr/bin:/bin",
+        "DAGSTER_PIPES_CONTEXT": "%%not-base64%%",
+        "DAGSTER_PIPES_MESSAGES": "eJyrVipILMlQslJQ0i/JLdCvUKoFADYYBa8=",
+    }
     proc = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 1
     assert "DagsterPipesError: Malformed Pipes bootstrap value '%%not-base64%%': not base64" in proc.stderr
@@ -98,11 +106,14 @@ class _MissingFileInjector(dg.PipesContextInjector):
 
 
 def test_missing_context_file_is_reported_to_dagster(tmp_path):
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         from dagster_pipes import open_dagster_pipes
         with open_dagster_pipes() as pipes:
             pipes.report_asset_materialization()
-    """)
+    """,
+    )
     res = run_pipes(script, context_injector=_MissingFileInjector())
     assert not res.success
     [event] = [e for e in res.engine_events if "closed with exception" in e]

@@ -30,16 +30,26 @@ with open_dagster_pipes() as pipes:
 """
 
 
-@pytest.mark.parametrize("injector", [dg.PipesEnvContextInjector(), dg.PipesTempFileContextInjector()], ids=["env", "tempfile"])
+@pytest.mark.parametrize(
+    "injector", [dg.PipesEnvContextInjector(), dg.PipesTempFileContextInjector()], ids=["env", "tempfile"]
+)
 def test_partitioned_context(tmp_path, injector):
     daily = dg.DailyPartitionsDefinition(start_date="2024-01-01")
-    res = run_pipes(write_script(tmp_path, CONTEXT_PROBE), context_injector=injector, partitions_def=daily,
-                    partition_key="2024-01-02", extras={"x": 1})
+    res = run_pipes(
+        write_script(tmp_path, CONTEXT_PROBE),
+        context_injector=injector,
+        partitions_def=daily,
+        partition_key="2024-01-02",
+        extras={"x": 1},
+    )
     assert res.success, res.failure
     probe = res.custom_messages[0]
     assert probe["partition_key"] == "2024-01-02" and probe["is_partition_step"] is True
     assert probe["partition_key_range"] == {"start": "2024-01-02", "end": "2024-01-02"}
-    assert probe["partition_time_window"] == {"start": "2024-01-02T00:00:00+00:00", "end": "2024-01-03T00:00:00+00:00"}
+    assert probe["partition_time_window"] == {
+        "start": "2024-01-02T00:00:00+00:00",
+        "end": "2024-01-03T00:00:00+00:00",
+    }
     assert probe["asset_key"] == "asset_a" and probe["extras"] == {"x": 1}
     assert probe["provenance"] is None  # first materialization
 
@@ -55,7 +65,9 @@ def test_unpartitioned_context_errors_are_stock_texts(tmp_path):
 
 
 def test_asset_check_step_requires_explicit_key(tmp_path):
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         from dagster_pipes import DagsterPipesError, open_dagster_pipes
         with open_dagster_pipes() as pipes:
             assert pipes.asset_keys == []
@@ -64,7 +76,8 @@ def test_asset_check_step_requires_explicit_key(tmp_path):
             except DagsterPipesError as e:
                 pipes.log.info("no key: " + str(e))
             pipes.report_asset_check("my_check", passed=True, asset_key="my_asset")
-    """)
+    """,
+    )
 
     @dg.asset
     def my_asset() -> None: ...
@@ -75,9 +88,15 @@ def test_asset_check_step_requires_explicit_key(tmp_path):
 
         from _helpers import external_env
 
-        return dg.PipesSubprocessClient().run(
-            command=[sys.executable, str(script)], context=context.op_execution_context, env=external_env()
-        ).get_asset_check_result()
+        return (
+            dg.PipesSubprocessClient()
+            .run(
+                command=[sys.executable, str(script)],
+                context=context.op_execution_context,
+                env=external_env(),
+            )
+            .get_asset_check_result()
+        )
 
     result = dg.materialize([my_asset, my_check], instance=dg.DagsterInstance.ephemeral())
     assert result.success

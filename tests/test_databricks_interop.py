@@ -24,8 +24,12 @@ from dagster_pipes_spark.testing import Emulator
 
 SCRIPT = Path(__file__).parent / "scripts" / "databricks_ext.py"
 VOLUME = "/Volumes/main/default/pipes"
-STORE_CLASS = {"sdk": {"dbfs": "SdkDbfsFileStore", "volumes": "SdkVolumesFileStore"},
-               "dbutils": "DbutilsFileStore", "auto-dbutils": "DbutilsFileStore", "fuse": "FuseFileStore"}
+STORE_CLASS = {
+    "sdk": {"dbfs": "SdkDbfsFileStore", "volumes": "SdkVolumesFileStore"},
+    "dbutils": "DbutilsFileStore",
+    "auto-dbutils": "DbutilsFileStore",
+    "fuse": "FuseFileStore",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +41,10 @@ def workspace():
 def _run(ws: Emulator, kind: str, backend: str, faults: float = 0.0, *extra_args: str):
     client = ws.workspace_client()
     if kind == "dbfs":
-        injector, reader = PipesDbfsContextInjector(client=client), PipesDbfsMessageReader(client=client, interval=1)
+        injector, reader = (
+            PipesDbfsContextInjector(client=client),
+            PipesDbfsMessageReader(client=client, interval=1),
+        )
     else:
         injector = PipesUnityCatalogVolumesContextInjector(client=client, volume_path=VOLUME)
         reader = PipesUnityCatalogVolumesMessageReader(client=client, volume_path=VOLUME, interval=1)
@@ -50,10 +57,15 @@ def _run(ws: Emulator, kind: str, backend: str, faults: float = 0.0, *extra_args
 
     @dg.asset(check_specs=[dg.AssetCheckSpec("chk", asset="asset_a")])
     def asset_a(context: dg.AssetExecutionContext):
-        with dg.open_pipes_session(context=context, extras={"big": "e" * 300_000}, context_injector=injector,
-                                   message_reader=reader) as session:
-            proc = subprocess.run([sys.executable, str(SCRIPT), kind, backend, *extra_args],
-                                  env={**env, **session.get_bootstrap_env_vars()}, capture_output=True, text=True)
+        with dg.open_pipes_session(
+            context=context, extras={"big": "e" * 300_000}, context_injector=injector, message_reader=reader
+        ) as session:
+            proc = subprocess.run(
+                [sys.executable, str(SCRIPT), kind, backend, *extra_args],
+                env={**env, **session.get_bootstrap_env_vars()},
+                capture_output=True,
+                text=True,
+            )
             stdout.append(proc.stdout + proc.stderr)
             assert proc.returncode == 0, proc.stderr
         custom.extend(session.get_custom_messages())
@@ -96,7 +108,9 @@ def test_backend_roundtrip(workspace, kind, backend):
         assert all(s < 524_288 for s in sizes)
 
 
-@pytest.mark.parametrize("kind,backend", [("dbfs", "sdk"), ("volumes", "sdk"), ("dbfs", "dbutils"), ("volumes", "dbutils")])
+@pytest.mark.parametrize(
+    "kind,backend", [("dbfs", "sdk"), ("volumes", "sdk"), ("dbfs", "dbutils"), ("volumes", "dbutils")]
+)
 def test_backend_roundtrip_with_faults(workspace, kind, backend):
     result, custom, logs, _ = _run(workspace, kind, backend, faults=0.15)
     _check(result, custom, logs, kind, backend)

@@ -31,8 +31,13 @@ print(json.dumps(results))
 
 
 def test_cluster_driver_log_root(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", SCRIPT, str(tmp_path)], capture_output=True, text=True, timeout=180,
-                          env={**__import__("os").environ, **external_env()})
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**__import__("os").environ, **external_env()},
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     results = json.loads(proc.stdout.strip().splitlines()[-1])
     assert results == {

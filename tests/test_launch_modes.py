@@ -22,9 +22,15 @@ NOTEBOOKS = sorted((REPO / "notebooks").glob("*.py"))
 
 def _materialize(asset_def):  # type: ignore[no-untyped-def]
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([asset_def], instance=instance, raise_on_error=False,
-                            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}})
-    failure = [str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    result = dg.materialize(
+        [asset_def],
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+    )
+    failure = [
+        str(e.event_specific_data.error) for e in result.all_events if e.event_type_value == "STEP_FAILURE"
+    ]
     return result, failure
 
 
@@ -45,13 +51,23 @@ def test_every_shipped_notebook_runs_through_the_stock_clients(tmp_path, noteboo
             task: dict = {"task_key": "nb", "notebook_task": {"notebook_path": path}}
             if serverless:
                 pipes = PipesDatabricksServerlessClient(
-                    client=client, volume_path=VOLUME, poll_interval_seconds=0.5,
-                    message_reader=PipesUnityCatalogVolumesMessageReader(client=client, volume_path=VOLUME, interval=1))
+                    client=client,
+                    volume_path=VOLUME,
+                    poll_interval_seconds=0.5,
+                    message_reader=PipesUnityCatalogVolumesMessageReader(
+                        client=client, volume_path=VOLUME, interval=1
+                    ),
+                )
             else:
                 task["existing_cluster_id"] = "0101-000000-test"
-                pipes = PipesDatabricksClient(client=client, poll_interval_seconds=0.5,
-                                              message_reader=PipesDbfsMessageReader(client=client, interval=1))
-            return pipes.run(task=jobs.SubmitTask.from_dict(task), context=context, extras={"rows": 30}).get_results()
+                pipes = PipesDatabricksClient(
+                    client=client,
+                    poll_interval_seconds=0.5,
+                    message_reader=PipesDbfsMessageReader(client=client, interval=1),
+                )
+            return pipes.run(
+                task=jobs.SubmitTask.from_dict(task), context=context, extras={"rows": 30}
+            ).get_results()
 
         result, failure = _materialize(nb_asset)
     assert result.success, failure
@@ -70,21 +86,35 @@ def fresh_venv(tmp_path_factory):
     root = tmp_path_factory.mktemp("wheel")
     dist = root / "dist"
     for project in (REPO, REPO / "examples" / "wheel_job"):
-        subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(project)],
-                       check=True, capture_output=True, text=True, cwd=root)
+        subprocess.run(
+            [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(dist), str(project)],
+            check=True,
+            capture_output=True,
+            text=True,
+            cwd=root,
+        )
     venv = root / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
     wheels = sorted(str(w) for w in dist.glob("*.whl"))
     assert any("dagster_pipes_spark" in w for w in wheels) and any("pipes_wheel_job" in w for w in wheels)
     subprocess.run([str(py), "-m", "pip", "install", "-q", "--no-deps", *wheels], check=True)
-    site = subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    site = subprocess.run(
+        [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
     # A plain path line: the dev venv's editable hook for this repo is NOT executed, so the source
     # tree stays unreachable; only third-party packages resolve there.
     Path(site, "zz_third_party.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    where = subprocess.run([str(py), "-c", "import dagster_pipes_spark, pipes_wheel_job; print(dagster_pipes_spark.__file__)"],
-                           capture_output=True, text=True, check=True, cwd=root).stdout.strip()
+    where = subprocess.run(
+        [str(py), "-c", "import dagster_pipes_spark, pipes_wheel_job; print(dagster_pipes_spark.__file__)"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=root,
+    ).stdout.strip()
     assert where.startswith(site) and str(REPO) not in where
     return venv
 
@@ -97,20 +127,39 @@ def test_wheel_task_and_spark_submit_job_from_the_built_wheel(tmp_path, fresh_ve
         client = ws.workspace_client()
 
         def pipes() -> PipesDatabricksClient:
-            return PipesDatabricksClient(client=client, poll_interval_seconds=0.5,
-                                         message_reader=PipesDbfsMessageReader(client=client, interval=1))
+            return PipesDatabricksClient(
+                client=client,
+                poll_interval_seconds=0.5,
+                message_reader=PipesDbfsMessageReader(client=client, interval=1),
+            )
 
         @dg.asset(check_specs=[dg.AssetCheckSpec("stock_non_negative", asset="inventory")])
         def inventory(context: dg.AssetExecutionContext):
-            task = {"task_key": "w", "existing_cluster_id": "0101-000000-test",
-                    "python_wheel_task": {"package_name": "pipes_wheel_job", "entry_point": "pipes-wheel-job",
-                                          "parameters": ["--table", "inventory"]}}
-            return pipes().run(task=jobs.SubmitTask.from_dict(task), context=context, extras={"items": 12}).get_results()
+            task = {
+                "task_key": "w",
+                "existing_cluster_id": "0101-000000-test",
+                "python_wheel_task": {
+                    "package_name": "pipes_wheel_job",
+                    "entry_point": "pipes-wheel-job",
+                    "parameters": ["--table", "inventory"],
+                },
+            }
+            return (
+                pipes()
+                .run(task=jobs.SubmitTask.from_dict(task), context=context, extras={"items": 12})
+                .get_results()
+            )
 
         @dg.asset(check_specs=[dg.AssetCheckSpec("has_rows", asset="revenue")])
         def revenue(context: dg.AssetExecutionContext):
-            task = {"task_key": "s", "new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 0},
-                    "spark_python_task": {"python_file": "dbfs:/jobs/spark_submit_job.py", "parameters": ["revenue"]}}
+            task = {
+                "task_key": "s",
+                "new_cluster": {"spark_version": "15.4.x-scala2.12", "num_workers": 0},
+                "spark_python_task": {
+                    "python_file": "dbfs:/jobs/spark_submit_job.py",
+                    "parameters": ["revenue"],
+                },
+            }
             return pipes().run(task=jobs.SubmitTask.from_dict(task), context=context).get_results()
 
         wheel_result, wheel_failure = _materialize(inventory)

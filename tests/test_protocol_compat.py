@@ -12,8 +12,14 @@ CHECKS = (("a", "c_warn"), ("a", "c_err"))
 
 
 def _run(impl, *args):
-    return run_pipes([__import__("sys").executable, str(SCRIPT), *args], assets=ASSETS, check_specs=CHECKS,
-                     extras={"foo": [1, {"bar": None}]}, impl=impl, keep_messages=True)
+    return run_pipes(
+        [__import__("sys").executable, str(SCRIPT), *args],
+        assets=ASSETS,
+        check_specs=CHECKS,
+        extras={"foo": [1, {"bar": None}]},
+        impl=impl,
+        keep_messages=True,
+    )
 
 
 def _normalized(messages):
@@ -58,7 +64,11 @@ def test_dagster_received_typed_values(both):
     assert table.records[0].data == {"id": 1, "v": "x"}
     col = md["table_schema"].schema.columns[0]
     assert (col.name, col.type, col.description, col.tags) == ("id", "int", "pk", {"pii": "no"})
-    assert col.constraints.nullable is False and col.constraints.unique is True and col.constraints.other == ["> 0"]
+    assert (
+        col.constraints.nullable is False
+        and col.constraints.unique is True
+        and col.constraints.other == ["> 0"]
+    )
     dep = md["lineage"].lineage.deps_by_column["id"][0]
     assert dep.asset_key == dg.AssetKey("up") and dep.column_name == "uid"
     assert md["timestamp"].value == 1700000000.5
@@ -67,9 +77,13 @@ def test_dagster_received_typed_values(both):
     by_name = {c.check_name: c for c in res.checks}
     assert by_name["c_warn"].passed is False and by_name["c_warn"].severity == dg.AssetCheckSeverity.WARN
     assert by_name["c_err"].passed is True and by_name["c_err"].severity == dg.AssetCheckSeverity.ERROR
-    assert res.custom_messages[0] == {"asset_keys": ["a", "b/c"], "extras": {"foo": [1, {"bar": None}]},
-                                      "run_id": res.custom_messages[0]["run_id"], "job": "__ephemeral_asset_job__",
-                                      "retry": 0}
+    assert res.custom_messages[0] == {
+        "asset_keys": ["a", "b/c"],
+        "extras": {"foo": [1, {"bar": None}]},
+        "run_id": res.custom_messages[0]["run_id"],
+        "job": "__ephemeral_asset_job__",
+        "retry": 0,
+    }
     assert res.custom_messages[1] == ["second", 2]
     levels = {msg: lvl for lvl, msg in res.logs}
     assert levels["debug line"] == "DEBUG" and levels["info line 1"] == "INFO"

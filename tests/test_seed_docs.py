@@ -42,7 +42,9 @@ def shim_pythonpath(monkeypatch):
 
 def _load_defs(tmp_path: Path, example_dir: str) -> dg.Definitions:
     for name in ("external_code.py", "dagster_code.py"):
-        (tmp_path / name).write_text(EXAMPLES[f"/guides/dagster/dagster_pipes/subprocess/{example_dir}/{name}"])
+        (tmp_path / name).write_text(
+            EXAMPLES[f"/guides/dagster/dagster_pipes/subprocess/{example_dir}/{name}"]
+        )
     spec = importlib.util.spec_from_file_location(f"dagster_code_{example_dir}", tmp_path / "dagster_code.py")
     assert spec and spec.loader
     mod = importlib.util.module_from_spec(spec)
@@ -120,9 +122,17 @@ def test_rich_metadata(tmp_path, example):
         assert isinstance(md[key], cls) and md[key].value == value
     elif name == "table_metadata":
         table = md["table_meta"].value
-        assert [r.data for r in table.records] == [{"column1": "foo", "column2": 1}, {"column1": "bar", "column2": 2}]
+        assert [r.data for r in table.records] == [
+            {"column1": "foo", "column2": 1},
+            {"column1": "bar", "column2": 2},
+        ]
         c1, c2 = table.schema.columns
-        assert (c1.name, c1.type, c1.tags, c1.constraints.unique) == ("column1", "string", {"source": "source1"}, True)
+        assert (c1.name, c1.type, c1.tags, c1.constraints.unique) == (
+            "column1",
+            "string",
+            {"source": "source1"},
+            True,
+        )
         assert c2.constraints.other == ["min: 0", "max: 100"]
     elif name == "table_schema_metadata":
         cols = md["table_meta"].schema.columns
@@ -211,7 +221,8 @@ def test_custom_params_context_loader_and_message_writer(tmp_path):
     """The docs' custom params loader, context loader and blob-store message writer, verbatim."""
     (tmp_path / "cloud_service.py").write_text(_CLOUD_SERVICE)
     custom = "\n\n".join(
-        EXAMPLES[CUSTOM + name] for name in ("custom_bootstrap_loader.py", "custom_context_loader.py", "custom_message_writer.py")
+        EXAMPLES[CUSTOM + name]
+        for name in ("custom_bootstrap_loader.py", "custom_context_loader.py", "custom_message_writer.py")
     )
     (tmp_path / "custom_pipes.py").write_text(custom)
     script = tmp_path / "ext.py"
@@ -241,8 +252,13 @@ def test_custom_params_context_loader_and_message_writer(tmp_path):
 
     pipes_ctx.PipesSession.get_bootstrap_env_vars = write_metadata  # type: ignore[method-assign]
     try:
-        res = run_pipes(script, assets=("custom",), client_factory=client, env={"CLOUD_SERVICE_DIR": str(tmp_path)},
-                        cwd_pythonpath=str(tmp_path))
+        res = run_pipes(
+            script,
+            assets=("custom",),
+            client_factory=client,
+            env={"CLOUD_SERVICE_DIR": str(tmp_path)},
+            cwd_pythonpath=str(tmp_path),
+        )
     finally:
         pipes_ctx.PipesSession.get_bootstrap_env_vars = original  # type: ignore[method-assign]
     assert res.success, res.failure

@@ -2,7 +2,6 @@
 through ``PipesSubprocessClient``; the job writes in many ways with the hooks open, and we assert what
 Dagster recorded. One run per mechanism (classic listener / Spark Connect instrumentation)."""
 
-
 import logging
 import os
 import sys
@@ -30,8 +29,17 @@ from dagster import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "spark_scripts" / "spark_writes_job.py"
 ASSETS = [
-    "orders", "events_parquet", "events_json", "events_csv", "customers", "ctas_table", "sql_insert",
-    "v2_created", "v2_jdbc", "failed_target", "manual",
+    "orders",
+    "events_parquet",
+    "events_json",
+    "events_csv",
+    "customers",
+    "ctas_table",
+    "sql_insert",
+    "v2_created",
+    "v2_jdbc",
+    "failed_target",
+    "manual",
 ]
 ORDERS_COLUMNS = [
     {"name": "id", "type": "bigint"},
@@ -63,11 +71,15 @@ def _run(mechanism: str) -> Run:
     @multi_asset(specs=[AssetSpec(key) for key in ASSETS], name=f"spark_job_{mechanism}")
     def spark_job(context: AssetExecutionContext):  # no return annotation: dagster reads it
         env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-        return PipesSubprocessClient(env=env, cwd=tmp).run(
-            command=[sys.executable, str(SCRIPT)],
-            context=context,
-            extras={"mechanism": mechanism, "tmp": tmp},
-        ).get_results()
+        return (
+            PipesSubprocessClient(env=env, cwd=tmp)
+            .run(
+                command=[sys.executable, str(SCRIPT)],
+                context=context,
+                extras={"mechanism": mechanism, "tmp": tmp},
+            )
+            .get_results()
+        )
 
     instance = DagsterInstance.ephemeral()
     result = materialize([spark_job], instance=instance, raise_on_error=False)
@@ -78,9 +90,7 @@ def _run(mechanism: str) -> Run:
         metadata[key] = {k: _value(v) for k, v in event.metadata.items()}
         data_versions[key] = event.tags.get("dagster/data_version") if event.tags else None
     logs = [
-        (entry.level, entry.user_message)
-        for entry in instance.all_logs(result.run_id)
-        if entry.user_message
+        (entry.level, entry.user_message) for entry in instance.all_logs(result.run_id) if entry.user_message
     ]
     return Run(mechanism, tmp, metadata, data_versions, logs, result.success)
 
@@ -120,7 +130,9 @@ def test_save_as_table_default_mapping(run: Run) -> None:
     assert md["spark/application_id"].startswith("local-")
 
 
-@pytest.mark.parametrize(("key", "fmt"), [("events_parquet", "parquet"), ("events_json", "json"), ("events_csv", "csv")])
+@pytest.mark.parametrize(
+    ("key", "fmt"), [("events_parquet", "parquet"), ("events_json", "json"), ("events_csv", "csv")]
+)
 def test_path_writes(run: Run, key: str, fmt: str) -> None:
     md = run.metadata[key]
     assert md["dagster/row_count"] == 5
@@ -173,7 +185,9 @@ def test_dataframe_writer_v2(run: Run) -> None:
 def test_failed_write_is_logged_not_reported(run: Run) -> None:
     assert "dagster/row_count" not in run.metadata["failed_target"]  # only the implicit materialization
     assert "spark/num_writes" not in run.metadata["failed_target"]
-    warnings = [text for level, text in run.logs if level == logging.WARNING and "failed; not reported" in text]
+    warnings = [
+        text for level, text in run.logs if level == logging.WARNING and "failed; not reported" in text
+    ]
     assert len(warnings) == 1 and "already_there" in warnings[0] and "already exists" in warnings[0]
     assert run.metadata["events_parquet"]["spark/num_writes"] == 1
 
@@ -195,7 +209,9 @@ def test_hooks_summary_and_pipes_library(run: Run) -> None:
     assert AssetKey("orders").to_user_string() in summary
     import dagster_pipes_spark
 
-    expected = "dagster_pipes_spark" if hasattr(dagster_pipes_spark, "open_dagster_pipes") else "dagster_pipes"
+    expected = (
+        "dagster_pipes_spark" if hasattr(dagster_pipes_spark, "open_dagster_pipes") else "dagster_pipes"
+    )
     assert f"pipes library: {expected}" in [text for _, text in run.logs]
 
 

@@ -142,14 +142,22 @@ def test_delta_command_names(node: str, operation: str) -> None:
     assert spec is not None and spec.operation == operation
 
 
-@pytest.mark.parametrize("node", ["InsertIntoHadoopFsRelationCommand", "AppendData", "Project", "DescribeDeltaHistoryCommand"])
+@pytest.mark.parametrize(
+    "node", ["InsertIntoHadoopFsRelationCommand", "AppendData", "Project", "DescribeDeltaHistoryCommand"]
+)
 def test_not_delta_commands(node: str) -> None:
     assert _delta.delta_command_spec(node) is None
 
 
 def test_delta_class_names() -> None:
-    for name in ("DeltaTableV2", "StagedDeltaTableV2", "DeltaDataSource", "TahoeLogFileIndex",
-                 "TahoeBatchFileIndex", "PreparedDeltaFileIndex"):
+    for name in (
+        "DeltaTableV2",
+        "StagedDeltaTableV2",
+        "DeltaDataSource",
+        "TahoeLogFileIndex",
+        "TahoeBatchFileIndex",
+        "PreparedDeltaFileIndex",
+    ):
         assert _delta.is_delta_class_name(name), name
     for name in ("JDBCTable", "ParquetFileFormat", "InMemoryFileIndex", "V2SessionCatalog", None):
         assert not _delta.is_delta_class_name(name), name
@@ -166,7 +174,11 @@ def test_merge_into_command_with_catalog_table() -> None:
     write = _spark_classic.write_from_plan(node)
     assert write is not None
     assert (write.operation, write.table, write.is_delta, write.format) == (
-        OP_MERGE, ("spark_catalog", "sales", "customers"), True, "delta")
+        OP_MERGE,
+        ("spark_catalog", "sales", "customers"),
+        True,
+        "delta",
+    )
     assert write.columns == [("id", "bigint"), ("name", "string")]
     assert write.api == "MergeIntoCommand"
 
@@ -214,17 +226,33 @@ def test_write_into_delta_path_and_table() -> None:
     )
     write = _spark_classic.write_from_plan(by_table)
     assert write is not None
-    assert (write.operation, write.target, write.mode) == (OP_INSERT_OVERWRITE, "spark_catalog.default.events", "overwrite")
+    assert (write.operation, write.target, write.mode) == (
+        OP_INSERT_OVERWRITE,
+        "spark_catalog.default.events",
+        "overwrite",
+    )
 
 
 def test_create_delta_table_command_needs_a_query() -> None:
-    ddl = J("CreateDeltaTableCommand", table=catalog_table("`spark_catalog`.`default`.`t`"), mode=Str("ErrorIfExists"),
-            query=Opt(None))
+    ddl = J(
+        "CreateDeltaTableCommand",
+        table=catalog_table("`spark_catalog`.`default`.`t`"),
+        mode=Str("ErrorIfExists"),
+        query=Opt(None),
+    )
     assert _spark_classic.write_from_plan(ddl) is None
-    ctas = J("CreateDeltaTableCommand", table=catalog_table("`spark_catalog`.`default`.`t`"), mode=Str("ErrorIfExists"),
-             query=Opt(schema_holder()))
+    ctas = J(
+        "CreateDeltaTableCommand",
+        table=catalog_table("`spark_catalog`.`default`.`t`"),
+        mode=Str("ErrorIfExists"),
+        query=Opt(schema_holder()),
+    )
     write = _spark_classic.write_from_plan(ctas)
-    assert write is not None and write.operation == OP_CTAS and write.columns == [("id", "bigint"), ("name", "string")]
+    assert (
+        write is not None
+        and write.operation == OP_CTAS
+        and write.columns == [("id", "bigint"), ("name", "string")]
+    )
 
 
 def test_dynamic_partition_overwrite_and_v2_append_on_delta_table() -> None:
@@ -237,27 +265,44 @@ def test_dynamic_partition_overwrite_and_v2_append_on_delta_table() -> None:
 
 def test_save_into_data_source_delta_and_unknown_target() -> None:
     options = J("Map", get=Opt("s3://bucket/tables/events"))
-    node = J("SaveIntoDataSourceCommand", dataSource=J("DeltaDataSource", shortName="delta"), options=options,
-             mode=Str("Overwrite"), query=schema_holder())
+    node = J(
+        "SaveIntoDataSourceCommand",
+        dataSource=J("DeltaDataSource", shortName="delta"),
+        options=options,
+        mode=Str("Overwrite"),
+        query=schema_holder(),
+    )
     write = _spark_classic.write_from_plan(node)
     assert write is not None and write.is_delta and write.path == "s3://bucket/tables/events"
-    jdbc = J("SaveIntoDataSourceCommand", dataSource=J("JdbcRelationProvider", shortName="jdbc"),
-             options=J("Map", get=Opt(None)), mode=Str("Append"), query=schema_holder())
+    jdbc = J(
+        "SaveIntoDataSourceCommand",
+        dataSource=J("JdbcRelationProvider", shortName="jdbc"),
+        options=J("Map", get=Opt(None)),
+        mode=Str("Append"),
+        query=schema_holder(),
+    )
     assert _spark_classic.write_from_plan(jdbc) is None
 
 
 def test_v2_ctas_rtas_names() -> None:
     name = J("ResolvedIdentifier", catalog=J("CatalogPlugin", name="main"), identifier=Str("sales.orders"))
     spec = J("TableSpec", provider=Opt("delta"))
-    ctas = _spark_classic.write_from_plan(J("CreateTableAsSelect", name=name, tableSpec=spec, ignoreIfExists=False,
-                                            query=schema_holder()))
+    ctas = _spark_classic.write_from_plan(
+        J("CreateTableAsSelect", name=name, tableSpec=spec, ignoreIfExists=False, query=schema_holder())
+    )
     assert ctas is not None and (ctas.operation, ctas.target, ctas.is_delta, ctas.outer) == (
-        OP_CTAS, "main.sales.orders", True, True)
-    rtas = _spark_classic.write_from_plan(J("ReplaceTableAsSelect", name=name, tableSpec=spec, orCreate=True,
-                                            query=schema_holder()))
+        OP_CTAS,
+        "main.sales.orders",
+        True,
+        True,
+    )
+    rtas = _spark_classic.write_from_plan(
+        J("ReplaceTableAsSelect", name=name, tableSpec=spec, orCreate=True, query=schema_holder())
+    )
     assert rtas is not None and rtas.operation == OP_CREATE_OR_REPLACE
-    rtas2 = _spark_classic.write_from_plan(J("ReplaceTableAsSelect", name=name, tableSpec=spec, orCreate=False,
-                                             query=schema_holder()))
+    rtas2 = _spark_classic.write_from_plan(
+        J("ReplaceTableAsSelect", name=name, tableSpec=spec, orCreate=False, query=schema_holder())
+    )
     assert rtas2 is not None and rtas2.operation == OP_RTAS
 
 
@@ -278,13 +323,28 @@ def test_parse_metrics_from_scala_map_string() -> None:
     _spark_classic.apply_metrics(write, metrics)
     assert (write.rows, write.files, write.bytes) == (10, 2, 1474)
     merge = SparkWrite(OP_MERGE, table=("t",))
-    _spark_classic.apply_metrics(merge, {"numTargetRowsInserted": 3, "numTargetRowsUpdated": 2,
-                                         "numTargetRowsDeleted": 1, "numTargetFilesAdded": 4})
-    assert (merge.rows, merge.rows_inserted, merge.rows_updated, merge.rows_deleted, merge.files) == (6, 3, 2, 1, 4)
+    _spark_classic.apply_metrics(
+        merge,
+        {
+            "numTargetRowsInserted": 3,
+            "numTargetRowsUpdated": 2,
+            "numTargetRowsDeleted": 1,
+            "numTargetFilesAdded": 4,
+        },
+    )
+    assert (merge.rows, merge.rows_inserted, merge.rows_updated, merge.rows_deleted, merge.files) == (
+        6,
+        3,
+        2,
+        1,
+        4,
+    )
 
 
 def test_write_metrics_under_adaptive_execution() -> None:
-    metrics = J("Map", toString="Map(numOutputRows -> SQLMetric(id: 7, name: Some(number of output rows), value: 5))")
+    metrics = J(
+        "Map", toString="Map(numOutputRows -> SQLMetric(id: 7, name: Some(number of output rows), value: 5))"
+    )
     write_exec = J("Execute InsertIntoHadoopFsRelationCommand", metrics=metrics)
     stage = J("ResultQueryStage", plan=write_exec)
     aqe = J("AdaptiveSparkPlan", executedPlan=stage)
@@ -348,7 +408,9 @@ def test_classic_stop_waits_bounded_then_unregisters() -> None:
 # --- Delta: DESCRIBE HISTORY ------------------------------------------------------------------
 
 
-def history_row(version: int, operation: str, metrics: dict[str, str], parameters: dict[str, str] | None = None) -> Any:
+def history_row(
+    version: int, operation: str, metrics: dict[str, str], parameters: dict[str, str] | None = None
+) -> Any:
     """A row exactly as ``DESCRIBE HISTORY`` returns it (``DeltaHistory`` case class columns)."""
     from pyspark.sql import Row  # pure Python, no JVM
 
@@ -359,7 +421,9 @@ def history_row(version: int, operation: str, metrics: dict[str, str], parameter
         userName="someone@example.com",
         operation=operation,
         operationParameters=parameters or {"mode": "Append", "partitionBy": "[]"},
-        job=Row(jobId="123", jobName="nightly", jobRunId="456", runId="789", jobOwnerId="1", triggerType="manual"),
+        job=Row(
+            jobId="123", jobName="nightly", jobRunId="456", runId="789", jobOwnerId="1", triggerType="manual"
+        ),
         notebook=None,
         clusterId="0101-000000-abcd",
         readVersion=version - 1 if version else None,
@@ -376,25 +440,64 @@ def test_parse_history_row_write() -> None:
         history_row(3, "WRITE", {"numFiles": "2", "numOutputRows": "10", "numOutputBytes": "1474"})
     )
     assert commit is not None
-    assert (commit.version, commit.operation, commit.rows, commit.files, commit.bytes) == (3, "WRITE", 10, 2, 1474)
+    assert (commit.version, commit.operation, commit.rows, commit.files, commit.bytes) == (
+        3,
+        "WRITE",
+        10,
+        2,
+        1474,
+    )
     assert commit.changes_data and commit.parameters["mode"] == "Append"
 
 
 def test_parse_history_row_merge_update_delete() -> None:
-    merge = _delta.parse_history_row(history_row(5, "MERGE", {
-        "numSourceRows": "7", "numTargetRowsInserted": "3", "numTargetRowsUpdated": "2",
-        "numTargetRowsDeleted": "1", "numTargetRowsCopied": "40", "numOutputRows": "45",
-        "numTargetFilesAdded": "2", "numTargetFilesRemoved": "1", "numTargetBytesAdded": "2048",
-        "executionTimeMs": "1200"}))
+    merge = _delta.parse_history_row(
+        history_row(
+            5,
+            "MERGE",
+            {
+                "numSourceRows": "7",
+                "numTargetRowsInserted": "3",
+                "numTargetRowsUpdated": "2",
+                "numTargetRowsDeleted": "1",
+                "numTargetRowsCopied": "40",
+                "numOutputRows": "45",
+                "numTargetFilesAdded": "2",
+                "numTargetFilesRemoved": "1",
+                "numTargetBytesAdded": "2048",
+                "executionTimeMs": "1200",
+            },
+        )
+    )
     assert merge is not None
     assert (merge.rows, merge.rows_inserted, merge.rows_updated, merge.rows_deleted) == (6, 3, 2, 1)
     assert (merge.files, merge.bytes) == (2, 2048)
-    update = _delta.parse_history_row(history_row(6, "UPDATE", {
-        "numUpdatedRows": "4", "numCopiedRows": "10", "numAddedFiles": "1", "numRemovedFiles": "1",
-        "numAddedBytes": "900"}))
-    assert update is not None and (update.rows, update.rows_updated, update.files, update.bytes) == (4, 4, 1, 900)
-    delete = _delta.parse_history_row(history_row(7, "DELETE", {
-        "numDeletedRows": "5", "numAddedFiles": "1", "numRemovedFiles": "1", "numCopiedRows": "3"}))
+    update = _delta.parse_history_row(
+        history_row(
+            6,
+            "UPDATE",
+            {
+                "numUpdatedRows": "4",
+                "numCopiedRows": "10",
+                "numAddedFiles": "1",
+                "numRemovedFiles": "1",
+                "numAddedBytes": "900",
+            },
+        )
+    )
+    assert update is not None and (update.rows, update.rows_updated, update.files, update.bytes) == (
+        4,
+        4,
+        1,
+        900,
+    )
+    delete = _delta.parse_history_row(
+        history_row(
+            7,
+            "DELETE",
+            {"numDeletedRows": "5", "numAddedFiles": "1", "numRemovedFiles": "1", "numCopiedRows": "3"},
+        )
+    )
     assert delete is not None and (delete.rows, delete.rows_deleted) == (5, 5)
     # whole-file delete without row stats: Delta drops numDeletedRows
     blind = _delta.parse_history_row(history_row(8, "DELETE", {"numRemovedFiles": "3"}))
@@ -403,24 +506,36 @@ def test_parse_history_row_merge_update_delete() -> None:
 
 def test_parse_history_row_ctas_and_maintenance() -> None:
     for op in ("CREATE TABLE AS SELECT", "CREATE OR REPLACE TABLE AS SELECT", "REPLACE TABLE AS SELECT"):
-        commit = _delta.parse_history_row(history_row(0, op, {"numFiles": "1", "numOutputRows": "4",
-                                                                "numOutputBytes": "800"}))
+        commit = _delta.parse_history_row(
+            history_row(0, op, {"numFiles": "1", "numOutputRows": "4", "numOutputBytes": "800"})
+        )
         assert commit is not None and commit.rows == 4 and commit.changes_data
-    optimize = _delta.parse_history_row(history_row(9, "OPTIMIZE", {"numAddedFiles": "1", "numRemovedFiles": "4"}))
+    optimize = _delta.parse_history_row(
+        history_row(9, "OPTIMIZE", {"numAddedFiles": "1", "numRemovedFiles": "4"})
+    )
     assert optimize is not None and not optimize.changes_data
     assert _delta.parse_history_row({"version": None, "operation": "WRITE"}) is None
     # plain mappings (e.g. from JSON) and maps delivered as pairs work too
-    commit = _delta.parse_history_row({"version": "2", "operation": "WRITE",
-                                       "operationMetrics": [("numOutputRows", "8")]})
+    commit = _delta.parse_history_row(
+        {"version": "2", "operation": "WRITE", "operationMetrics": [("numOutputRows", "8")]}
+    )
     assert commit is not None and commit.version == 2 and commit.rows == 8
 
 
 def test_match_commits_skips_maintenance_and_pairs_newest() -> None:
-    writes = [SparkWrite(OP_CTAS, table=("t",)), SparkWrite(OP_INSERT, table=("t",)), SparkWrite(OP_MERGE, table=("t",))]
+    writes = [
+        SparkWrite(OP_CTAS, table=("t",)),
+        SparkWrite(OP_INSERT, table=("t",)),
+        SparkWrite(OP_MERGE, table=("t",)),
+    ]
     commits = [
         _delta.parse_history_row(history_row(v, op, m))
         for v, op, m in [
-            (4, "MERGE", {"numTargetRowsInserted": "1", "numTargetRowsUpdated": "1", "numTargetRowsDeleted": "0"}),
+            (
+                4,
+                "MERGE",
+                {"numTargetRowsInserted": "1", "numTargetRowsUpdated": "1", "numTargetRowsDeleted": "0"},
+            ),
             (3, "OPTIMIZE", {"numAddedFiles": "1"}),
             (2, "WRITE", {"numOutputRows": "5"}),
             (1, "CREATE TABLE AS SELECT", {"numOutputRows": "10"}),
@@ -436,7 +551,10 @@ def test_match_commits_skips_maintenance_and_pairs_newest() -> None:
 
 
 def test_history_sql_quoting() -> None:
-    assert _delta.history_sql(("main", "sales", "or`ders"), None, 3) == "DESCRIBE HISTORY `main`.`sales`.`or``ders` LIMIT 3"
+    assert (
+        _delta.history_sql(("main", "sales", "or`ders"), None, 3)
+        == "DESCRIBE HISTORY `main`.`sales`.`or``ders` LIMIT 3"
+    )
     assert _delta.history_sql(None, "/Volumes/a/b/c", 1) == "DESCRIBE HISTORY delta.`/Volumes/a/b/c` LIMIT 1"
 
 
@@ -453,7 +571,9 @@ def test_enrich_from_history_with_fake_sql() -> None:
     delta_write = SparkWrite(OP_INSERT, table=("main", "default", "events"), is_delta=True)
     unknown = SparkWrite(OP_INSERT, table=("main", "default", "parquet_t"))
     known_parquet = SparkWrite(OP_WRITE, path="/p", is_delta=False)
-    enrich_from_delta_history([delta_write, unknown, known_parquet], run_sql, probe_unknown=True, on_error=errors.append)
+    enrich_from_delta_history(
+        [delta_write, unknown, known_parquet], run_sql, probe_unknown=True, on_error=errors.append
+    )
     assert (delta_write.rows, delta_write.delta_version, delta_write.files) == (12, 7, 3)
     assert unknown.is_delta is False and unknown.delta_version is None
     assert len(queries) == 2 and not errors  # the unknown probe failing is not an error
@@ -482,20 +602,50 @@ def test_enrich_stops_probing_without_delta_sql() -> None:
     [
         ("INSERT INTO t SELECT 1", (OP_INSERT, "append", ("t",), None, None)),
         ("insert into table db.t values (1)", (OP_INSERT, "append", ("db", "t"), None, None)),
-        ("INSERT OVERWRITE TABLE `cat`.`my db`.`t` SELECT * FROM s", (OP_INSERT_OVERWRITE, "overwrite", ("cat", "my db", "t"), None, None)),
-        ("-- comment\n/* block */ WITH x AS (SELECT 1 AS a) INSERT INTO t SELECT a FROM x", (OP_INSERT, "append", ("t",), None, None)),
+        (
+            "INSERT OVERWRITE TABLE `cat`.`my db`.`t` SELECT * FROM s",
+            (OP_INSERT_OVERWRITE, "overwrite", ("cat", "my db", "t"), None, None),
+        ),
+        (
+            "-- comment\n/* block */ WITH x AS (SELECT 1 AS a) INSERT INTO t SELECT a FROM x",
+            (OP_INSERT, "append", ("t",), None, None),
+        ),
         ("INSERT INTO delta.`/tmp/events` SELECT 1", (OP_INSERT, "append", None, "/tmp/events", "delta")),
-        ("INSERT OVERWRITE DIRECTORY '/tmp/out' USING parquet SELECT 1", (OP_INSERT_OVERWRITE, "overwrite", None, "/tmp/out", "parquet")),
-        ("INSERT INTO t REPLACE WHERE d = '2024-01-01' SELECT * FROM s", (OP_INSERT_OVERWRITE, "overwrite", ("t",), None, None)),
+        (
+            "INSERT OVERWRITE DIRECTORY '/tmp/out' USING parquet SELECT 1",
+            (OP_INSERT_OVERWRITE, "overwrite", None, "/tmp/out", "parquet"),
+        ),
+        (
+            "INSERT INTO t REPLACE WHERE d = '2024-01-01' SELECT * FROM s",
+            (OP_INSERT_OVERWRITE, "overwrite", ("t",), None, None),
+        ),
         ("CREATE TABLE t USING delta AS SELECT 1 AS a", (OP_CTAS, "errorifexists", ("t",), None, "delta")),
-        ("CREATE TABLE IF NOT EXISTS s.t (a INT GENERATED ALWAYS AS (1)) USING parquet AS SELECT 1 AS a", (OP_CTAS, "ignore", ("s", "t"), None, "parquet")),
-        ("CREATE OR REPLACE TABLE main.s.t AS WITH q AS (SELECT 1) SELECT * FROM q", (OP_CREATE_OR_REPLACE, "overwrite", ("main", "s", "t"), None, None)),
+        (
+            "CREATE TABLE IF NOT EXISTS s.t (a INT GENERATED ALWAYS AS (1)) USING parquet AS SELECT 1 AS a",
+            (OP_CTAS, "ignore", ("s", "t"), None, "parquet"),
+        ),
+        (
+            "CREATE OR REPLACE TABLE main.s.t AS WITH q AS (SELECT 1) SELECT * FROM q",
+            (OP_CREATE_OR_REPLACE, "overwrite", ("main", "s", "t"), None, None),
+        ),
         ("REPLACE TABLE t USING delta AS SELECT 1", (OP_RTAS, "overwrite", ("t",), None, "delta")),
-        ("MERGE INTO main.s.customers AS c USING updates u ON c.id = u.id WHEN MATCHED THEN UPDATE SET *", (OP_MERGE, None, ("main", "s", "customers"), None, None)),
-        ("MERGE WITH SCHEMA EVOLUTION INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT *", (OP_MERGE, None, ("t",), None, None)),
+        (
+            "MERGE INTO main.s.customers AS c USING updates u ON c.id = u.id WHEN MATCHED THEN UPDATE SET *",
+            (OP_MERGE, None, ("main", "s", "customers"), None, None),
+        ),
+        (
+            "MERGE WITH SCHEMA EVOLUTION INTO t USING s ON t.id = s.id WHEN NOT MATCHED THEN INSERT *",
+            (OP_MERGE, None, ("t",), None, None),
+        ),
         ("UPDATE t SET a = 1 WHERE b = 2", (OP_UPDATE, None, ("t",), None, None)),
-        ("DELETE FROM IDENTIFIER('main.s.t') WHERE a = 1;", (OP_DELETE, None, ("main", "s", "t"), None, None)),
-        ("COPY INTO main.raw.events FROM '/Volumes/x' FILEFORMAT = JSON", ("COPY INTO", "append", ("main", "raw", "events"), None, None)),
+        (
+            "DELETE FROM IDENTIFIER('main.s.t') WHERE a = 1;",
+            (OP_DELETE, None, ("main", "s", "t"), None, None),
+        ),
+        (
+            "COPY INTO main.raw.events FROM '/Volumes/x' FILEFORMAT = JSON",
+            ("COPY INTO", "append", ("main", "raw", "events"), None, None),
+        ),
     ],
 )
 def test_parse_sql_write(sql: str, expected: tuple[Any, ...]) -> None:
@@ -548,31 +698,48 @@ def test_identifiers_and_paths() -> None:
         '{"name":"m","type":{"type":"map","keyType":"string","valueType":"long"}},'
         '{"name":"s","type":{"type":"struct","fields":[{"name":"x","type":"short"}]}},'
         '{"name":"d","type":"decimal(10,2)"}]}'
-    ) == [("a", "array<int>"), ("m", "map<string,bigint>"), ("s", "struct<x:smallint>"), ("d", "decimal(10,2)")]
+    ) == [
+        ("a", "array<int>"),
+        ("m", "map<string,bigint>"),
+        ("s", "struct<x:smallint>"),
+        ("d", "decimal(10,2)"),
+    ]
 
 
 def test_resolver_rules() -> None:
     scope = ["orders", "sales/customers", "raw_events", "other"]
     default = AssetResolver(None, scope)
     assert default.resolve(SparkWrite(OP_INSERT, table=("spark_catalog", "default", "ORDERS")))[0] == "orders"
-    assert default.resolve(SparkWrite(OP_INSERT, table=("main", "sales", "customers")))[0] == "sales/customers"
+    assert (
+        default.resolve(SparkWrite(OP_INSERT, table=("main", "sales", "customers")))[0] == "sales/customers"
+    )
     assert default.resolve(SparkWrite(OP_INSERT, table=("main", "crm", "customers")))[0] is None
     key, reason = default.resolve(SparkWrite(OP_WRITE, path="/tmp/orders"))
     assert key is None and "no asset key" in reason
 
     mapping = AssetResolver(
-        {"main.sales.orders": "other", "orders": "orders", "file:/data/events/": ["raw_events"],
-         "scratch": None, "unknown_t": "not_in_scope"},
+        {
+            "main.sales.orders": "other",
+            "orders": "orders",
+            "file:/data/events/": ["raw_events"],
+            "scratch": None,
+            "unknown_t": "not_in_scope",
+        },
         scope,
     )
     assert mapping.resolve(SparkWrite(OP_INSERT, table=("main", "sales", "orders")))[0] == "other"
     assert mapping.resolve(SparkWrite(OP_INSERT, table=("hive", "x", "orders")))[0] == "orders"
     assert mapping.resolve(SparkWrite(OP_WRITE, path="/data/events"))[0] == "raw_events"
-    assert mapping.resolve(SparkWrite(OP_INSERT, table=("spark_catalog", "default", "scratch"))) == (None, "it is mapped to None")
+    assert mapping.resolve(SparkWrite(OP_INSERT, table=("spark_catalog", "default", "scratch"))) == (
+        None,
+        "it is mapped to None",
+    )
     key, reason = mapping.resolve(SparkWrite(OP_INSERT, table=("unknown_t",)))
     assert key is None and "not in scope" in reason
     # targets the dict does not name fall back to the default rule
-    assert mapping.resolve(SparkWrite(OP_INSERT, table=("main", "sales", "customers")))[0] == "sales/customers"
+    assert (
+        mapping.resolve(SparkWrite(OP_INSERT, table=("main", "sales", "customers")))[0] == "sales/customers"
+    )
 
     def fn(target: str) -> Any:
         if target.endswith("boom"):
@@ -581,7 +748,10 @@ def test_resolver_rules() -> None:
 
     by_callable = AssetResolver(fn, scope)
     assert by_callable.resolve(SparkWrite(OP_WRITE, path="/x"))[0] == "raw_events"
-    assert by_callable.resolve(SparkWrite(OP_INSERT, table=("orders",))) == (None, "the assets callable returned None")
+    assert by_callable.resolve(SparkWrite(OP_INSERT, table=("orders",))) == (
+        None,
+        "the assets callable returned None",
+    )
     assert "raised ValueError" in by_callable.resolve(SparkWrite(OP_INSERT, table=("boom",)))[1]
     with pytest.raises(TypeError):
         AssetResolver(42, scope)  # type: ignore[arg-type]
@@ -589,10 +759,26 @@ def test_resolver_rules() -> None:
 
 def test_build_metadata_types_and_aggregation() -> None:
     writes = [
-        SparkWrite(OP_CTAS, table=("spark_catalog", "default", "orders"), mode="errorifexists", format="parquet",
-                   rows=10, files=2, bytes=100, columns=[("id", "bigint")]),
-        SparkWrite(OP_INSERT, table=("spark_catalog", "default", "orders"), mode="append", format="parquet",
-                   rows=3, files=1, bytes=50, columns=[("id", "bigint"), ("name", "string")]),
+        SparkWrite(
+            OP_CTAS,
+            table=("spark_catalog", "default", "orders"),
+            mode="errorifexists",
+            format="parquet",
+            rows=10,
+            files=2,
+            bytes=100,
+            columns=[("id", "bigint")],
+        ),
+        SparkWrite(
+            OP_INSERT,
+            table=("spark_catalog", "default", "orders"),
+            mode="append",
+            format="parquet",
+            rows=3,
+            files=1,
+            bytes=50,
+            columns=[("id", "bigint"), ("name", "string")],
+        ),
     ]
     md = build_metadata(writes, "app-1")
     assert md["dagster/row_count"] == {"raw_value": 13, "type": "int"}
@@ -615,20 +801,47 @@ def test_build_metadata_types_and_aggregation() -> None:
     assert uri["dagster/uri"] == {"raw_value": "s3://b/x", "type": "url"}
     local = build_metadata([SparkWrite(OP_WRITE, path="/tmp/x", rows=1)], None)
     assert local["dagster/uri"] == {"raw_value": "/tmp/x", "type": "path"}
-    dml = build_metadata([SparkWrite(OP_MERGE, table=("t",), rows=6, rows_inserted=3, rows_updated=2, rows_deleted=1,
-                                     delta_version=4, is_delta=True)], None)
-    assert dml["spark/rows_inserted"]["raw_value"] == 3 and dml["delta/version"] == {"raw_value": 4, "type": "int"}
+    dml = build_metadata(
+        [
+            SparkWrite(
+                OP_MERGE,
+                table=("t",),
+                rows=6,
+                rows_inserted=3,
+                rows_updated=2,
+                rows_deleted=1,
+                delta_version=4,
+                is_delta=True,
+            )
+        ],
+        None,
+    )
+    assert dml["spark/rows_inserted"]["raw_value"] == 3 and dml["delta/version"] == {
+        "raw_value": 4,
+        "type": "int",
+    }
 
 
 def test_collector_joins_nested_ctas_write() -> None:
     collector = Collector()
     collector.add(SparkWrite(OP_INSERT, table=("t",), rows=1, inner=True))  # a user insert
-    collector.add(SparkWrite(OP_WRITE, path="/wh/t", mode="overwrite", rows=10, files=2, inner=True))  # nested
-    collector.add(SparkWrite(OP_CTAS, table=("spark_catalog", "default", "t"), outer=True, locations=("/wh/t",),
-                             mode="errorifexists"))
+    collector.add(
+        SparkWrite(OP_WRITE, path="/wh/t", mode="overwrite", rows=10, files=2, inner=True)
+    )  # nested
+    collector.add(
+        SparkWrite(
+            OP_CTAS,
+            table=("spark_catalog", "default", "t"),
+            outer=True,
+            locations=("/wh/t",),
+            mode="errorifexists",
+        )
+    )
     writes, failures = collector.snapshot()
     assert [(w.operation, w.target, w.rows) for w in writes] == [
-        (OP_INSERT, "t", 1), (OP_CTAS, "spark_catalog.default.t", 10)]
+        (OP_INSERT, "t", 1),
+        (OP_CTAS, "spark_catalog.default.t", 10),
+    ]
     assert not failures
 
 
@@ -653,7 +866,9 @@ class FakePipes:
             raise RuntimeError("DagsterPipesError: no assets in scope")
         return self._asset_keys
 
-    def report_asset_materialization(self, metadata: Any = None, data_version: Any = None, asset_key: Any = None) -> None:
+    def report_asset_materialization(
+        self, metadata: Any = None, data_version: Any = None, asset_key: Any = None
+    ) -> None:
         if asset_key in self.reports:
             raise RuntimeError(f"Asset `{asset_key}` has already been materialized, so no additional data")
         self.reports[asset_key] = (metadata, data_version)
@@ -767,7 +982,11 @@ class FakeConnectClient:
         self.commands.append(command)
         if self.fail is not None:
             raise self.fail
-        relation = command.write_operation.input if command.HasField("write_operation") else command.write_operation_v2.input
+        relation = (
+            command.write_operation.input
+            if command.HasField("write_operation")
+            else command.write_operation_v2.input
+        )
         flows = []
         if relation.HasField("collect_metrics"):
             flows.append((relation.collect_metrics.name, {"rows": 7}))
@@ -819,5 +1038,6 @@ def test_connect_writers_are_wrapped_observed_and_restored() -> None:
         (OP_INSERT, "main.s.t", "append", None, "delta", True),
     ]
     assert [(w.operation, w.target, w.error) for w in failures] == [
-        (OP_CTAS, "t", "[TABLE_OR_VIEW_ALREADY_EXISTS] t exists")]
+        (OP_CTAS, "t", "[TABLE_OR_VIEW_ALREADY_EXISTS] t exists")
+    ]
     assert collector.hook_calls == 3 and not collector.hook_errors

@@ -102,7 +102,9 @@ def test_sigterm_flushes_buffered_s3_writer(tmp_path, moto_s3, attempt):
 @pytest.mark.parametrize("attempt", range(2))
 def test_sigkill_keeps_what_was_reported_a_flush_interval_earlier(tmp_path, moto_s3, attempt):
     """Writer interval 1 s: uploads at most every 3 s; everything reported >3 s before the kill arrives."""
-    res = _run_s3_and_signal(tmp_path, moto_s3, signal.SIGKILL, ", interval=1", before_signal="time.sleep(4.5)")
+    res = _run_s3_and_signal(
+        tmp_path, moto_s3, signal.SIGKILL, ", interval=1", before_signal="time.sleep(4.5)"
+    )
     assert not res.success
     assert [m for lvl, m in res.logs if m.startswith("msg ")] == [f"msg {i}" for i in range(25)]
     assert any("did not receive closed" in w for w in res.warnings)  # killed: no `closed`, as expected
@@ -115,11 +117,17 @@ def test_exit_status_is_the_signal(tmp_path):
     ctx.write_text('{"run_id": "r", "asset_keys": ["a"], "extras": {}}')
     import dagster_pipes_spark as dps
 
-    env = {**os.environ, **external_env(), "DAGSTER_PIPES_CONTEXT": dps.encode_param({"path": str(ctx)}),
-           "DAGSTER_PIPES_MESSAGES": dps.encode_param({"path": str(msgs)})}
+    env = {
+        **os.environ,
+        **external_env(),
+        "DAGSTER_PIPES_CONTEXT": dps.encode_param({"path": str(ctx)}),
+        "DAGSTER_PIPES_MESSAGES": dps.encode_param({"path": str(msgs)}),
+    }
     script = _script(tmp_path)
     pid_file = tmp_path / "pid"
-    proc = subprocess.Popen([sys.executable, str(script), str(pid_file)], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(pid_file)], env=env, stderr=subprocess.PIPE, text=True
+    )
     t = _signal_when_ready(pid_file, signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     t.join()
@@ -137,7 +145,9 @@ def test_buffered_writer_flushes_at_interpreter_exit(tmp_path, moto_s3, ending):
     from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 
     _, client, env = moto_s3
-    script = write_script(tmp_path, f"""
+    script = write_script(
+        tmp_path,
+        f"""
         import boto3
         from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
         pipes = open_dagster_pipes(context_loader=PipesS3ContextLoader(boto3.client("s3")),
@@ -146,9 +156,11 @@ def test_buffered_writer_flushes_at_interpreter_exit(tmp_path, moto_s3, ending):
             pipes.log.info(f"msg {{i}}")
         if "{ending}" == "uncaught":
             raise RuntimeError("uncaught at top level")
-    """)
+    """,
+    )
     res = run_pipes(
-        script, env=env,
+        script,
+        env=env,
         context_injector=PipesS3ContextInjector(bucket="pipes", client=client),
         message_reader=PipesS3MessageReader(bucket="pipes", client=client, interval=1),
     )

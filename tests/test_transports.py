@@ -18,7 +18,9 @@ def test_s3_context_and_messages(tmp_path, moto_s3):
     from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 
     _, client, env = moto_s3
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import boto3
         from dagster_pipes import PipesS3ContextLoader, PipesS3MessageWriter, open_dagster_pipes
         with open_dagster_pipes(context_loader=PipesS3ContextLoader(boto3.client("s3")),
@@ -30,11 +32,16 @@ def test_s3_context_and_messages(tmp_path, moto_s3):
                 pipes.log.info(f"line {i}")
             print("printed to stdout")
             pipes.report_asset_materialization(metadata={"extras_len": len(big)})
-    """)
+    """,
+    )
     res = run_pipes(
-        script, env=env, extras={"big": "z" * 300_000},
+        script,
+        env=env,
+        extras={"big": "z" * 300_000},
         context_injector=PipesS3ContextInjector(bucket="pipes", client=client),
-        message_reader=PipesS3MessageReader(bucket="pipes", client=client, interval=1, include_stdio_in_messages=True),
+        message_reader=PipesS3MessageReader(
+            bucket="pipes", client=client, interval=1, include_stdio_in_messages=True
+        ),
     )
     assert res.success, res.failure
     assert [m["i"] for m in res.custom_messages] == [0, 1, 2]
@@ -46,7 +53,9 @@ def test_s3_context_and_messages(tmp_path, moto_s3):
 
 def test_stdio_capture_with_file_writer(tmp_path, capfd):
     """include_stdio_in_messages: stdout/stderr (fd-level and a replaced sys.stdout) arrive before `closed`."""
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import io, os, sys
         from dagster_pipes import open_dagster_pipes
 
@@ -60,7 +69,8 @@ def test_stdio_capture_with_file_writer(tmp_path, capfd):
             os.write(1, b"fd one\\n")
             os.write(2, b"fd two\\n")
             pipes.log.info("logged")
-    """)
+    """,
+    )
     res = run_pipes(script, message_reader=dg.PipesTempFileMessageReader(include_stdio_in_messages=True))
     assert res.success, res.failure
     out = capfd.readouterr()
@@ -69,7 +79,9 @@ def test_stdio_capture_with_file_writer(tmp_path, capfd):
 
 
 def test_many_threads_never_tear_lines(tmp_path):
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import threading
         from dagster_pipes import open_dagster_pipes
         with open_dagster_pipes() as pipes:
@@ -81,7 +93,8 @@ def test_many_threads_never_tear_lines(tmp_path):
             [th.start() for th in threads]
             [th.join() for th in threads]
             pipes.report_asset_materialization(metadata={"threads": 8})
-    """)
+    """,
+    )
     res = run_pipes(script, keep_messages=True)
     assert res.success, res.failure
     assert len(res.custom_messages) == 1600
@@ -114,7 +127,9 @@ class _DirReader(dg.PipesBlobStoreMessageReader):
 
 def test_paced_writer_never_outruns_the_stock_reader(tmp_path):
     """A 25 s run emitting continuously: the stock reader (interval 1) receives everything, `closed` included."""
-    script = write_script(tmp_path, """
+    script = write_script(
+        tmp_path,
+        """
         import time
         from dagster_pipes import PipesBufferedFilesystemMessageWriterChannel, PipesBlobStoreMessageWriter, open_dagster_pipes
 
@@ -130,7 +145,8 @@ def test_paced_writer_never_outruns_the_stock_reader(tmp_path):
                 i += 1
                 time.sleep(0.05)
             pipes.report_asset_materialization(metadata={"ticks": i})
-    """)
+    """,
+    )
     res = run_pipes(script, message_reader=_DirReader(tmp_path / "chunks", interval=1))
     assert res.success, res.failure
     ticks = res.materializations["asset_a"].metadata["ticks"].value
@@ -156,7 +172,11 @@ class _RecordingChannel(PipesBlobStoreMessageWriterChannel):
 
 
 def _msg(i: int) -> dict:
-    return {"__dagster_pipes_version": "0.1", "method": "log", "params": {"message": f"m{i}", "level": "INFO"}}
+    return {
+        "__dagster_pipes_version": "0.1",
+        "method": "log",
+        "params": {"message": f"m{i}", "level": "INFO"},
+    }
 
 
 def test_pacing_retries_and_packing():

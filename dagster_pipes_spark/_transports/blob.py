@@ -291,7 +291,9 @@ def _jitter() -> float:
     return random.random()
 
 
-T_BlobStoreMessageWriterChannel = TypeVar("T_BlobStoreMessageWriterChannel", bound=PipesBlobStoreMessageWriterChannel)
+T_BlobStoreMessageWriterChannel = TypeVar(
+    "T_BlobStoreMessageWriterChannel", bound=PipesBlobStoreMessageWriterChannel
+)
 
 
 class PipesBlobStoreMessageWriter(PipesMessageWriter[T_BlobStoreMessageWriterChannel]):

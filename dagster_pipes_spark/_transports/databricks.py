@@ -84,7 +84,9 @@ class PipesUnityCatalogVolumesContextLoader(_StoreContextLoader):
 class PipesFileStoreMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
     """Uploads chunks ``{path}/{index}.json`` through a :class:`FileStore`, atomically."""
 
-    def __init__(self, store: FileStore, path: str, *, interval: float = 10, max_chunk_bytes: int | None = None):
+    def __init__(
+        self, store: FileStore, path: str, *, interval: float = 10, max_chunk_bytes: int | None = None
+    ):
         super().__init__(interval=interval, max_chunk_bytes=max_chunk_bytes)
         self.store = store
         self.path = path.rstrip("/")
@@ -92,7 +94,9 @@ class PipesFileStoreMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Publish one chunk."""
         data = payload.read()
-        self.store.write_bytes(f"{self.path}/{index}.json", data.encode("utf-8") if isinstance(data, str) else data)
+        self.store.write_bytes(
+            f"{self.path}/{index}.json", data.encode("utf-8") if isinstance(data, str) else data
+        )
 
 
 class _StoreMessageWriter(_StoreBacked, PipesBlobStoreMessageWriter[PipesFileStoreMessageWriterChannel]):
@@ -177,7 +181,9 @@ class PipesDatabricksContextLoader(PipesContextLoader):
     @contextmanager
     def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
         """Delegate to the Volumes or DBFS loader."""
-        loader = (PipesUnityCatalogVolumesContextLoader if _is_volumes_path(params) else PipesDbfsContextLoader)(**self._kwargs)
+        loader = (
+            PipesUnityCatalogVolumesContextLoader if _is_volumes_path(params) else PipesDbfsContextLoader
+        )(**self._kwargs)
         with loader.load_context(params) as data:
             yield data
 
@@ -222,7 +228,9 @@ def _workspace_client() -> Any:
     return WorkspaceClient()
 
 
-def resolve_store(kind: Kind, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None) -> FileStore:
+def resolve_store(
+    kind: Kind, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None
+) -> FileStore:
     """Pick the storage backend: explicit ``store``/``client``/``dbutils``, else FUSE, notebook
     ``dbutils``, then ``WorkspaceClient()`` from the environment (Databricks unified auth)."""
     chosen: FileStore

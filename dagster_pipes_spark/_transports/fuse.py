@@ -39,7 +39,9 @@ class FuseFileStore(FileStore):
         if self.kind == "dbfs":
             return self.root + dbfs_path(path)
         if not path.startswith("/Volumes/") and path != "/Volumes":
-            raise DagsterPipesError(f"{path!r} is not a Unity Catalog Volumes path (expected /Volumes/<catalog>/<schema>/<volume>/...).")
+            raise DagsterPipesError(
+                f"{path!r} is not a Unity Catalog Volumes path (expected /Volumes/<catalog>/<schema>/<volume>/...)."
+            )
         return self.root + path[len("/Volumes") :]
 
     def read_bytes(self, path: str) -> bytes:

@@ -121,7 +121,9 @@ class PipesGCSMessageWriterChannel(_ObjectStoreChannel):
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""
-        self._client.get_bucket(self._bucket).blob(self._key(index)).upload_from_string(_payload_bytes(payload))
+        self._client.get_bucket(self._bucket).blob(self._key(index)).upload_from_string(
+            _payload_bytes(payload)
+        )
 
 
 class PipesGCSMessageWriter(_ObjectStoreMessageWriter):
@@ -147,7 +149,9 @@ class PipesAzureBlobStorageMessageWriterChannel(_ObjectStoreChannel):
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""
-        self._client.get_blob_client(self._bucket, self._key(index)).upload_blob(_payload_bytes(payload), overwrite=True)
+        self._client.get_blob_client(self._bucket, self._key(index)).upload_blob(
+            _payload_bytes(payload), overwrite=True
+        )
 
 
 class PipesAzureBlobStorageMessageWriter(_ObjectStoreMessageWriter):

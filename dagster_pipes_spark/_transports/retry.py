@@ -25,7 +25,13 @@ def is_transient(e: BaseException) -> bool:
     if code in ("TEMPORARILY_UNAVAILABLE", "REQUEST_LIMIT_EXCEEDED", "TOO_MANY_REQUESTS", "INTERNAL_ERROR"):
         return True
     name = type(e).__name__
-    return name in ("TooManyRequests", "TemporarilyUnavailable", "InternalError", "ServiceUnavailable", "DeadlineExceeded")
+    return name in (
+        "TooManyRequests",
+        "TemporarilyUnavailable",
+        "InternalError",
+        "ServiceUnavailable",
+        "DeadlineExceeded",
+    )
 
 
 def with_retries(fn: Callable[[], _T], what: str, attempts: int = 8) -> _T:
@@ -37,7 +43,9 @@ def with_retries(fn: Callable[[], _T], what: str, attempts: int = 8) -> _T:
         except Exception as e:
             if attempt == attempts - 1 or not is_transient(e):
                 raise
-            logger.debug("dagster-pipes-spark: %s failed (%r); retry %d of %d", what, e, attempt + 1, attempts - 1)
+            logger.debug(
+                "dagster-pipes-spark: %s failed (%r); retry %d of %d", what, e, attempt + 1, attempts - 1
+            )
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 5.0)
     raise AssertionError("unreachable")  # pragma: no cover
@@ -45,7 +53,17 @@ def with_retries(fn: Callable[[], _T], what: str, attempts: int = 8) -> _T:
 
 def looks_not_found(e: BaseException) -> bool:
     text = f"{type(e).__name__} {e}"
-    return any(s in text for s in ("FileNotFound", "NotFound", "RESOURCE_DOES_NOT_EXIST", "NOT_FOUND", "does not exist", "No such file"))
+    return any(
+        s in text
+        for s in (
+            "FileNotFound",
+            "NotFound",
+            "RESOURCE_DOES_NOT_EXIST",
+            "NOT_FOUND",
+            "does not exist",
+            "No such file",
+        )
+    )
 
 
 def is_not_found(e: BaseException) -> bool:

@@ -30,6 +30,7 @@ class SdkDbfsFileStore(FileStore):
         out = io.BytesIO()
         offset = 0
         while True:
+
             def call(offset: int = offset) -> Any:
                 return self.api.read(path, offset=offset, length=DBFS_MAX_BLOCK)
 
@@ -121,7 +122,9 @@ class SdkVolumesFileStore(FileStore):
         return False
 
     def list(self, path: str) -> list[str]:
-        return sorted(e.name or e.path.rstrip("/").rsplit("/", 1)[-1] for e in self.api.list_directory_contents(path))
+        return sorted(
+            e.name or e.path.rstrip("/").rsplit("/", 1)[-1] for e in self.api.list_directory_contents(path)
+        )
 
     def mkdirs(self, path: str) -> None:
         with_retries(lambda: self.api.create_directory(path), f"create-directory {path}")

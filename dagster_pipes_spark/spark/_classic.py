@@ -91,7 +91,9 @@ def _format_name(data_source_or_format: JavaObject) -> str:
         return _simple_name(data_source_or_format)
 
 
-def _relation_target(relation: JavaObject) -> tuple[tuple[str, ...] | None, str | None, str | None, bool | None, JavaObject]:
+def _relation_target(
+    relation: JavaObject,
+) -> tuple[tuple[str, ...] | None, str | None, str | None, bool | None, JavaObject]:
     """``(table_parts, path, format, is_delta, schema_holder)`` of a write target relation.
 
     Handles ``DataSourceV2Relation`` (V2 catalogs, Delta's ``DeltaTableV2``), ``LogicalRelation``
@@ -111,9 +113,19 @@ def _relation_target(relation: JavaObject) -> tuple[tuple[str, ...] | None, str 
                 provider = table.properties().get("provider")
             except Exception:
                 pass
-            parts = _identifier_parts(catalog, ident) if ident is not None else tuple(split_identifier(str(node.name())))
+            parts = (
+                _identifier_parts(catalog, ident)
+                if ident is not None
+                else tuple(split_identifier(str(node.name())))
+            )
             is_delta = is_delta_class_name(table_cls) or is_delta_provider(provider)
-            return parts, None, "delta" if is_delta else (str(provider).lower() if provider else None), is_delta, node
+            return (
+                parts,
+                None,
+                "delta" if is_delta else (str(provider).lower() if provider else None),
+                is_delta,
+                node,
+            )
         if name == "LogicalRelation":
             catalog_table = _opt(node.catalogTable())
             location_cls = None
@@ -131,7 +143,13 @@ def _relation_target(relation: JavaObject) -> tuple[tuple[str, ...] | None, str 
             if catalog_table is not None:
                 provider = _opt(catalog_table.provider())
                 fmt = fmt or (str(provider).lower() if provider else None)
-                return _catalog_table_parts(catalog_table), None, fmt, is_delta or is_delta_provider(provider), node
+                return (
+                    _catalog_table_parts(catalog_table),
+                    None,
+                    fmt,
+                    is_delta or is_delta_provider(provider),
+                    node,
+                )
             return None, path, fmt, is_delta, node
         if name == "HiveTableRelation":
             return _catalog_table_parts(node.tableMeta()), None, "hive", False, node
@@ -230,16 +248,30 @@ def _h_insert_data_source(node: JavaObject) -> SparkWrite | None:
     if parts is None and path is None:
         return None
     mode = "overwrite" if node.overwrite() else "append"
-    return SparkWrite(_insert_op(mode), table=parts, path=path, mode=mode, format=fmt,
-                      columns=_columns(node.query()), is_delta=is_delta)
+    return SparkWrite(
+        _insert_op(mode),
+        table=parts,
+        path=path,
+        mode=mode,
+        format=fmt,
+        columns=_columns(node.query()),
+        is_delta=is_delta,
+    )
 
 
 def _h_insert_hive(node: JavaObject) -> SparkWrite | None:
     # InsertIntoHiveTable(table, partition, query, overwrite, ifPartitionNotExists, outputColumnNames)
     table = node.table()
     mode = "overwrite" if node.overwrite() else "append"
-    return SparkWrite(_insert_op(mode), table=_catalog_table_parts(table), mode=mode, format="hive",
-                      columns=_struct_columns(table.schema()), is_delta=False, inner=True)
+    return SparkWrite(
+        _insert_op(mode),
+        table=_catalog_table_parts(table),
+        mode=mode,
+        format="hive",
+        columns=_struct_columns(table.schema()),
+        is_delta=False,
+        inner=True,
+    )
 
 
 def _h_insert_dir(node: JavaObject) -> SparkWrite | None:
@@ -247,9 +279,15 @@ def _h_insert_dir(node: JavaObject) -> SparkWrite | None:
     location = _opt(node.storage().locationUri())
     if location is None:
         return None
-    return SparkWrite(OP_INSERT_OVERWRITE, path=normalize_path(str(location.toString())), mode="overwrite",
-                      format=str(node.provider()).lower(), columns=_columns(node.query()), is_delta=False,
-                      outer=True)
+    return SparkWrite(
+        OP_INSERT_OVERWRITE,
+        path=normalize_path(str(location.toString())),
+        mode="overwrite",
+        format=str(node.provider()).lower(),
+        columns=_columns(node.query()),
+        is_delta=False,
+        outer=True,
+    )
 
 
 def _h_insert_hive_dir(node: JavaObject) -> SparkWrite | None:
@@ -257,8 +295,14 @@ def _h_insert_hive_dir(node: JavaObject) -> SparkWrite | None:
     location = _opt(node.storage().locationUri())
     if location is None:
         return None
-    return SparkWrite(OP_INSERT_OVERWRITE, path=normalize_path(str(location.toString())), mode="overwrite",
-                      format="hive", columns=_columns(node.query()), is_delta=False)
+    return SparkWrite(
+        OP_INSERT_OVERWRITE,
+        path=normalize_path(str(location.toString())),
+        mode="overwrite",
+        format="hive",
+        columns=_columns(node.query()),
+        is_delta=False,
+    )
 
 
 def _v2_write(operation: str, mode: str) -> Callable[[JavaObject], SparkWrite | None]:
@@ -267,8 +311,16 @@ def _v2_write(operation: str, mode: str) -> Callable[[JavaObject], SparkWrite | 
         parts, path, fmt, is_delta, holder = _relation_target(node.table())
         if parts is None and path is None:
             return None
-        return SparkWrite(operation, table=parts, path=path, mode=mode, format=fmt,
-                          columns=_columns(holder), is_delta=is_delta, inner=True)
+        return SparkWrite(
+            operation,
+            table=parts,
+            path=path,
+            mode=mode,
+            format=fmt,
+            columns=_columns(holder),
+            is_delta=is_delta,
+            inner=True,
+        )
 
     return handler
 
@@ -291,8 +343,15 @@ def _v2_create(node: JavaObject, operation: str, mode: str) -> SparkWrite | None
     except Exception:
         pass
     is_delta = is_delta_provider(provider)
-    return SparkWrite(operation, table=parts, mode=mode, format=str(provider).lower() if provider else None,
-                      columns=_columns(node.query()), is_delta=is_delta or None, outer=True)
+    return SparkWrite(
+        operation,
+        table=parts,
+        mode=mode,
+        format=str(provider).lower() if provider else None,
+        columns=_columns(node.query()),
+        is_delta=is_delta or None,
+        outer=True,
+    )
 
 
 def _h_create_table_as_select(node: JavaObject) -> SparkWrite | None:
@@ -377,7 +436,9 @@ def _delta_command(node: JavaObject, spec: DeltaCommandSpec) -> SparkWrite | Non
     operation = spec.operation
     if operation == OP_WRITE and parts is not None:
         operation = _insert_op(mode)
-    return SparkWrite(operation, table=parts, path=path, mode=mode, format="delta", columns=columns, is_delta=True)
+    return SparkWrite(
+        operation, table=parts, path=path, mode=mode, format="delta", columns=columns, is_delta=True
+    )
 
 
 HANDLERS: dict[str, Callable[[JavaObject], SparkWrite | None]] = {
@@ -493,8 +554,9 @@ class ClassicBackend:
 
     mechanism = "classic"
 
-    def __init__(self, spark: Any, collector: Collector, warn: Callable[[str], None],
-                 debug: Callable[[str], None]) -> None:
+    def __init__(
+        self, spark: Any, collector: Collector, warn: Callable[[str], None], debug: Callable[[str], None]
+    ) -> None:
         self._spark = spark
         self._collector = collector
         self._warn = warn

@@ -117,12 +117,19 @@ def _v1_write(writer: Any, api: str) -> SparkWrite | None:
         else:
             mode = mode or "errorifexists"
             operation = OP_INSERT if mode == "append" else OP_CTAS
-        return SparkWrite(operation, table=table, path=path, mode=mode, format=fmt, is_delta=_is_delta_format(fmt))
+        return SparkWrite(
+            operation, table=table, path=path, mode=mode, format=fmt, is_delta=_is_delta_format(fmt)
+        )
     path = op.path or op.options.get("path")
     if not path:
         return None
-    return SparkWrite(OP_WRITE, path=normalize_path(path), mode=mode or "errorifexists", format=fmt,
-                      is_delta=_is_delta_format(fmt))
+    return SparkWrite(
+        OP_WRITE,
+        path=normalize_path(path),
+        mode=mode or "errorifexists",
+        format=fmt,
+        is_delta=_is_delta_format(fmt),
+    )
 
 
 _V2_MODES = {
@@ -142,7 +149,9 @@ def _v2_write(writer: Any, api: str) -> SparkWrite | None:
     operation, mode = _V2_MODES.get(str(op.mode), (OP_INSERT, None))
     table, path, path_fmt = _table_or_path(op.table_name)
     fmt = (op.provider or path_fmt or None) and str(op.provider or path_fmt).lower()
-    return SparkWrite(operation, table=table, path=path, mode=mode, format=fmt, is_delta=_is_delta_format(fmt))
+    return SparkWrite(
+        operation, table=table, path=path, mode=mode, format=fmt, is_delta=_is_delta_format(fmt)
+    )
 
 
 def _merge_write(writer: Any, api: str) -> SparkWrite | None:
@@ -222,7 +231,12 @@ def _wrap_writer(
             return original(self, *args, **kwargs)
         started = time.perf_counter()
         observed: _Observed | None = None
-        if observe and backends[0].count_rows and _Observed.supported(self) and not _targets_delta(self, backends[0]):
+        if (
+            observe
+            and backends[0].count_rows
+            and _Observed.supported(self)
+            and not _targets_delta(self, backends[0])
+        ):
             try:
                 observed = _Observed(self)
             except Exception as exc:
@@ -362,18 +376,39 @@ def _patch_specs() -> list[tuple[type, str, Callable[[Callable[..., Any]], Calla
 
     specs: list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]] = []
     for api in ("save", "insertInto", "saveAsTable"):
-        specs.append((DataFrameWriter, api, functools.partial(_wrap_writer, api=api, read=_v1_write,
-                                                               backends_of=session_of, observe=True)))
+        specs.append(
+            (
+                DataFrameWriter,
+                api,
+                functools.partial(
+                    _wrap_writer, api=api, read=_v1_write, backends_of=session_of, observe=True
+                ),
+            )
+        )
     for api in ("create", "replace", "createOrReplace", "append", "overwrite", "overwritePartitions"):
-        specs.append((DataFrameWriterV2, api, functools.partial(_wrap_writer, api=api, read=_v2_write,
-                                                                 backends_of=session_of, observe=True)))
+        specs.append(
+            (
+                DataFrameWriterV2,
+                api,
+                functools.partial(
+                    _wrap_writer, api=api, read=_v2_write, backends_of=session_of, observe=True
+                ),
+            )
+        )
     try:
         from pyspark.sql.connect.merge import MergeIntoWriter
     except ImportError:  # Spark < 4
         pass
     else:
-        specs.append((MergeIntoWriter, "merge", functools.partial(_wrap_writer, api="merge", read=_merge_write,
-                                                                   backends_of=client_of, observe=False)))
+        specs.append(
+            (
+                MergeIntoWriter,
+                "merge",
+                functools.partial(
+                    _wrap_writer, api="merge", read=_merge_write, backends_of=client_of, observe=False
+                ),
+            )
+        )
     specs.append((SparkSession, "sql", _wrap_sql))
     return specs
 
@@ -417,7 +452,9 @@ def is_instrumented() -> bool:
 # --- the backend ------------------------------------------------------------------------------
 
 
-def _describe_table(spark: Any, parts: tuple[str, ...]) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]:
+def _describe_table(
+    spark: Any, parts: tuple[str, ...]
+) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]:
     """``(qualified_parts, columns, provider)`` from ``DESCRIBE TABLE EXTENDED``."""
     rows = spark.sql("DESCRIBE TABLE EXTENDED " + ".".join(quote_identifier(p) for p in parts)).collect()
     columns: list[tuple[str, str]] = []
@@ -447,8 +484,15 @@ class ConnectBackend:
 
     mechanism = "connect"
 
-    def __init__(self, spark: Any, collector: Collector, warn: Callable[[str], None],
-                 debug: Callable[[str], None], *, count_rows: bool = True) -> None:
+    def __init__(
+        self,
+        spark: Any,
+        collector: Collector,
+        warn: Callable[[str], None],
+        debug: Callable[[str], None],
+        *,
+        count_rows: bool = True,
+    ) -> None:
         self.spark = spark
         #: count rows of non-Delta writes with a named observation (a few ms of server time per write)
         self.count_rows = count_rows
@@ -489,7 +533,9 @@ class ConnectBackend:
                 tables.setdefault(tuple(p.lower() for p in write.table), write.table)
         keys = list(tables)
 
-        def describe(key: tuple[str, ...]) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]:
+        def describe(
+            key: tuple[str, ...],
+        ) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]:
             with _Busy():
                 return _describe_table(self.spark, tables[key])
 

@@ -272,8 +272,7 @@ def parse_history_row(row: Any) -> DeltaCommit | None:
         if parsed is not None:
             metrics[str(key)] = parsed
     parameters = {
-        str(k): "" if v is None else str(v)
-        for k, v in _as_mapping(data.get("operationParameters")).items()
+        str(k): "" if v is None else str(v) for k, v in _as_mapping(data.get("operationParameters")).items()
     }
     return DeltaCommit(version=version, operation=operation, metrics=metrics, parameters=parameters)
 
@@ -300,7 +299,9 @@ def history_sql(table: Sequence[str] | None = None, path: str | None = None, lim
     return f"DESCRIBE HISTORY {target} LIMIT {max(1, int(limit))}"
 
 
-def match_commits(writes: Sequence[SparkWrite], commits: Iterable[DeltaCommit]) -> list[tuple[SparkWrite, DeltaCommit]]:
+def match_commits(
+    writes: Sequence[SparkWrite], commits: Iterable[DeltaCommit]
+) -> list[tuple[SparkWrite, DeltaCommit]]:
     """Pair writes (oldest first) with history commits (any order), newest with newest.
 
     Commits that change no data (OPTIMIZE, VACUUM, SET TBLPROPERTIES...) and commits whose operation
@@ -381,8 +382,10 @@ def enrich_from_delta_history(
         if isinstance(result, BaseException):
             if known_delta:
                 text = str(result).strip()
-                on_error(f"DESCRIBE HISTORY for {group[0].target} failed: {type(result).__name__}:"
-                         f" {text.splitlines()[0] if text else ''}")
+                on_error(
+                    f"DESCRIBE HISTORY for {group[0].target} failed: {type(result).__name__}:"
+                    f" {text.splitlines()[0] if text else ''}"
+                )
             for w in group:
                 if w.is_delta is None:
                     w.is_delta = False

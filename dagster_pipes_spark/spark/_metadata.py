@@ -71,8 +71,11 @@ def build_metadata(writes: Sequence[SparkWrite], application_id: str | None) -> 
         if total is not None:
             md[key] = _mv(total, "int")
     dml = [w for w in writes if w.operation in (OP_MERGE, OP_UPDATE, OP_DELETE)]
-    for key, attr in (("spark/rows_inserted", "rows_inserted"), ("spark/rows_updated", "rows_updated"),
-                      ("spark/rows_deleted", "rows_deleted")):
+    for key, attr in (
+        ("spark/rows_inserted", "rows_inserted"),
+        ("spark/rows_updated", "rows_updated"),
+        ("spark/rows_deleted", "rows_deleted"),
+    ):
         values = [getattr(w, attr) for w in dml if getattr(w, attr) is not None]
         if values:
             md[key] = _mv(sum(values), "int")
@@ -117,7 +120,9 @@ def spark_json_type_to_sql(t: Any) -> str:
     if kind == "map":
         return f"map<{spark_json_type_to_sql(t.get('keyType'))},{spark_json_type_to_sql(t.get('valueType'))}>"
     if kind == "struct":
-        fields = ",".join(f"{f.get('name')}:{spark_json_type_to_sql(f.get('type'))}" for f in t.get("fields", []))
+        fields = ",".join(
+            f"{f.get('name')}:{spark_json_type_to_sql(f.get('type'))}" for f in t.get("fields", [])
+        )
         return f"struct<{fields}>"
     if kind == "udt":
         return spark_json_type_to_sql(t.get("sqlType"))

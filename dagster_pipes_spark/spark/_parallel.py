@@ -9,7 +9,9 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 
 
-def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], max_workers: int = 8) -> list[_R | BaseException]:
+def parallel_map(
+    fn: Callable[[_T], _R], items: Sequence[_T], max_workers: int = 8
+) -> list[_R | BaseException]:
     """``fn`` over ``items`` on a few threads (Spark Connect and py4j calls are thread-safe and the
     look-ups are round-trip bound); an item's exception is returned in its place."""
 
@@ -23,5 +25,7 @@ def parallel_map(fn: Callable[[_T], _R], items: Sequence[_T], max_workers: int =
         return [call(item) for item in items]
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=min(max_workers, len(items)), thread_name_prefix="spark-writes") as pool:
+    with ThreadPoolExecutor(
+        max_workers=min(max_workers, len(items)), thread_name_prefix="spark-writes"
+    ) as pool:
         return list(pool.map(call, items))

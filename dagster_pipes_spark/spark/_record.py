@@ -40,7 +40,6 @@ def normalize_mode(mode: Any) -> str | None:
     return _MODE_ALIASES.get(text, text or None)
 
 
-
 # --- the write record -------------------------------------------------------------------------
 
 
@@ -96,8 +95,17 @@ class SparkWrite:
     def summary(self) -> dict[str, Any]:
         """JSON-able summary of the write (used in ``spark/writes`` metadata)."""
         out: dict[str, Any] = {"target": self.target, "operation": self.operation}
-        for key in ("mode", "format", "rows", "files", "bytes", "rows_inserted", "rows_updated",
-                    "rows_deleted", "delta_version"):
+        for key in (
+            "mode",
+            "format",
+            "rows",
+            "files",
+            "bytes",
+            "rows_inserted",
+            "rows_updated",
+            "rows_deleted",
+            "delta_version",
+        ):
             value = getattr(self, key)
             if value is not None:
                 out[key] = value

@@ -120,7 +120,9 @@ class HookSession:
             key, reason = resolver.resolve(write)
             write.asset_key = key
             if key is None:
-                self.log("debug", f"[spark writes] {write.operation} to {write.target} not reported: {reason}")
+                self.log(
+                    "debug", f"[spark writes] {write.operation} to {write.target} not reported: {reason}"
+                )
                 continue
             by_key.setdefault(key, []).append(write)
         if not by_key:
@@ -154,7 +156,10 @@ class HookSession:
         try:
             fn(writes)
         except Exception as exc:
-            self.log("warning", f"[spark writes] {getattr(fn, '__name__', 'step')} failed: {type(exc).__name__}: {exc}")
+            self.log(
+                "warning",
+                f"[spark writes] {getattr(fn, '__name__', 'step')} failed: {type(exc).__name__}: {exc}",
+            )
 
 
 def _is_connect_session(spark: Any) -> bool:

@@ -295,7 +295,9 @@ def parse_sql_write(sql: str) -> SqlWrite | None:
         if table is None and path is None:
             return None
         as_at = p.find_top_level("AS")
-        while as_at is not None and not _is_query_start(p.toks[as_at + 1] if as_at + 1 < len(p.toks) else None):
+        while as_at is not None and not _is_query_start(
+            p.toks[as_at + 1] if as_at + 1 < len(p.toks) else None
+        ):
             p.i = as_at + 1
             as_at = p.find_top_level("AS")
         if as_at is None:

@@ -19,7 +19,10 @@ from dagster_pipes_spark import (
 transport = sys.argv[1] if len(sys.argv) > 1 else "file"
 kwargs = {}
 if transport == "dbfs":
-    kwargs = {"context_loader": PipesDbfsContextLoader(), "message_writer": PipesDbfsMessageWriter(interval=1)}
+    kwargs = {
+        "context_loader": PipesDbfsContextLoader(),
+        "message_writer": PipesDbfsMessageWriter(interval=1),
+    }
 elif transport == "volumes":
     kwargs = {
         "context_loader": PipesUnityCatalogVolumesContextLoader(),
@@ -34,7 +37,9 @@ with open_dagster_pipes(**kwargs) as pipes:
     for step in range(5):
         pipes.log.info(f"step {step + 1}/5 done")
         time.sleep(0.05)
-    pipes.report_asset_check("values_positive", passed=all(v > 0 for v in values), metadata={"min": min(values)})
+    pipes.report_asset_check(
+        "values_positive", passed=all(v > 0 for v in values), metadata={"min": min(values)}
+    )
     pipes.report_asset_materialization(
         metadata={
             "dagster/row_count": rows,

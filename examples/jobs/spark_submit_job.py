@@ -15,10 +15,14 @@ from dagster_pipes_spark.spark import report_spark_writes
 
 def main() -> None:
     spark = SparkSession.builder.appName("pipes-spark-submit").getOrCreate()
-    with open_dagster_pipes(context_loader=PipesDatabricksContextLoader(), message_writer=PipesDatabricksMessageWriter()) as pipes:
+    with open_dagster_pipes(
+        context_loader=PipesDatabricksContextLoader(), message_writer=PipesDatabricksMessageWriter()
+    ) as pipes:
         table = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "revenue"
         pipes.log.info(f"spark-submit job writing {table} (app args: {sys.argv[1:2]})")
-        df = spark.range(200).selectExpr("id % 10 AS day", "id * 1.5 AS revenue").groupBy("day").sum("revenue")
+        df = (
+            spark.range(200).selectExpr("id % 10 AS day", "id * 1.5 AS revenue").groupBy("day").sum("revenue")
+        )
         with report_spark_writes(spark, pipes):
             df.write.mode("overwrite").saveAsTable(table)
         pipes.report_asset_check("has_rows", passed=spark.table(table).count() > 0, asset_key=table)

@@ -33,7 +33,9 @@ def spark_session(mechanism: str, tmp: str):  # type: ignore[no-untyped-def]
         .config("spark.sql.warehouse.dir", os.path.join(tmp, "warehouse"))
         .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp}")
         # a real DataSource V2 catalog (JDBC over in-memory Derby) for DataFrameWriterV2.append
-        .config("spark.sql.catalog.jdbc", "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog")
+        .config(
+            "spark.sql.catalog.jdbc", "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog"
+        )
         .config("spark.sql.catalog.jdbc.url", "jdbc:derby:memory:pipes_hooks;create=true")
         .getOrCreate()
     )
@@ -47,7 +49,9 @@ def main() -> None:
         spark = spark_session(mechanism, tmp)
         if mechanism == "classic":
             spark.sparkContext.setLogLevel("ERROR")
-        rows = spark.range(10).selectExpr("id", "concat('n', id) AS name", "CAST(id AS DOUBLE) * 1.5 AS amount")
+        rows = spark.range(10).selectExpr(
+            "id", "concat('n', id) AS name", "CAST(id AS DOUBLE) * 1.5 AS amount"
+        )
         few = rows.limit(5)
         out = os.path.join(tmp, "out")
         # set-up outside the hooks: nothing here may be reported

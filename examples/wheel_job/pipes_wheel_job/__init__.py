@@ -14,13 +14,19 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--table", default="inventory")
     args, _ = parser.parse_known_args()
-    with open_dagster_pipes(context_loader=PipesDatabricksContextLoader(), message_writer=PipesDatabricksMessageWriter()) as pipes:
+    with open_dagster_pipes(
+        context_loader=PipesDatabricksContextLoader(), message_writer=PipesDatabricksMessageWriter()
+    ) as pipes:
         items = int(pipes.get_extra("items")) if pipes.is_asset_step and "items" in pipes.extras else 10
         pipes.log.info(f"wheel task building {args.table} with {items} items")
         stock = {f"sku-{i}": (i * 7) % 13 for i in range(items)}
         pipes.report_asset_check("stock_non_negative", passed=min(stock.values()) >= 0)
         pipes.report_asset_materialization(
-            metadata={"dagster/row_count": len(stock), "dagster/table_name": args.table, "total_units": sum(stock.values())}
+            metadata={
+                "dagster/row_count": len(stock),
+                "dagster/table_name": args.table,
+                "total_units": sum(stock.values()),
+            }
         )
 
 
