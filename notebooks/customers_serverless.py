@@ -34,8 +34,8 @@ with open_dagster_pipes(
     customers = spark.range(50).selectExpr(
         "id AS customer_id",
         f"element_at(array({', '.join(repr(s) for s in segments)}), CAST(id % {len(segments)} + 1 AS INT)) AS segment",
-    )  # noqa: F821
-    with report_spark_writes(spark, pipes):  # noqa: F821
+    )
+    with report_spark_writes(spark, pipes):
         customers.write.mode("overwrite").saveAsTable("customers")
     print(f"wrote {customers.count()} customers")
     dupes = customers.groupBy("customer_id").count().where("count > 1").count()

@@ -31,10 +31,10 @@ with open_dagster_pipes(
     pipes.log.info(f"building orders with {rows} rows")
     orders = spark.range(rows).selectExpr(
         "id AS order_id", "id % 7 AS customer_id", "CAST(id * 3 % 101 AS DOUBLE) AS amount"
-    )  # noqa: F821
-    with report_spark_writes(spark, pipes):  # noqa: F821
+    )
+    with report_spark_writes(spark, pipes):
         orders.write.mode("overwrite").saveAsTable("orders")
-    negative = spark.table("orders").where("amount < 0").count()  # noqa: F821
+    negative = spark.table("orders").where("amount < 0").count()
     pipes.report_asset_check(
         "no_negative_amounts", passed=negative == 0, metadata={"negative_rows": negative}
     )
