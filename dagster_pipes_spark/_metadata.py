@@ -313,7 +313,7 @@ _PASS_THROUGH: dict[str, tuple[type, ...]] = {
     "bool": (bool,),
     "timestamp": (int, float),
     "json": (dict, list, str, int, float, bool),
-    "__infer__": _PLAIN + (list,),
+    "__infer__": (*_PLAIN, list),
 }
 
 

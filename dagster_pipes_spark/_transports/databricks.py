@@ -20,7 +20,7 @@ from .._protocol import PipesContextData, PipesExtras, PipesParams
 from .._writers import PipesMessageWriter
 from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
 from .dbutils import DbutilsFileStore
-from .file_store import FileStore, Kind, StorageNotFound
+from .file_store import FileStore, Kind, StorageNotFoundError
 from .fuse import FuseFileStore
 from .sdk import SdkDbfsFileStore, SdkVolumesFileStore
 
@@ -61,7 +61,7 @@ class _StoreContextLoader(_StoreBacked, PipesContextLoader):
         path = _path_param(params, type(self).__name__)
         try:
             data = self.store.read_bytes(path)
-        except StorageNotFound as e:
+        except StorageNotFoundError as e:
             raise DagsterPipesError(
                 f"The Pipes context {path!r} does not exist ({self.store.describe()}). The orchestrator writes it "
                 "before launching the run and deletes it afterwards: run this from Dagster, against the same workspace."

@@ -8,7 +8,7 @@ from typing import Any
 from .file_store import (
     FileStore,
     Kind,
-    StorageNotFound,
+    StorageNotFoundError,
     dbfs_path,
 )
 from .retry import looks_not_found, with_retries
@@ -33,7 +33,7 @@ class DbutilsFileStore(FileStore):
             text = self.fs.head(uri, max(size, 1) + 1)
         except Exception as e:
             if looks_not_found(e):
-                raise StorageNotFound(f"{path} does not exist.") from e
+                raise StorageNotFoundError(f"{path} does not exist.") from e
             raise
         return text.encode("utf-8") if isinstance(text, str) else bytes(text)
 
@@ -42,7 +42,7 @@ class DbutilsFileStore(FileStore):
         for info in self.fs.ls(parent or "/"):
             if getattr(info, "name", "").rstrip("/") == base:
                 return int(getattr(info, "size", 0))
-        raise StorageNotFound(f"{uri} does not exist.")
+        raise StorageNotFoundError(f"{uri} does not exist.")
 
     def write_bytes(self, path: str, data: bytes) -> None:
         uri = self._uri(path)

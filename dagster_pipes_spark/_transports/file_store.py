@@ -23,7 +23,7 @@ VOLUMES_FUSE_ROOT_ENV = "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT"
 DBFS_MAX_BLOCK = 1024 * 1024  # put / add-block / read limit of the DBFS API
 
 
-class StorageNotFound(DagsterPipesError):
+class StorageNotFoundError(DagsterPipesError):
     """The path does not exist."""
 
 
@@ -44,7 +44,7 @@ class FileStore(ABC):
 
     @abstractmethod
     def read_bytes(self, path: str) -> bytes:
-        """The whole content of ``path``; raises ``StorageNotFound`` if missing."""
+        """The whole content of ``path``; raises ``StorageNotFoundError`` if missing."""
 
     @abstractmethod
     def write_bytes(self, path: str, data: bytes) -> None:

@@ -11,7 +11,7 @@ from .file_store import (
     VOLUMES_FUSE_ROOT_ENV,
     FileStore,
     Kind,
-    StorageNotFound,
+    StorageNotFoundError,
     dbfs_path,
 )
 
@@ -49,7 +49,7 @@ class FuseFileStore(FileStore):
             with open(self.local(path), "rb") as f:
                 return f.read()
         except FileNotFoundError as e:
-            raise StorageNotFound(f"{path} does not exist ({self.local(path)}).") from e
+            raise StorageNotFoundError(f"{path} does not exist ({self.local(path)}).") from e
 
     def write_bytes(self, path: str, data: bytes) -> None:
         final = self.local(path)
@@ -69,7 +69,7 @@ class FuseFileStore(FileStore):
         try:
             return sorted(os.listdir(self.local(path)))
         except FileNotFoundError as e:
-            raise StorageNotFound(f"{path} does not exist.") from e
+            raise StorageNotFoundError(f"{path} does not exist.") from e
 
     def mkdirs(self, path: str) -> None:
         os.makedirs(self.local(path), exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .file_store import (
     FileStore,
-    StorageNotFound,
+    StorageNotFoundError,
 )
 
 
@@ -26,7 +26,7 @@ class MemoryFileStore(FileStore):
         try:
             return self.files[self._key(path)]
         except KeyError as e:
-            raise StorageNotFound(f"{path} does not exist.") from e
+            raise StorageNotFoundError(f"{path} does not exist.") from e
 
     def write_bytes(self, path: str, data: bytes) -> None:
         self.calls += 1

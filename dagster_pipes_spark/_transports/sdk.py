@@ -10,7 +10,7 @@ from typing import Any
 from .file_store import (
     DBFS_MAX_BLOCK,
     FileStore,
-    StorageNotFound,
+    StorageNotFoundError,
     dbfs_path,
 )
 from .retry import is_not_found, with_retries
@@ -38,7 +38,7 @@ class SdkDbfsFileStore(FileStore):
                 resp = with_retries(call, f"read {path}")
             except Exception as e:
                 if is_not_found(e):
-                    raise StorageNotFound(f"dbfs:{path} does not exist.") from e
+                    raise StorageNotFoundError(f"dbfs:{path} does not exist.") from e
                 raise
             chunk = base64.b64decode(resp.data or "")
             out.write(chunk)
@@ -62,7 +62,7 @@ class SdkDbfsFileStore(FileStore):
         with_retries(lambda: self.api.close(handle), f"close {tmp}")
         try:
             self.api.delete(path)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             if not is_not_found(e):
                 raise
         with_retries(lambda: self.api.move(tmp, path), f"move {tmp}")
@@ -104,7 +104,7 @@ class SdkVolumesFileStore(FileStore):
             return with_retries(call, f"download {path}")
         except Exception as e:
             if is_not_found(e):
-                raise StorageNotFound(f"{path} does not exist.") from e
+                raise StorageNotFoundError(f"{path} does not exist.") from e
             raise
 
     def write_bytes(self, path: str, data: bytes) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 from dagster_pipes_spark.spark._delta import (
     DeltaCommandSpec,
@@ -546,7 +546,7 @@ class _QueryExecutionListener:
         self._backend.on_event(qe, exception)
 
     class Java:
-        implements = ["org.apache.spark.sql.util.QueryExecutionListener"]
+        implements: ClassVar[list[str]] = ["org.apache.spark.sql.util.QueryExecutionListener"]
 
 
 class ClassicBackend:

@@ -164,7 +164,7 @@ class _Observed:
 
     def __init__(self, writer: Any) -> None:
         from pyspark.sql.connect import plan
-        from pyspark.sql.connect.functions import builtin as F
+        from pyspark.sql.connect.functions import builtin as sf
 
         self.writer = writer
         self.name = f"{ROWS_METRIC}_{uuid.uuid4().hex}"
@@ -173,7 +173,7 @@ class _Observed:
         self.execution_info: Any = None
         # A string-named observation (not an ``Observation`` object, whose delivery waits on the
         # server's listener bus): its values come back in the command's ExecutionInfo.
-        writer._write._child = plan.CollectMetrics(self.child, self.name, [F.count(F.lit(1)).alias("rows")])
+        writer._write._child = plan.CollectMetrics(self.child, self.name, [sf.count(sf.lit(1)).alias("rows")])
 
         def capture(execution_info: Any) -> None:
             self.execution_info = execution_info
@@ -499,7 +499,7 @@ class ConnectBackend:
         self.collector = collector
         self._warn = warn
         self._debug = debug
-        self._default_format: str | None | bool = False  # False: not read yet
+        self._default_format: str | bool | None = False  # False: not read yet
 
     def start(self) -> None:
         _install(self)
