@@ -53,7 +53,7 @@ from ._protocol import (
     PipesTimeWindow,
     to_asset_key_path,
 )
-from ._version import __version__
+from .version import __version__
 from ._writers import (
     PipesDefaultMessageWriter,
     PipesMessageWriter,

@@ -329,20 +329,23 @@ class PipesContext:
             )
         return key
 
-    @property
-    def partition_key_range(self) -> PipesPartitionKeyRange:
-        """The partition key range in scope; raises if the step is not partitioned."""
+    def _partitions(self, prop: str) -> PipesPartitionKeyRange:
         rng = self._data.get("partition_key_range")
         if rng is None:
             raise DagsterPipesError(
-                "Missing required property: `partition_key_range` is undefined. Current step does not target any partitions."
+                f"Missing required property: `{prop}` is undefined. Current step does not target any partitions."
             )
         return rng
 
     @property
+    def partition_key_range(self) -> PipesPartitionKeyRange:
+        """The partition key range in scope; raises if the step is not partitioned."""
+        return self._partitions("partition_key_range")
+
+    @property
     def partition_time_window(self) -> PipesTimeWindow | None:
         """The partition time window (None for non-temporal partitions); raises if not partitioned."""
-        self.partition_key_range  # noqa: B018 - raises when not partitioned
+        self._partitions("partition_time_window")
         return self._data.get("partition_time_window")
 
     @property

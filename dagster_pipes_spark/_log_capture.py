@@ -143,6 +143,31 @@ class PipesStdioLogWriterChannel(PipesLogWriterChannel):
     def write_chunk(self, chunk: str) -> None:
         """Deliver one chunk of captured text."""
 
+    def handler(
+        self, path: str, capturing_started: threading.Event, capturing_should_stop: threading.Event
+    ) -> None:
+        """Follow the file at ``path`` and deliver what is appended to it through :meth:`write_chunk`.
+
+        The stock library's capture-thread target, with its signature and semantics: read every
+        ``interval`` seconds, set ``capturing_started`` after the first read, and return
+        ``WAIT_FOR_TEE_SECONDS`` after ``capturing_should_stop`` is set (so late writes still arrive).
+        Errors are queued on ``error_messages``. This class's own :meth:`capture` drains a pipe
+        instead of a file and does not use it.
+        """
+        with open(path, encoding="utf-8") as input_file:
+            stop_seen_at: float | None = None
+            while stop_seen_at is None or time.monotonic() - stop_seen_at <= self.WAIT_FOR_TEE_SECONDS:
+                try:
+                    chunk = input_file.read()
+                    if chunk:
+                        self.write_chunk(chunk)
+                except Exception as e:  # noqa: BLE001 - reported through error_messages, as stock does
+                    self.error_messages.put(f"Exception in thread {self.name}:\n{e}")
+                capturing_started.set()
+                if stop_seen_at is None and capturing_should_stop.is_set():
+                    stop_seen_at = time.monotonic()
+                time.sleep(self.interval)
+
     def _append(self, text: str) -> None:
         with self._lock:
             self._buffer.append(text)

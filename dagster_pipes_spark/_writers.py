@@ -163,14 +163,16 @@ class PipesPrefectLogsMessageWriterChannel(PipesMessageWriterChannel):
     def _oversize_replacement(self, message: PipesMessage, size: int) -> PipesMessage:
         method = message.get("method")
         text = f"Dropped a `{method}` Pipes message of {size} bytes (limit {self._max} bytes)."
-        if method == "closed":
+        if method == "closed":  # keep the close itself, and the name of what ended the run
+            params = message.get("params") or {}
+            exc = params.get("exception")
             return make_message(
                 "closed",
                 {
                     "exception": {
                         "message": text,
                         "stack": [],
-                        "name": "DagsterPipesError",
+                        "name": exc.get("name") if isinstance(exc, dict) else None,
                         "cause": None,
                         "context": None,
                     }

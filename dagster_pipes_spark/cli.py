@@ -13,7 +13,7 @@ from typing import Any
 from ._encoding import decode_param
 from ._errors import DagsterPipesError
 from ._protocol import DAGSTER_PIPES_CONTEXT_ENV_VAR, DAGSTER_PIPES_MESSAGES_ENV_VAR
-from ._version import __version__
+from .version import __version__
 
 
 def _installed(module: str) -> bool:

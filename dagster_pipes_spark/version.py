@@ -1,1 +1,3 @@
-__version__ = "0.1.0"
+"""The package version (``from dagster_pipes_spark.version import __version__``, as in ``dagster_pipes``)."""
+
+__version__ = "0.2.0"

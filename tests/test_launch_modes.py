@@ -116,6 +116,8 @@ def fresh_venv(tmp_path_factory):
         cwd=root,
     ).stdout.strip()
     assert where.startswith(site) and str(REPO) not in where
+    # a typed package: type checkers of users' code read our annotations (PEP 561)
+    assert Path(site, "dagster_pipes_spark", "py.typed").is_file()
     return venv
 
 
