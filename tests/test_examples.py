@@ -1,5 +1,6 @@
 """The README's demo command keeps working, and the example definitions load for `dagster dev`."""
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +22,7 @@ def test_demo_runs_and_summarizes():
         line = next(line for line in table.splitlines() if line.startswith(asset))
         assert mode in line and transport in line and f" {rows} " in line and " ok" in line, line
     assert "all assets materialized" in proc.stdout
+    assert "Warning" not in proc.stdout + proc.stderr  # a quiet demo: its story and its table
 
 
 def test_definitions_load():
@@ -38,3 +40,63 @@ def test_definitions_load():
     )
     assert proc.returncode == 0, proc.stderr
     assert "['customers', 'inventory', 'revenue']" in proc.stdout
+
+
+def test_definitions_validate_with_the_dagster_cli():
+    """What `dagster dev -f examples/definitions.py` loads first (needs dagster-webserver's deps)."""
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "definitions",
+            "validate",
+            "-f",
+            "examples/definitions.py",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "All code locations passed validation" in proc.stdout + proc.stderr
+
+
+def test_webserver_is_installed_for_dagster_dev():
+    import dagster_webserver
+
+    assert dagster_webserver.__name__ == "dagster_webserver"
+
+
+def test_assets_launched_like_the_webserver_does_materialize_with_row_counts(tmp_path):
+    """A persistent instance, the code location loaded from the file and each run in its own process:
+    the path a launch from the webserver takes (`dagster dev`), through the `dagster` CLI."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    env = {**os.environ, "DAGSTER_HOME": str(home)}
+    env.pop("DATABRICKS_HOST", None)
+    proc = subprocess.run(
+        [
+            str(Path(sys.executable).parent / "dagster"),
+            "asset",
+            "materialize",
+            "-f",
+            "examples/definitions.py",
+            "--select",
+            "revenue,customers",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    import dagster as dg
+
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        rows = {}
+        for key in ("revenue", "customers"):
+            event = instance.get_latest_materialization_event(dg.AssetKey(key))
+            assert event is not None and event.asset_materialization is not None, key
+            rows[key] = event.asset_materialization.metadata["dagster/row_count"].value
+    assert rows == {"revenue": 10, "customers": 50}
