@@ -20,8 +20,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 os.environ.pop("DATABRICKS_HOST", None)  # the demo always runs against the local emulator
 
-import dagster as dg  # noqa: E402
-import definitions  # noqa: E402
+import dagster as dg
+import definitions
 
 # The stock clients call Dagster APIs still marked preview/beta: true, but not this demo's story.
 for _category in (dg.PreviewWarning, dg.BetaWarning):
