@@ -255,7 +255,7 @@ class Bench:
     def run(self, args: Sequence[str], stderr_path: Path | None = None) -> tuple[float, str]:
         """Run ``python *args`` in the work dir; return (wall seconds, stdout)."""
         cmd = [self.python, *args]
-        err = open(stderr_path, "w") if stderr_path else subprocess.PIPE  # noqa: SIM115 - closed below
+        err = open(stderr_path, "w") if stderr_path else subprocess.PIPE
         try:
             t0 = time.perf_counter()
             proc = subprocess.run(
@@ -394,7 +394,7 @@ def bench_throughput(bench: Bench, reps: int, n: int) -> list[Row]:
         raw_label="os.write, stock-shaped metadata",
     )
     # (row, variant, lib, writer, workload) per measurement; grouped so a group's variants are interleaved.
-    Spec = tuple[Row, str, str | None, str, str]
+    Spec = tuple[Row, str, str | None, str, str]  # noqa: N806 - a local type alias
     mix_group: list[Spec] = [
         (file_row, "stock", STOCK, "file", "mix"),
         (file_row, "ours", OURS, "file", "mix"),

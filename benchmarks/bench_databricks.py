@@ -67,6 +67,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import itertools
 import json
 import os
 import platform
@@ -421,7 +422,7 @@ class Bench:
             base_env["BENCH_COUNT_HTTP"] = "1"
 
         @dg.asset(name=spec.name)
-        def bench_asset(context):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202
+        def bench_asset(context):  # type: ignore[no-untyped-def]
             with dg.open_pipes_session(
                 context=context, context_injector=injector, message_reader=reader
             ) as session:
@@ -470,9 +471,7 @@ class Bench:
         out["reader_polls"] = len(polls)
         out["reader_nonempty_polls"] = sum(1 for p in reader.polls if p[2])
         gaps = [
-            b - a
-            for a, b in zip(polls, polls[1:], strict=False)
-            if b <= out.get("external_exited_at", float("inf"))
+            b - a for a, b in itertools.pairwise(polls) if b <= out.get("external_exited_at", float("inf"))
         ]
         out["reader_median_poll_gap"] = statistics.median(gaps) if gaps else None
         return out

@@ -53,7 +53,6 @@ from ._protocol import (
     PipesTimeWindow,
     to_asset_key_path,
 )
-from .version import __version__
 from ._writers import (
     PipesDefaultMessageWriter,
     PipesMessageWriter,
@@ -61,6 +60,7 @@ from ._writers import (
     PipesPrefectLogsMessageWriterChannel,
     T_MessageChannel,
 )
+from .version import __version__
 
 if TYPE_CHECKING:
     from ._log_capture import (

@@ -23,7 +23,7 @@ from dagster_pipes_spark.spark import report_spark_writes
 # COMMAND ----------
 
 with open_dagster_pipes(
-    params_loader=PipesAutoParamsLoader(widgets=dbutils.widgets),  # noqa: F821 - notebook global
+    params_loader=PipesAutoParamsLoader(widgets=dbutils.widgets),
     context_loader=PipesDbfsContextLoader(),
     message_writer=PipesDbfsMessageWriter(),
 ) as pipes:

@@ -30,7 +30,7 @@ def external_env(
     paths = [str(REPO)] if first is None else [first, str(REPO)]
     if impl == "ours":
         paths.insert(0, str(SHIM))
-    env["PYTHONPATH"] = os.pathsep.join(paths + [os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONPATH"] = os.pathsep.join([*paths, os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     return env
 
 

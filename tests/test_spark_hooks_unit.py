@@ -363,7 +363,7 @@ class FakeBus:
             raise TimeoutException("The event queue is not empty after 10 ms.")
 
 
-class TimeoutException(Exception):
+class TimeoutException(Exception):  # noqa: N818 - the JVM class name the code sees
     pass
 
 
@@ -582,7 +582,7 @@ def test_enrich_from_history_with_fake_sql() -> None:
 def test_enrich_stops_probing_without_delta_sql() -> None:
     calls: list[str] = []
 
-    class ParseException(Exception):
+    class ParseException(Exception):  # noqa: N818 - the JVM class name the code sees
         pass
 
     def run_sql(query: str) -> list[Any]:
