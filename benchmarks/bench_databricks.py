@@ -351,7 +351,7 @@ class Spec:
 
 
 def _timed_reader(base: type) -> type:
-    class TimedReader(base):  # type: ignore[misc, valid-type]
+    class TimedReader(base):
         """The real reader; ``download_messages_chunk`` additionally timestamps custom messages."""
 
         def __init__(self, **kwargs: Any) -> None:
@@ -422,7 +422,7 @@ class Bench:
             base_env["BENCH_COUNT_HTTP"] = "1"
 
         @dg.asset(name=spec.name)
-        def bench_asset(context):  # type: ignore[no-untyped-def]
+        def bench_asset(context):
             with dg.open_pipes_session(
                 context=context, context_injector=injector, message_reader=reader
             ) as session:
@@ -501,7 +501,8 @@ class Bench:
         out = [r if r is not None else {"error": "no result"} for r in results]
         for r in out:
             if "error" in r:
-                print(f"  run {r.get('spec', {}).get('row')} failed:\n{r['error']}", flush=True)
+                spec: Any = r.get("spec") or {}
+                print(f"  run {spec.get('row')} failed:\n{r['error']}", flush=True)
         return out
 
 
@@ -771,7 +772,7 @@ def row2_specs(quick: bool) -> list[Spec]:
 
 
 def row2(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    groups: dict[tuple[str, float, str], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, float, str], list[dict[str, Any]]] = {}
     for r in results:
         if "error" in r:
             continue

@@ -57,7 +57,7 @@ def main() -> int:
         checks = result.get_asset_check_evaluations()
         mats = result.get_asset_materialization_events()
         md = mats[0].materialization.metadata if mats else {}
-        version = mats[0].materialization.tags.get("dagster/data_version", "-") if mats else "-"
+        version = (mats[0].materialization.tags or {}).get("dagster/data_version", "-") if mats else "-"
         row_count = md["dagster/row_count"].value if "dagster/row_count" in md else "-"
         check_text = ", ".join(f"{c.check_name} {'ok' if c.passed else 'FAILED'}" for c in checks) or "-"
         _say(f"  {name}: {'succeeded' if result.success else 'FAILED'} in {seconds:.1f}s")

@@ -57,7 +57,7 @@ class RunResult:
 def run_pipes(
     script: Path | Sequence[str],
     *,
-    assets: Sequence[str] = ("asset_a",),
+    assets: Sequence[str | Sequence[str]] = ("asset_a",),
     check_specs: Sequence[tuple[str, str]] = (),
     extras: Mapping[str, Any] | None = None,
     impl: str = "ours",
@@ -82,7 +82,7 @@ def run_pipes(
     checks = [dg.AssetCheckSpec(name, asset=asset) for asset, name in check_specs]
 
     @dg.multi_asset(specs=specs, check_specs=checks, name="pipes_step")
-    def _step(context):  # type: ignore[no-untyped-def]
+    def _step(context):
         client = (
             client_factory()
             if client_factory

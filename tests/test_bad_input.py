@@ -98,7 +98,7 @@ def test_malformed_bootstrap_payload(tmp_path):
 
 class _MissingFileInjector(dg.PipesContextInjector):
     @contextmanager
-    def inject_context(self, context_data):  # type: ignore[no-untyped-def]
+    def inject_context(self, context_data):
         yield {"path": "/nonexistent/dir/context.json"}
 
     def no_messages_debug_text(self) -> str:

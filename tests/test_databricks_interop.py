@@ -40,6 +40,8 @@ def workspace():
 
 def _run(ws: Emulator, kind: str, backend: str, faults: float = 0.0, *extra_args: str):
     client = ws.workspace_client()
+    injector: dg.PipesContextInjector
+    reader: dg.PipesMessageReader
     if kind == "dbfs":
         injector, reader = (
             PipesDbfsContextInjector(client=client),

@@ -10,7 +10,9 @@ import json
 import os
 import re
 import textwrap
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -53,7 +55,7 @@ def _load_defs(tmp_path: Path, example_dir: str) -> dg.Definitions:
 
 
 def _materialize(defs: dg.Definitions) -> dg.ExecuteInProcessResult:
-    nodes = list(defs.assets or []) + list(defs.asset_checks or [])
+    nodes: list[Any] = [*(defs.assets or []), *(defs.asset_checks or [])]
     return dg.materialize(nodes, resources=defs.resources, instance=dg.DagsterInstance.ephemeral())
 
 
@@ -79,7 +81,7 @@ def test_asset_check(tmp_path, shim_pythonpath):
 def test_multi_asset(tmp_path, shim_pythonpath):
     result = _materialize(_load_defs(tmp_path, "with_multi_asset"))
     assert result.success
-    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events() if m.asset_key}
     assert mats["orders"].materialization.metadata["total_orders"] == dg.IntMetadataValue(3)
     assert mats["users"].materialization.metadata["total_users"] == dg.IntMetadataValue(2)
 
@@ -182,10 +184,8 @@ class _CloudServiceInjector(dg.PipesContextInjector):
     def __init__(self, root: Path):
         self.root = root
 
-    from contextlib import contextmanager
-
     @contextmanager
-    def inject_context(self, context_data):  # type: ignore[no-untyped-def]
+    def inject_context(self, context_data):
         (self.root / "ctx-key").write_text(json.dumps(context_data))
         yield {"key": "ctx-key"}
 
@@ -200,16 +200,14 @@ class _CloudServiceReader(dg.PipesBlobStoreMessageReader):
         super().__init__(interval=1)
         self.root = root
 
-    from contextlib import contextmanager
-
     @contextmanager
-    def get_params(self):  # type: ignore[no-untyped-def]
+    def get_params(self):
         yield {"key_prefix": "msgs"}
 
-    def messages_are_readable(self, params):  # type: ignore[no-untyped-def]
+    def messages_are_readable(self, params):
         return True
 
-    def download_messages_chunk(self, index, params):  # type: ignore[no-untyped-def]
+    def download_messages_chunk(self, index, params):
         path = self.root / f"{params['key_prefix']}__{index}.json"
         return json.loads(path.read_text()) if path.exists() else None
 
@@ -246,7 +244,7 @@ def test_custom_params_context_loader_and_message_writer(tmp_path):
 
     original = pipes_ctx.PipesSession.get_bootstrap_env_vars
 
-    def write_metadata(self):  # type: ignore[no-untyped-def]
+    def write_metadata(self):
         (tmp_path / "METADATA").write_text(json.dumps(self.get_bootstrap_params()))
         return {}
 

@@ -54,7 +54,7 @@ class Run:
     tmp: str
     metadata: dict[str, dict[str, Any]]
     data_versions: dict[str, str | None]
-    logs: list[tuple[int, str]]
+    logs: list[tuple[str | int, str]]
     success: bool
 
 

@@ -159,8 +159,8 @@ def test_delta_class_names() -> None:
         "PreparedDeltaFileIndex",
     ):
         assert _delta.is_delta_class_name(name), name
-    for name in ("JDBCTable", "ParquetFileFormat", "InMemoryFileIndex", "V2SessionCatalog", None):
-        assert not _delta.is_delta_class_name(name), name
+    for other in ("JDBCTable", "ParquetFileFormat", "InMemoryFileIndex", "V2SessionCatalog", None):
+        assert not _delta.is_delta_class_name(other), other
     assert _delta.is_delta_provider("DELTA") and not _delta.is_delta_provider("parquet")
 
 
@@ -938,7 +938,7 @@ def test_session_without_assets_in_scope() -> None:
 
 def test_mock_pipes_is_a_no_op() -> None:
     pipes = mock.MagicMock()
-    with report_spark_writes(object(), pipes) as report:
+    with report_spark_writes(object(), pipes) as report:  # type: ignore[arg-type]
         pass
     assert report.mechanism == "none" and not report.writes
     pipes.report_asset_materialization.assert_not_called()
@@ -946,7 +946,7 @@ def test_mock_pipes_is_a_no_op() -> None:
 
 def test_unusable_session_is_logged_not_raised() -> None:
     pipes = FakePipes(["a"])
-    with report_spark_writes(object(), pipes) as report:
+    with report_spark_writes(object(), pipes) as report:  # type: ignore[arg-type]
         pass
     assert report.mechanism == "none"
     assert any(level == "WARNING" and "cannot observe" in text for level, text in pipes.messages)
@@ -954,7 +954,7 @@ def test_unusable_session_is_logged_not_raised() -> None:
 
 def test_body_exception_propagates_and_hooks_are_removed() -> None:
     pipes = FakePipes(["a"])
-    with pytest.raises(KeyError), report_spark_writes(object(), pipes):
+    with pytest.raises(KeyError), report_spark_writes(object(), pipes):  # type: ignore[arg-type]
         raise KeyError("user error")
 
 

@@ -7,6 +7,7 @@ DBFS/Volumes loader and writer. The params loader is the default one: env vars, 
 import random
 import sys
 import time
+from typing import Any
 
 from dagster_pipes_spark import (
     PipesDbfsContextLoader,
@@ -17,7 +18,7 @@ from dagster_pipes_spark import (
 )
 
 transport = sys.argv[1] if len(sys.argv) > 1 else "file"
-kwargs = {}
+kwargs: dict[str, Any] = {}
 if transport == "dbfs":
     kwargs = {
         "context_loader": PipesDbfsContextLoader(),

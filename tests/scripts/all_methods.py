@@ -2,7 +2,7 @@
 
 import sys
 
-from dagster_pipes import PipesContext, open_dagster_pipes
+from dagster_pipes import PipesContext, open_dagster_pipes  # type: ignore[attr-defined]  # the shim
 
 MODE = sys.argv[1] if len(sys.argv) > 1 else "ok"
 
@@ -75,6 +75,6 @@ with open_dagster_pipes() as pipes:
     pipes.report_custom_message(["second", 2])
     if MODE == "raise":
         try:
-            {}["inner"]
+            {"outer": 1}["inner"]
         except KeyError as e:
             raise ValueError("outer failure") from e

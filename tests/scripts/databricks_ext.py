@@ -2,7 +2,7 @@
 
 import sys
 
-from dagster_pipes import (
+from dagster_pipes import (  # type: ignore[attr-defined]  # the shim: dagster_pipes is this package
     PipesDatabricksContextLoader,
     PipesDatabricksMessageWriter,
     PipesDbfsContextLoader,
@@ -13,7 +13,7 @@ from dagster_pipes import (
 )
 
 kind, backend = sys.argv[1], sys.argv[2]
-kw = {}
+kw: dict[str, object] = {}
 if backend == "sdk":
     from databricks.sdk import WorkspaceClient
 

@@ -18,7 +18,7 @@ except (ImportError, AttributeError):
 from dagster_pipes_spark.spark import report_spark_writes
 
 
-def spark_session(mechanism: str, tmp: str):  # type: ignore[no-untyped-def]
+def spark_session(mechanism: str, tmp: str):
     from pyspark.sql import SparkSession
 
     warnings.filterwarnings("ignore")  # Connect warns about static confs it cannot re-set
@@ -92,7 +92,7 @@ def main() -> None:
         spark.stop()
 
 
-def hooks_installed(spark, mechanism: str) -> int:  # type: ignore[no-untyped-def]
+def hooks_installed(spark, mechanism: str) -> int:
     """Query listeners registered on the session (classic) / whether the writers are wrapped (Connect)."""
     if mechanism == "classic":
         return len(spark._jsparkSession.listenerManager().listListeners())
@@ -101,7 +101,7 @@ def hooks_installed(spark, mechanism: str) -> int:  # type: ignore[no-untyped-de
     return int(_spark_connect.is_instrumented())
 
 
-def robustness(spark, pipes, mechanism: str, few, out: str) -> None:  # type: ignore[no-untyped-def]
+def robustness(spark, pipes, mechanism: str, few, out: str) -> None:
     """A hook that raises must not break the write; hooks go away also when the block raises."""
     from unittest import mock
 
