@@ -15,21 +15,18 @@ class MemoryFileStore(FileStore):
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
-        self.calls = 0
 
     @staticmethod
     def _key(path: str) -> str:
         return "/" + path.replace("dbfs:", "").strip("/")
 
     def read_bytes(self, path: str) -> bytes:
-        self.calls += 1
         try:
             return self.files[self._key(path)]
         except KeyError as e:
             raise StorageNotFoundError(f"{path} does not exist.") from e
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        self.calls += 1
         self.files[self._key(path)] = bytes(data)
 
     def exists(self, path: str) -> bool:
