@@ -274,8 +274,7 @@ def _h_insert_hive(node: JavaObject) -> SparkWrite | None:
     )
 
 
-def _h_insert_dir(node: JavaObject) -> SparkWrite | None:
-    # InsertIntoDataSourceDirCommand(storage, provider, query, overwrite)
+def _directory_write(node: JavaObject, fmt: str, outer: bool) -> SparkWrite | None:
     location = _opt(node.storage().locationUri())
     if location is None:
         return None
@@ -283,26 +282,22 @@ def _h_insert_dir(node: JavaObject) -> SparkWrite | None:
         OP_INSERT_OVERWRITE,
         path=normalize_path(str(location.toString())),
         mode="overwrite",
-        format=str(node.provider()).lower(),
+        format=fmt,
         columns=_columns(node.query()),
         is_delta=False,
-        outer=True,
+        outer=outer,
     )
+
+
+def _h_insert_dir(node: JavaObject) -> SparkWrite | None:
+    # InsertIntoDataSourceDirCommand(storage, provider, query, overwrite): its data goes through a
+    # nested write, which this event completes
+    return _directory_write(node, str(node.provider()).lower(), outer=True)
 
 
 def _h_insert_hive_dir(node: JavaObject) -> SparkWrite | None:
     # InsertIntoHiveDirCommand(isLocal, storage, query, overwrite, outputColumnNames)
-    location = _opt(node.storage().locationUri())
-    if location is None:
-        return None
-    return SparkWrite(
-        OP_INSERT_OVERWRITE,
-        path=normalize_path(str(location.toString())),
-        mode="overwrite",
-        format="hive",
-        columns=_columns(node.query()),
-        is_delta=False,
-    )
+    return _directory_write(node, "hive", outer=False)
 
 
 def _v2_write(operation: str, mode: str) -> Callable[[JavaObject], SparkWrite | None]:
