@@ -43,6 +43,26 @@ class _Tok:
         return self.text.upper() if self.kind == "word" else ""
 
 
+def _quoted(sql: str, start: int, *, backslash: bool) -> tuple[str, int]:
+    """The text of the quoted token opening at ``start`` and the index after it; a doubled quote
+    stands for itself, and (in string literals) a backslash escapes the next character."""
+    quote, buf, i, n = sql[start], [], start + 1, len(sql)
+    while i < n:
+        if backslash and sql[i] == "\\" and i + 1 < n:
+            buf.append(sql[i + 1])
+            i += 2
+        elif sql[i] == quote:
+            if i + 1 < n and sql[i + 1] == quote:
+                buf.append(quote)
+                i += 2
+            else:
+                return "".join(buf), i + 1
+        else:
+            buf.append(sql[i])
+            i += 1
+    return "".join(buf), i
+
+
 def tokenize(sql: str) -> list[_Tok]:
     """Tokens of a statement, comments and whitespace dropped."""
     toks: list[_Tok] = []
@@ -64,37 +84,11 @@ def tokenize(sql: str) -> list[_Tok]:
                 else:
                     i += 1
         elif ch == "`":
-            buf: list[str] = []
-            i += 1
-            while i < n:
-                if sql[i] == "`":
-                    if i + 1 < n and sql[i + 1] == "`":
-                        buf.append("`")
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                buf.append(sql[i])
-                i += 1
-            toks.append(_Tok("quoted", "".join(buf)))
+            text, i = _quoted(sql, i, backslash=False)
+            toks.append(_Tok("quoted", text))
         elif ch in "'\"":
-            buf = []
-            i += 1
-            while i < n:
-                if sql[i] == "\\" and i + 1 < n:
-                    buf.append(sql[i + 1])
-                    i += 2
-                    continue
-                if sql[i] == ch:
-                    if i + 1 < n and sql[i + 1] == ch:  # doubled quote
-                        buf.append(ch)
-                        i += 2
-                        continue
-                    i += 1
-                    break
-                buf.append(sql[i])
-                i += 1
-            toks.append(_Tok("string", "".join(buf)))
+            text, i = _quoted(sql, i, backslash=True)
+            toks.append(_Tok("string", text))
         elif ch.isalpha() or ch == "_":
             j = i
             while j < n and (sql[j].isalnum() or sql[j] == "_"):
