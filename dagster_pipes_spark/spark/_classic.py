@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from dagster_pipes_spark.spark._delta import (
     DeltaCommandSpec,
-    DeltaCommit,
+    apply_operation_metrics,
     delta_command_spec,
     enrich_from_delta_history,
     is_delta_class_name,
@@ -509,11 +509,7 @@ def apply_metrics(write: SparkWrite, metrics: dict[str, int]) -> None:
     if not metrics:
         return
     delta_op = {OP_MERGE: "MERGE", OP_UPDATE: "UPDATE", OP_DELETE: "DELETE"}.get(write.operation, "WRITE")
-    view = DeltaCommit(version=-1, operation=delta_op, metrics=metrics)
-    for attr in ("rows", "files", "bytes", "rows_inserted", "rows_updated", "rows_deleted"):
-        value = getattr(view, attr)
-        if value is not None:
-            setattr(write, attr, value)
+    apply_operation_metrics(write, delta_op, metrics)
 
 
 def _error_text(exception: JavaObject) -> str:

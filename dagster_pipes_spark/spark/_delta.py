@@ -319,15 +319,25 @@ def match_commits(
     return pairs
 
 
+def _copy_counters(commit: DeltaCommit, write: SparkWrite) -> None:
+    for attr in ("rows", "files", "bytes", "rows_inserted", "rows_updated", "rows_deleted"):
+        value = getattr(commit, attr)
+        if value is not None:
+            setattr(write, attr, value)
+
+
 def apply_commit(write: SparkWrite, commit: DeltaCommit) -> None:
     """Fill a write's counters from its Delta commit (the history is authoritative for Delta)."""
     write.delta_version = commit.version
     write.delta_operation = commit.operation
     write.format = DELTA_PROVIDER
-    for attr in ("rows", "files", "bytes", "rows_inserted", "rows_updated", "rows_deleted"):
-        value = getattr(commit, attr)
-        if value is not None:
-            setattr(write, attr, value)
+    _copy_counters(commit, write)
+
+
+def apply_operation_metrics(write: SparkWrite, operation: str, metrics: Mapping[str, int]) -> None:
+    """Fill a write's counters from metrics named as in ``DeltaOperationMetrics`` (Spark's own write
+    statistics ``numOutputRows`` / ``numFiles`` / ``numOutputBytes`` use the same names)."""
+    _copy_counters(DeltaCommit(version=-1, operation=operation, metrics=dict(metrics)), write)
 
 
 __all__ = [
@@ -336,6 +346,7 @@ __all__ = [
     "DeltaCommandSpec",
     "DeltaCommit",
     "apply_commit",
+    "apply_operation_metrics",
     "commit_matches",
     "delta_command_spec",
     "history_sql",
