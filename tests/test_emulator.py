@@ -127,6 +127,8 @@ def test_auth_is_required(ws: Emulator, w: WorkspaceClient) -> None:
         assert strict.workspace_client().dbfs.get_status("/").is_dir
     unknown = requests.post(f"{ws.url}/api/2.0/dbfs/nope", headers={"Authorization": "Bearer x"}, timeout=5)
     assert unknown.status_code == 404 and unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+    assert ws.unserved_requests == ["POST /api/2.0/dbfs/nope"]  # counted: the plugin would fail this test
+    ws.clear_unserved_requests()
 
 
 # ----------------------------------------------------------------------------------- DBFS

@@ -12,7 +12,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +43,7 @@ def _put(ws: Emulator, path: str, body: str) -> str:
     return path
 
 
-def _materialize(asset_fn: Callable[..., Any]) -> tuple[dg.ExecuteInProcessResult, dict[str, list[str]]]:
+def _materialize(asset_fn: dg.AssetsDefinition) -> tuple[dg.ExecuteInProcessResult, dict[str, list[str]]]:
     instance = dg.DagsterInstance.ephemeral()
     result = dg.materialize([asset_fn], instance=instance, raise_on_error=False)
     seen: dict[str, list[str]] = {"logs": [], "engine": [], "failure": []}

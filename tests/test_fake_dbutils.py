@@ -74,10 +74,10 @@ def test_put_overwrite_and_errors(dbutils: FakeDbutils) -> None:
     dbutils.fs.put("/f.txt", "two", overwrite=True)
     assert dbutils.fs.head("/f.txt") == "two"
     with pytest.raises(
-        ExecutionError, match="java.io.FileNotFoundException: File dbfs:/missing does not exist"
+        ExecutionError, match=r"java\.io\.FileNotFoundException: File dbfs:/missing does not exist"
     ):
         dbutils.fs.head("/missing")
-    with pytest.raises(ExecutionError, match="java.io.FileNotFoundException"):
+    with pytest.raises(ExecutionError, match=r"java\.io\.FileNotFoundException"):
         dbutils.fs.ls("dbfs:/missing")
     dbutils.fs.mkdirs("/d")
     with pytest.raises(ExecutionError, match="Cannot head a directory"):
@@ -164,7 +164,7 @@ def test_interoperates_with_the_sdk_and_survives_faults(
     read = databricks_workspace_client.dbfs.read("/faulty/3.json")
     assert base64.b64decode(read.data or "") == b"chunk 3"
     with ws.faults(rate=1.0, statuses=(500,), endpoints=["dbfs/get-status"]):
-        with pytest.raises(ExecutionError, match="java.io.IOException.*INTERNAL_ERROR"):
+        with pytest.raises(ExecutionError, match=r"java\.io\.IOException.*INTERNAL_ERROR"):
             dbutils.fs.ls("/faulty")
 
 

@@ -8,41 +8,41 @@ The real ``databricks.sdk.WorkspaceClient`` (and everything built on it, such as
         w.dbfs.put("/tmp/x.json", contents="e30=", overwrite=True)
 
 Only the standard library is used at runtime; ``databricks.sdk`` is imported lazily by
-:meth:`Emulator.workspace_client`.
+:meth:`Emulator.workspace_client`. The emulator composes an HTTP front (:mod:`._server`) with the
+emulated APIs: DBFS (:mod:`._dbfs_api`), Files (:mod:`._files_api`), presigned-URL transfers
+(:mod:`._presigned`), host discovery (:mod:`._discovery_api`), Jobs (:mod:`.jobs`) and its own
+control surface (``/_emulator/*``, for tests and subprocesses).
 """
 
 from __future__ import annotations
 
-import logging
 import os
+import random
 import shutil
-import socket
 import tempfile
-import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, urlsplit
 
 from ._dbfs_api import DbfsApi
-from ._faults import FaultConfig, FaultInjector, RequestRecord, RequestStats
+from ._discovery_api import DiscoveryApi
+from ._faults import FaultConfig, FaultInjector, RequestRecord
 from ._files_api import FilesApi
 from ._http import ApiError, EmulatorApi, Request, Response, Router
-from ._jobs_api import JobsApi, TaskLogs
+from ._presigned import PresignedApi
+from ._server import HttpFront
 from ._storage import Storage, parse_volume_name
+from .jobs import JobsApi, TaskLogs
 
 if TYPE_CHECKING:
     from databricks.sdk import WorkspaceClient
 
-    from ._dbutils import FakeDbutils
+    from .dbutils import FakeDbutils
 
 __all__ = ["DEFAULT_TOKEN", "Emulator", "FaultsHandle"]
-
-logger = logging.getLogger("dagster_pipes_spark.testing.emulator")
 
 #: The token handed to clients when the emulator was not given one.
 DEFAULT_TOKEN = "dapi-emulator-token"
@@ -82,39 +82,34 @@ class _ControlApi:
             ("GET", "/_emulator/health", lambda req: Response.json({"ok": True, "root": str(e.root)})),
             ("GET", "/_emulator/faults", lambda req: Response.json(e.fault_config.to_json())),
             ("POST", "/_emulator/faults", self._set_faults),
-            ("DELETE", "/_emulator/faults", self._clear_faults),
+            ("DELETE", "/_emulator/faults", lambda req: self._done(e.clear_faults)),
             ("GET", "/_emulator/stats", lambda req: Response.json(e.stats)),
             ("GET", "/_emulator/stats/faults", lambda req: Response.json(e.fault_stats)),
-            ("DELETE", "/_emulator/stats", self._reset_stats),
+            ("DELETE", "/_emulator/stats", lambda req: self._done(e.reset_stats)),
             ("GET", "/_emulator/requests", self._requests),
-            ("DELETE", "/_emulator/requests", self._clear_requests),
+            ("DELETE", "/_emulator/requests", lambda req: self._done(e.clear_requests)),
+            ("GET", "/_emulator/unserved", lambda req: Response.json({"unserved": e.unserved_requests})),
+            ("DELETE", "/_emulator/unserved", lambda req: self._done(e.clear_unserved_requests)),
             ("GET", "/_emulator/volumes", lambda req: Response.json({"volumes": e.volumes})),
             ("POST", "/_emulator/volumes", self._create_volume),
         ):
             router.add(method, path, handler, name=f"{method} {path}", internal=True)
+
+    @staticmethod
+    def _done(action: Any) -> Response:
+        action()
+        return Response.json({})
 
     def _set_faults(self, req: Request) -> Response:
         try:
             config = FaultConfig.from_json(req.json())
         except (TypeError, ValueError) as exc:
             raise ApiError(400, "INVALID_PARAMETER_VALUE", str(exc)) from None
-        self._emulator._injector.configure(config)
+        self._emulator.configure_faults(config)
         return Response.json(config.to_json())
-
-    def _clear_faults(self, req: Request) -> Response:
-        self._emulator.clear_faults()
-        return Response.json({})
-
-    def _reset_stats(self, req: Request) -> Response:
-        self._emulator.reset_stats()
-        return Response.json({})
 
     def _requests(self, req: Request) -> Response:
         return Response.json({"requests": [r.to_json() for r in self._emulator.requests]})
-
-    def _clear_requests(self, req: Request) -> Response:
-        self._emulator.clear_requests()
-        return Response.json({})
 
     def _create_volume(self, req: Request) -> Response:
         body = req.json()
@@ -129,52 +124,8 @@ class _ControlApi:
         return Response.json({"path": path})
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    server: _Server
-
-    def setup(self) -> None:
-        super().setup()
-        # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and
-        # delayed ACKs add ~40 ms to every keep-alive request.
-        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def do_GET(self) -> None:
-        self.server.emulator._serve(self)
-
-    do_POST = do_PUT = do_DELETE = do_HEAD = do_PATCH = do_GET
-
-    def log_message(self, format: str, *args: Any) -> None:
-        logger.debug("%s - %s", self.address_string(), format % args)
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-    def __init__(self, address: tuple[str, int], emulator: Emulator) -> None:
-        self.emulator = emulator
-        super().__init__(address, _RequestHandler)
-
-
-def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
-    if "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
-        chunks: list[bytes] = []
-        while True:
-            size_line = handler.rfile.readline()
-            size = int(size_line.split(b";", 1)[0].strip() or b"0", 16)
-            if size == 0:
-                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass
-                return b"".join(chunks)
-            chunks.append(handler.rfile.read(size))
-            handler.rfile.readline()
-    length = int(handler.headers.get("Content-Length") or 0)
-    return handler.rfile.read(length) if length > 0 else b""
-
-
 class Emulator:
-    """A loopback HTTP server emulating a Databricks workspace's DBFS and Files APIs.
+    """A loopback HTTP server emulating a Databricks workspace's DBFS, Files and Jobs APIs.
 
     Args:
         root: Storage directory (a fresh temporary directory, removed on stop, by default).
@@ -187,9 +138,15 @@ class Emulator:
         handle_idle_timeout: Seconds after which an unused DBFS streaming handle expires.
         host: Interface to bind (loopback by default).
         port: Port to bind (an ephemeral port by default).
-        task_python: Python executable (or virtualenv directory) that runs Jobs API tasks
-            (``sys.executable`` by default); see :attr:`jobs` for more settings.
+        task_python: Python executable (or virtualenv directory) that runs Jobs API tasks whose
+            runtime matches no profile (``sys.executable`` by default); see :attr:`jobs`.
+        runtimes: Runtime profiles for Jobs API tasks: ``{runtime: python executable or venv dir}``,
+            where a runtime is a ``spark_version`` (``"15.4.x-scala2.12"``, or leading components
+            such as ``"15.4"``), ``"serverless:<environment version>"`` or ``"serverless"``.
+        strict_runtimes: Refuse (``runs/submit`` answers 400) tasks whose runtime matches no profile,
+            instead of running them with ``task_python`` after a warning.
         cluster_log_conf: ``cluster_log_conf`` that ``clusters/get`` reports for existing clusters.
+        presigned_url_ttl: The longest a presigned storage URL stays valid, in seconds.
     """
 
     def __init__(
@@ -205,26 +162,44 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int = 0,
         task_python: str | os.PathLike[str] | None = None,
+        runtimes: Mapping[str, str | os.PathLike[str]] | None = None,
+        strict_runtimes: bool = False,
         cluster_log_conf: dict[str, Any] | None = None,
+        presigned_url_ttl: float = 3600.0,
     ) -> None:
         self._owns_root = root is None
         root_path = Path(tempfile.mkdtemp(prefix="databricks-emulator-")) if root is None else Path(root)
         root_path.mkdir(parents=True, exist_ok=True)
         self._storage = Storage(root_path.resolve(), auto_create_volumes=auto_create_volumes)
         self._token = token
-        self.require_auth = require_auth
-        self.record_requests = record_requests
-        self._bind = (host, port)
-        self._router = Router()
-        self._injector = FaultInjector()
-        self._stats = RequestStats()
-        self._records: list[RequestRecord] = []
-        self._records_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._front = HttpFront(
+            Router(),
+            host=host,
+            port=port,
+            token=token,
+            require_auth=require_auth,
+            record_requests=record_requests,
+        )
+        self.workspace_id = str(random.randint(10**15, 10**16 - 1))
         self._dbfs = DbfsApi(self._storage, handle_idle_timeout=handle_idle_timeout)
-        self._jobs = JobsApi(self, python=task_python, existing_cluster_log_conf=cluster_log_conf)
-        for api in (_ControlApi(self), self._dbfs, FilesApi(self._storage), self._jobs):
+        self._presigned = PresignedApi(self._storage, url_ttl=presigned_url_ttl)
+        self._jobs = JobsApi(
+            self,
+            self._storage,
+            python=task_python,
+            runtimes=runtimes,
+            strict_runtimes=strict_runtimes,
+            existing_cluster_log_conf=cluster_log_conf,
+        )
+        discovery = DiscoveryApi(workspace_id=self.workspace_id, account_id=str(uuid.uuid4()))
+        for api in (
+            _ControlApi(self),
+            discovery,
+            self._dbfs,
+            FilesApi(self._storage),
+            self._presigned,
+            self._jobs,
+        ):
             self.add_api(api)
         for name in volumes:
             self.create_volume(*parse_volume_name(name))
@@ -233,27 +208,13 @@ class Emulator:
 
     def start(self) -> Emulator:
         """Start serving in a background thread (idempotent); returns ``self``."""
-        if self._server is None:
-            self._server = _Server(self._bind, self)
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name=f"databricks-emulator-{self.port}",
-                daemon=True,
-            )
-            self._thread.start()
+        self._front.start()
         return self
 
     def stop(self) -> None:
         """Stop serving (cancelling active job runs); removes the storage root if the emulator created it."""
         self._jobs.shutdown()
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._front.stop()
         if self._owns_root:
             shutil.rmtree(self._storage.root, ignore_errors=True)
 
@@ -269,13 +230,13 @@ class Emulator:
         self.stop()
 
     def add_api(self, api: EmulatorApi) -> None:
-        """Register another emulated API (an object with ``register(router)``), e.g. a Jobs API."""
-        api.register(self._router)
+        """Register another emulated API (an object with ``register(router)``)."""
+        api.register(self._front.router)
 
     @property
     def router(self) -> Router:
         """The routing table."""
-        return self._router
+        return self._front.router
 
     @property
     def storage(self) -> Storage:
@@ -302,14 +263,12 @@ class Emulator:
     @property
     def port(self) -> int:
         """The bound TCP port (the server must be started)."""
-        if self._server is None:
-            raise RuntimeError("the emulator is not running; call start() or use it as a context manager")
-        return int(self._server.server_address[1])
+        return self._front.port
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>``: the workspace host to give clients."""
-        return f"http://{self._bind[0]}:{self.port}"
+        return self._front.url
 
     @property
     def host(self) -> str:
@@ -322,6 +281,24 @@ class Emulator:
         return self._token or DEFAULT_TOKEN
 
     @property
+    def require_auth(self) -> bool:
+        """Whether API requests without an ``Authorization`` header are answered 401."""
+        return self._front.require_auth
+
+    @require_auth.setter
+    def require_auth(self, value: bool) -> None:
+        self._front.require_auth = value
+
+    @property
+    def record_requests(self) -> bool:
+        """Whether served requests are logged (see :attr:`requests`)."""
+        return self._front.record_requests
+
+    @record_requests.setter
+    def record_requests(self, value: bool) -> None:
+        self._front.record_requests = value
+
+    @property
     def volumes(self) -> list[str]:
         """The existing volumes as ``/Volumes/c/s/v`` paths."""
         base = self.volumes_root
@@ -329,7 +306,7 @@ class Emulator:
 
     @property
     def jobs(self) -> JobsApi:
-        """The emulated Jobs API: task interpreter, start-up delay, extra env, run inspection."""
+        """The emulated Jobs API: task interpreter, runtime profiles, start-up delay, extra env, run inspection."""
         return self._jobs
 
     def run_logs(self, run_id: int) -> dict[str, TaskLogs]:
@@ -341,14 +318,26 @@ class Emulator:
         """Number of open (unexpired) DBFS streaming handles."""
         return self._dbfs.open_handles
 
+    @property
+    def presigned_url_ttl(self) -> float:
+        """The longest a presigned storage URL stays valid, in seconds (0: URLs are born expired)."""
+        return self._presigned.url_ttl
+
+    @presigned_url_ttl.setter
+    def presigned_url_ttl(self, value: float) -> None:
+        self._presigned.url_ttl = value
+
+    @property
+    def open_multipart_uploads(self) -> int:
+        """Number of multipart upload sessions neither completed nor aborted."""
+        return self._presigned.open_uploads
+
     # ------------------------------------------------------------------------------ helpers
 
     def local_path(self, path: str) -> Path:
         """The on-disk location of a DBFS (``dbfs:/x`` or ``/x``) or ``/Volumes/c/s/v/...`` path."""
         try:
-            if path.startswith("/Volumes/") or path == "/Volumes":
-                return self._storage.volume_path(path).local
-            return self._storage.dbfs_path(path)[1]
+            return self._storage.local_path(path)
         except ApiError as exc:
             raise ValueError(exc.message) from None
 
@@ -382,56 +371,48 @@ class Emulator:
 
     def fake_dbutils(self, widgets: dict[str, str] | None = None) -> FakeDbutils:
         """A :class:`FakeDbutils` talking to this emulator."""
-        from ._dbutils import FakeDbutils
+        from .dbutils import FakeDbutils
 
         return FakeDbutils(host=self.url, token=self.token, widgets=widgets)
 
     # ------------------------------------------------------------------------------- faults
 
     def faults(
-        self,
-        rate: float = 0.15,
-        statuses: Sequence[int] = (429, 503),
-        *,
-        seed: int | None = None,
-        endpoints: Sequence[str] | None = None,
-        retry_after: int = 0,
-        max_faults: int | None = None,
+        self, rate: float = 0.15, statuses: Sequence[int] | None = None, **options: Any
     ) -> FaultsHandle:
         """Inject errors into a fraction ``rate`` of API requests, before any side effect.
 
-        Takes effect immediately; use the result as a context manager to restore the previous
-        setting on exit. ``endpoints`` limits injection to endpoint names containing one of the
-        substrings (e.g. ``"dbfs/read"``); ``max_faults`` caps the number of injected errors.
+        ``statuses`` and ``options`` are the other fields of :class:`FaultConfig` (``seed``,
+        ``endpoints``, ``retry_after``, ``max_faults``, ``hold``, ...): e.g. ``endpoints=["dbfs/read"]``
+        limits injection to endpoint names containing one of the substrings. Takes effect
+        immediately; use the result as a context manager to restore the previous setting on exit.
         """
-        config = FaultConfig(
-            rate=rate,
-            statuses=tuple(statuses),
-            seed=seed,
-            endpoints=None if endpoints is None else tuple(endpoints),
-            retry_after=retry_after,
-            max_faults=max_faults,
-        )
-        previous = self._injector.configure(config)
-        return FaultsHandle(self._injector, config, previous)
+        if statuses is not None:
+            options["statuses"] = statuses
+        config = FaultConfig.from_json({"rate": rate, **options})
+        return FaultsHandle(self._front.injector, config, self.configure_faults(config))
+
+    def configure_faults(self, config: FaultConfig) -> FaultConfig:
+        """Activate a fault configuration; returns the previous one."""
+        return self._front.injector.configure(config)
 
     def clear_faults(self) -> None:
         """Stop injecting faults."""
-        self._injector.configure(FaultConfig())
+        self.configure_faults(FaultConfig())
 
     @property
     def fault_config(self) -> FaultConfig:
         """The active fault configuration."""
-        return self._injector.config
+        return self._front.injector.config
 
     @contextmanager
     def no_faults(self) -> Iterator[None]:
         """Temporarily disable fault injection (e.g. for test setup / assertions)."""
-        previous = self._injector.configure(FaultConfig())
+        previous = self.configure_faults(FaultConfig())
         try:
             yield
         finally:
-            self._injector.configure(previous)
+            self.configure_faults(previous)
 
     # -------------------------------------------------------------------------------- stats
 
@@ -439,113 +420,34 @@ class Emulator:
     def stats(self) -> dict[str, int]:
         """Requests per endpoint (e.g. ``"POST /api/2.0/dbfs/put"``), faulted ones included, plus
         ``"faults"``: the total number of injected faults."""
-        return self._stats.snapshot()
+        return self._front.stats.snapshot()
 
     @property
     def fault_stats(self) -> dict[str, int]:
         """Injected faults per endpoint."""
-        return self._stats.faults()
+        return self._front.stats.faults()
 
     def reset_stats(self) -> None:
         """Zero the request and fault counters."""
-        self._stats.reset()
+        self._front.stats.reset()
 
     @property
     def requests(self) -> list[RequestRecord]:
         """Served requests, oldest first (only when ``record_requests`` is enabled)."""
-        with self._records_lock:
-            return list(self._records)
+        return self._front.requests
 
     def clear_requests(self) -> None:
         """Forget the recorded requests."""
-        with self._records_lock:
-            self._records.clear()
+        self._front.clear_requests()
 
-    # ------------------------------------------------------------------------------ serving
+    @property
+    def unserved_requests(self) -> list[str]:
+        """Requests to endpoints the emulator does not serve (``"METHOD /path"``, answered 404
+        ``ENDPOINT_NOT_FOUND``), oldest first. The pytest plugin fails any test during which one
+        arrives; a test that sends one on purpose asserts on it and calls
+        :meth:`clear_unserved_requests`."""
+        return self._front.unserved.snapshot()
 
-    def _check_auth(self, req: Request) -> None:
-        if not self.require_auth:
-            return
-        header = req.header("authorization") or ""
-        scheme, _, credential = header.partition(" ")
-        if not header:
-            raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type.")
-        if scheme.lower() != "bearer" or not credential.strip():
-            raise ApiError(401, "UNAUTHENTICATED", "Credential was not sent or was of an unsupported type.")
-        if self._token is not None and credential.strip() != self._token:
-            raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
-
-    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
-        started = time.monotonic()
-        method = handler.command.upper()
-        split = urlsplit(handler.path)
-        query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
-        endpoint: str | None = None
-        faulted = False
-        try:
-            body = _read_body(handler)
-        except (ValueError, OSError):
-            handler.close_connection = True
-            body = b""
-        req = Request(
-            method=method,
-            raw_path=split.path,
-            query=query,
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=body,
-        )
-        try:
-            route, req.params = self._router.resolve(method, split.path)
-            endpoint = route.name
-            if not route.internal:
-                self._check_auth(req)
-                fault = self._injector.decide(endpoint)
-                faulted = fault is not None
-                self._stats.count(endpoint, faulted=faulted)
-                if fault is not None:
-                    raise fault
-            response = route.handler(req)
-        except ApiError as exc:
-            response = exc.to_response()
-        except Exception as exc:  # a bug in the emulator: answer 500 rather than hang the client
-            logger.exception("emulator error serving %s %s", method, handler.path)
-            response = ApiError(500, "INTERNAL_ERROR", f"Emulator error: {exc!r}").to_response()
-        self._write(handler, method, response)
-        duration_ms = (time.monotonic() - started) * 1000
-        logger.debug("%s %s -> %s (%.1f ms)", method, handler.path, response.status, duration_ms)
-        if self.record_requests:
-            record = RequestRecord(
-                method=method,
-                path=req.path,
-                query=query,
-                endpoint=endpoint,
-                status=response.status,
-                faulted=faulted,
-                duration_ms=round(duration_ms, 3),
-            )
-            with self._records_lock:
-                self._records.append(record)
-
-    @staticmethod
-    def _write(handler: BaseHTTPRequestHandler, method: str, response: Response) -> None:
-        headers = dict(response.headers)
-        body = response.body
-        if response.status in (204, 304):
-            body = b""
-            headers.pop("Content-Length", None)
-        elif "Content-Length" not in headers:
-            headers["Content-Length"] = str(len(body))
-        if method == "HEAD":
-            if response.status >= 400:
-                headers["Content-Length"] = "0"
-            body = b""
-        try:
-            handler.send_response(response.status)
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            if body:
-                handler.wfile.write(body)
-            handler.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError):
-            handler.close_connection = True
+    def clear_unserved_requests(self) -> None:
+        """Forget (acknowledge) the unserved requests."""
+        self._front.unserved.clear()

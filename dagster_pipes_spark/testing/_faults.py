@@ -6,7 +6,7 @@ import random
 import threading
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ._http import ApiError
@@ -19,6 +19,10 @@ _FAULT_BODIES: dict[int, tuple[str, str]] = {
         "REQUEST_LIMIT_EXCEEDED",
         "Your request was rejected since your organization has exceeded the rate limit. "
         "Please retry your request later.",
+    ),
+    403: (
+        "PERMISSION_DENIED",
+        "User does not have permission to write {endpoint} (injected by the emulator).",
     ),
     500: ("INTERNAL_ERROR", "Internal error (injected by the workspace emulator)."),
     502: ("BAD_GATEWAY", "Bad gateway (injected by the workspace emulator)."),
@@ -36,7 +40,9 @@ class FaultConfig:
 
     ``endpoints`` restricts injection to endpoints whose name (e.g. ``"POST /api/2.0/dbfs/put"``)
     contains one of the given substrings. ``max_faults`` stops injecting after that many faults.
-    ``retry_after`` is the ``Retry-After`` header (seconds) sent with 429 and 503.
+    ``retry_after`` is the ``Retry-After`` header (seconds) sent with 429 and 503. With ``hold``, a
+    faulted request is a black hole instead: it is held open without an answer for as long as this
+    configuration is active (it gets a 503 once the faults are reconfigured or cleared).
     """
 
     rate: float = 0.0
@@ -45,6 +51,7 @@ class FaultConfig:
     endpoints: tuple[str, ...] | None = None
     retry_after: int = 0
     max_faults: int | None = None
+    hold: bool = False
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.rate <= 1.0:
@@ -59,23 +66,21 @@ class FaultConfig:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> FaultConfig:
-        """Build from the JSON body of ``POST /_emulator/faults``."""
-        endpoints = data.get("endpoints")
-        return cls(
-            rate=float(data.get("rate", 0.0)),
-            statuses=tuple(int(s) for s in data.get("statuses", (429, 503))),
-            seed=None if data.get("seed") is None else int(data["seed"]),
-            endpoints=None if endpoints is None else tuple(str(e) for e in endpoints),
-            retry_after=int(data.get("retry_after", 0)),
-            max_faults=None if data.get("max_faults") is None else int(data["max_faults"]),
-        )
+        """Build from keyword options or the JSON body of ``POST /_emulator/faults``: the one place
+        that turns fault options into a configuration (lists become tuples; an unknown option is a
+        ``TypeError``, an invalid value a ``ValueError``)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TypeError(
+                f"unknown fault option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        values: dict[str, Any] = {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in data.items()}
+        return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form served by ``GET /_emulator/faults``."""
-        data = asdict(self)
-        data["statuses"] = list(self.statuses)
-        data["endpoints"] = None if self.endpoints is None else list(self.endpoints)
-        return data
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
 
 class FaultInjector:
@@ -86,6 +91,7 @@ class FaultInjector:
         self._config = FaultConfig()
         self._rng = random.Random()
         self._injected = 0
+        self._released = threading.Event()  # set when the configuration that holds requests ends
 
     @property
     def config(self) -> FaultConfig:
@@ -99,6 +105,8 @@ class FaultInjector:
             previous, self._config = self._config, config
             self._rng = random.Random(config.seed)
             self._injected = 0
+            self._released.set()
+            self._released = threading.Event()
             return previous
 
     def decide(self, endpoint: str) -> ApiError | None:
@@ -115,6 +123,10 @@ class FaultInjector:
                 return None
             status = self._rng.choice(config.statuses)
             self._injected += 1
+            released = self._released
+        if config.hold:  # a black hole: no answer while this configuration lasts
+            released.wait()
+            status = 503
         error_code, message = _FAULT_BODIES.get(
             status, ("INJECTED_FAULT", "Error injected by the workspace emulator.")
         )

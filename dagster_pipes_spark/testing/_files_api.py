@@ -19,17 +19,27 @@ from typing import Any
 from ._http import ApiError, Request, Response, Router, error_info, http_date
 from ._storage import Storage, VolumePath, mtime_ms
 
-__all__ = ["MAX_PAGE_SIZE", "FilesApi"]
+__all__ = [
+    "FILES_PATH_PATTERN",
+    "MAX_PAGE_SIZE",
+    "FilesApi",
+    "check_upload_target",
+    "file_not_found",
+    "file_response",
+    "parse_overwrite",
+]
 
 #: ``list_directory_contents`` returns at most this many entries per page (larger values are coerced).
 MAX_PAGE_SIZE = 1000
 
-_FILES = r"/api/2\.0/fs/files(?P<path>/.*)"
+#: Route pattern of a Files API file URL (the ``path`` group is the volume path).
+FILES_PATH_PATTERN = r"/api/2\.0/fs/files(?P<path>/.*)"
 _DIRS = r"/api/2\.0/fs/directories(?P<path>/.*)"
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
 
-def _file_not_found(path: str) -> ApiError:
+def file_not_found(path: str) -> ApiError:
+    """The Files API's 404 for a missing file."""
     return ApiError(404, "NOT_FOUND", f"The file being accessed is not found: {path}")
 
 
@@ -42,12 +52,82 @@ def _dir_not_found(path: str) -> ApiError:
     )
 
 
-def _parse_overwrite(value: str | None) -> bool:
+def parse_overwrite(value: str | None) -> bool:
+    """The ``overwrite`` query parameter of an upload (true when absent)."""
     if value is None or value == "":
         return True  # "If true or unspecified, an existing file will be overwritten."
     if value.lower() in ("true", "false"):
         return value.lower() == "true"
     raise ApiError(400, "INVALID_PARAMETER_VALUE", f"Invalid value for parameter overwrite: {value!r}")
+
+
+def check_upload_target(vp: VolumePath, overwrite: bool) -> None:
+    """Raise the 409 a workspace answers when a file cannot be written at ``vp`` (a directory is
+    there, or a file and ``overwrite`` is false). Call under ``Storage.lock``."""
+    if vp.is_volume_root or vp.local.is_dir():
+        raise ApiError(409, "ALREADY_EXISTS", f"A directory already exists at the path {vp.path}.")
+    if vp.local.exists() and not overwrite:
+        raise ApiError(409, "ALREADY_EXISTS", f"The file being created already exists: {vp.path}")
+
+
+def file_response(req: Request, storage: Storage, local: Path, shown: str) -> Response:
+    """The file at ``local`` (API path ``shown``) as a ``GET`` answer: 200, or 206 for a satisfiable
+    ``Range``; 404 without a file, 412 when ``If-Unmodified-Since`` fails, 416 for a range past the
+    end. Shared by the Files API download and the presigned download URLs."""
+    with storage.lock:
+        if not local.is_file():
+            raise file_not_found(shown)
+        _check_unmodified_since(req, local)
+        data = local.read_bytes()
+        headers = _file_headers(local, len(data))
+    size = len(data)
+    range_header = req.header("range")
+    match = _RANGE.fullmatch(range_header.strip()) if range_header else None
+    # A syntactically invalid (or multi-) range is ignored and the whole file returned (RFC 9110).
+    if match and (match.group(1) or match.group(2)):
+        first_text, last_text = match.group(1), match.group(2)
+        if first_text:
+            first = int(first_text)
+            valid = not last_text or int(last_text) >= first
+            last = min(int(last_text), size - 1) if last_text else size - 1
+        else:  # suffix range: the last N bytes
+            first, last, valid = max(size - int(last_text), 0), size - 1, True
+            if int(last_text) == 0:
+                first = size
+        if valid:
+            if first >= size:
+                raise ApiError(
+                    416,
+                    "INVALID_PARAMETER_VALUE",
+                    f"Requested range {range_header!r} is not satisfiable for a {size}-byte file.",
+                    headers={"Content-Range": f"bytes */{size}"},
+                )
+            body = data[first : last + 1]
+            headers["Content-Length"] = str(len(body))
+            headers["Content-Range"] = f"bytes {first}-{last}/{size}"
+            return Response(status=206, body=body, headers=headers)
+    return Response(status=200, body=data, headers=headers)
+
+
+def _check_unmodified_since(req: Request, local: Path) -> None:
+    value = req.header("if-unmodified-since")
+    if not value:
+        return
+    try:
+        limit = parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError):
+        return
+    if int(local.stat().st_mtime) > int(limit):
+        raise ApiError(412, "FAILED_PRECONDITION", "The file has been modified since the given time.")
+
+
+def _file_headers(local: Path, size: int) -> dict[str, str]:
+    return {
+        "Content-Type": "application/octet-stream",
+        "Content-Length": str(size),
+        "Last-Modified": http_date(local.stat().st_mtime),
+        "Accept-Ranges": "bytes",
+    }
 
 
 class FilesApi:
@@ -58,10 +138,10 @@ class FilesApi:
 
     def register(self, router: Router) -> None:
         """Add the Files API routes."""
-        router.add("PUT", _FILES, self.upload, name="PUT /api/2.0/fs/files")
-        router.add("GET", _FILES, self.download, name="GET /api/2.0/fs/files")
-        router.add("HEAD", _FILES, self.get_metadata, name="HEAD /api/2.0/fs/files")
-        router.add("DELETE", _FILES, self.delete, name="DELETE /api/2.0/fs/files")
+        router.add("PUT", FILES_PATH_PATTERN, self.upload, name="PUT /api/2.0/fs/files")
+        router.add("GET", FILES_PATH_PATTERN, self.download, name="GET /api/2.0/fs/files")
+        router.add("HEAD", FILES_PATH_PATTERN, self.get_metadata, name="HEAD /api/2.0/fs/files")
+        router.add("DELETE", FILES_PATH_PATTERN, self.delete, name="DELETE /api/2.0/fs/files")
         router.add("PUT", _DIRS, self.create_directory, name="PUT /api/2.0/fs/directories")
         router.add("GET", _DIRS, self.list_directory_contents, name="GET /api/2.0/fs/directories")
         router.add("HEAD", _DIRS, self.get_directory_metadata, name="HEAD /api/2.0/fs/directories")
@@ -70,89 +150,32 @@ class FilesApi:
     # ----------------------------------------------------------------------------- helpers
 
     def _resolve(self, req: Request) -> VolumePath:
-        vp = self._storage.volume_path(req.param("path"))
-        self._storage.require_volume(vp)
-        return vp
-
-    @staticmethod
-    def _file_headers(local: Path, size: int) -> dict[str, str]:
-        return {
-            "Content-Type": "application/octet-stream",
-            "Content-Length": str(size),
-            "Last-Modified": http_date(local.stat().st_mtime),
-            "Accept-Ranges": "bytes",
-        }
+        return self._storage.existing_volume_path(req.param("path"))
 
     # ------------------------------------------------------------------------------- files
 
     def upload(self, req: Request) -> Response:
         """``PUT /fs/files{path}?overwrite=``: write raw bytes; missing parent directories are created."""
         vp = self._resolve(req)
-        overwrite = _parse_overwrite(req.query.get("overwrite"))
+        overwrite = parse_overwrite(req.query.get("overwrite"))
         with self._storage.lock:
-            if vp.is_volume_root or vp.local.is_dir():
-                raise ApiError(409, "ALREADY_EXISTS", f"A directory already exists at the path {vp.path}.")
+            check_upload_target(vp, overwrite)
             self._storage.volume_ensure_dirs(vp, vp.local.parent)
-            if vp.local.exists() and not overwrite:
-                raise ApiError(409, "ALREADY_EXISTS", f"The file being created already exists: {vp.path}")
             self._storage.atomic_write(vp.local, req.body)
         return Response.no_content()
 
     def download(self, req: Request) -> Response:
         """``GET /fs/files{path}``: raw bytes; honours ``Range`` and ``If-Unmodified-Since``."""
         vp = self._resolve(req)
-        with self._storage.lock:
-            if not vp.local.is_file():
-                raise _file_not_found(vp.path)
-            self._check_unmodified_since(req, vp.local)
-            data = vp.local.read_bytes()
-            headers = self._file_headers(vp.local, len(data))
-        size = len(data)
-        range_header = req.header("range")
-        match = _RANGE.fullmatch(range_header.strip()) if range_header else None
-        # A syntactically invalid (or multi-) range is ignored and the whole file returned (RFC 9110).
-        if match and (match.group(1) or match.group(2)):
-            first_text, last_text = match.group(1), match.group(2)
-            if first_text:
-                first = int(first_text)
-                valid = not last_text or int(last_text) >= first
-                last = min(int(last_text), size - 1) if last_text else size - 1
-            else:  # suffix range: the last N bytes
-                first, last, valid = max(size - int(last_text), 0), size - 1, True
-                if int(last_text) == 0:
-                    first = size
-            if valid:
-                if first >= size:
-                    raise ApiError(
-                        416,
-                        "INVALID_PARAMETER_VALUE",
-                        f"Requested range {range_header!r} is not satisfiable for a {size}-byte file.",
-                        headers={"Content-Range": f"bytes */{size}"},
-                    )
-                body = data[first : last + 1]
-                headers["Content-Length"] = str(len(body))
-                headers["Content-Range"] = f"bytes {first}-{last}/{size}"
-                return Response(status=206, body=body, headers=headers)
-        return Response(status=200, body=data, headers=headers)
-
-    def _check_unmodified_since(self, req: Request, local: Path) -> None:
-        value = req.header("if-unmodified-since")
-        if not value:
-            return
-        try:
-            limit = parsedate_to_datetime(value).timestamp()
-        except (TypeError, ValueError):
-            return
-        if int(local.stat().st_mtime) > int(limit):
-            raise ApiError(412, "FAILED_PRECONDITION", "The file has been modified since the given time.")
+        return file_response(req, self._storage, vp.local, vp.path)
 
     def get_metadata(self, req: Request) -> Response:
         """``HEAD /fs/files{path}``: ``content-length``, ``content-type``, ``last-modified`` headers."""
         vp = self._resolve(req)
         with self._storage.lock:
             if not vp.local.is_file():
-                raise _file_not_found(vp.path)
-            headers = self._file_headers(vp.local, vp.local.stat().st_size)
+                raise file_not_found(vp.path)
+            headers = _file_headers(vp.local, vp.local.stat().st_size)
         return Response(status=200, headers=headers)
 
     def delete(self, req: Request) -> Response:
@@ -160,7 +183,7 @@ class FilesApi:
         vp = self._resolve(req)
         with self._storage.lock:
             if not vp.local.is_file():
-                raise _file_not_found(vp.path)
+                raise file_not_found(vp.path)
             vp.local.unlink()
         return Response.no_content()
 

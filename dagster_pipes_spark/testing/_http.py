@@ -1,6 +1,6 @@
 """HTTP plumbing for the workspace emulator: requests, responses, errors and a routing table.
 
-Each emulated API (DBFS, Files, the emulator's own control surface, and later Jobs) is an object
+Each emulated API (DBFS, Files, Jobs, the emulator's own control surface, ...) is an object
 with a ``register(router)`` method that adds its routes; the server only knows about the router.
 """
 
@@ -18,6 +18,7 @@ from urllib.parse import unquote
 __all__ = [
     "ApiError",
     "EmulatorApi",
+    "EndpointNotFoundError",
     "Handler",
     "Request",
     "Response",
@@ -137,6 +138,15 @@ class ApiError(Exception):
         return Response.json(payload, status=self.status, headers=self.headers)
 
 
+class EndpointNotFoundError(ApiError):
+    """No route matches the request: the platform's ``ENDPOINT_NOT_FOUND`` 404 (an unserved endpoint)."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {path}'")
+        self.method = method
+        self.path = path
+
+
 Handler = Callable[[Request], Response]
 
 
@@ -146,7 +156,9 @@ class Route:
 
     ``pattern`` is matched with ``fullmatch`` against the raw (still percent-encoded) path; named
     groups become ``Request.params``. ``name`` is the key used in request statistics. Internal routes
-    (the emulator's control surface) bypass authentication, statistics and fault injection.
+    (the emulator's control surface) bypass authentication, statistics and fault injection; routes
+    with ``auth=False`` are served without the workspace token (discovery documents, presigned
+    storage URLs) and routes with ``faults=False`` are never answered with an injected fault.
     """
 
     method: str
@@ -154,6 +166,8 @@ class Route:
     handler: Handler
     name: str
     internal: bool = False
+    auth: bool = True
+    faults: bool = True
 
 
 class Router:
@@ -171,6 +185,8 @@ class Router:
         *,
         name: str | None = None,
         internal: bool = False,
+        auth: bool = True,
+        faults: bool = True,
     ) -> Route:
         """Register ``handler`` for ``method`` on paths fully matching the regex ``pattern``."""
         route = Route(
@@ -179,6 +195,8 @@ class Router:
             handler=handler,
             name=name or f"{method.upper()} {pattern}",
             internal=internal,
+            auth=auth and not internal,
+            faults=faults and not internal,
         )
         with self._lock:
             self._routes.append(route)
@@ -198,7 +216,7 @@ class Router:
             match = route.pattern.fullmatch(raw_path)
             if match is not None:
                 return route, {k: v for k, v in match.groupdict().items() if v is not None}
-        raise ApiError(404, "ENDPOINT_NOT_FOUND", f"No API found for '{method} {unquote(raw_path)}'")
+        raise EndpointNotFoundError(method, unquote(raw_path))
 
 
 class EmulatorApi(Protocol):

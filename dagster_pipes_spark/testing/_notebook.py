@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import importlib
 import json
 import linecache
 import os
@@ -195,7 +196,7 @@ def resolve_notebook_file(path: str | os.PathLike[str]) -> Path:
     raise FileNotFoundError(f"Notebook not found: {path}")
 
 
-class NotebookFailed(Exception):
+class NotebookFailed(Exception):  # noqa: N818 - public name
     """A cell raised; ``cell`` is the failing cell and ``__cause__`` the original exception."""
 
     def __init__(self, cell: Cell, notebook: Path) -> None:
@@ -209,21 +210,19 @@ class NotebookFailed(Exception):
 
 
 def _load_fake_dbutils_class() -> Any:
-    """``FakeDbutils``: from the package when run with ``-m``, else from the sibling file."""
+    """``FakeDbutils``: from the package when run with ``-m``; when run as a file (the task's Python
+    may not have this package installed), from the ``dbutils`` subpackage next to this file, loaded
+    under a private package name so that it cannot clash with an installed copy."""
     if __package__:
-        from ._dbutils import FakeDbutils
+        from .dbutils import FakeDbutils
 
         return FakeDbutils
-    import importlib.util
-
-    sibling = Path(__file__).with_name("_dbutils.py")
-    spec = importlib.util.spec_from_file_location("_dagster_pipes_spark_fake_dbutils", sibling)
-    if spec is None or spec.loader is None:  # pragma: no cover - the file ships with this one
-        raise ImportError(f"cannot load {sibling}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.FakeDbutils
+    alias = "_dagster_pipes_spark_testing"
+    if alias not in sys.modules:
+        package = types.ModuleType(alias)
+        package.__path__ = [str(Path(__file__).parent)]
+        sys.modules[alias] = package
+    return importlib.import_module(alias + ".dbutils").FakeDbutils
 
 
 def _free_port() -> int:
@@ -378,8 +377,7 @@ def run_notebook(
     mode = spark_mode or os.environ.get(SPARK_MODE_ENV) or "classic"
     if dbutils is None:
         dbutils = _load_fake_dbutils_class()(widgets=dict(widgets or {}))
-    exit_class = type(dbutils.notebook).__module__
-    notebook_exit = getattr(sys.modules.get(exit_class), "NotebookExit", None)
+    notebook_exit = getattr(dbutils.notebook, "exit_exception", None)
     main_module = types.ModuleType("__main__")
     main_module.__file__ = str(path)
     namespace = main_module.__dict__
@@ -457,7 +455,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.result_file, {"result": None, "error": _exception_line(cause), "error_trace": trace}
         )
         return 1
-    except BaseException as exc:  # could not even start (missing notebook, bad format) or SystemExit
+    except BaseException as exc:  # noqa: BLE001 - could not even start (missing notebook, bad format) or SystemExit: reported in the result file
         if isinstance(exc, SystemExit) and exc.code in (0, None):
             _write_result(args.result_file, {"result": None, "error": None, "error_trace": None})
             return 0

@@ -3,13 +3,13 @@ process, with the standard library only."""
 
 from __future__ import annotations
 
-import json
 import os
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
+
+from ._faults import FaultConfig
+from ._rest import HttpError, RestClient
 
 __all__ = ["EmulatorControl"]
 
@@ -28,21 +28,13 @@ class EmulatorControl:
             raise ValueError("no emulator URL given and DATABRICKS_HOST is not set")
         self.url = resolved.rstrip("/")
         self.timeout = timeout
+        self._rest = RestClient(self.url, None, max_retries=0, timeout=timeout)
 
-    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        data = None if body is None else json.dumps(body).encode("utf-8")
-        request = urllib.request.Request(
-            self.url + path,
-            data=data,
-            method=method,
-            headers={"Content-Type": "application/json"} if data is not None else {},
-        )
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"{method} {path} failed: HTTP {exc.code}: {exc.read()!r}") from None
-        return json.loads(raw) if raw.strip() else {}
+            return self._rest.json(method, path, body=body)
+        except HttpError as exc:
+            raise RuntimeError(f"{method} {path} failed: HTTP {exc.status}: {exc.message}") from None
 
     def health(self) -> bool:
         """Whether the emulator answers."""
@@ -52,59 +44,29 @@ class EmulatorControl:
             return False
 
     def set_faults(
-        self,
-        rate: float = 0.15,
-        statuses: Sequence[int] = (429, 503),
-        *,
-        seed: int | None = None,
-        endpoints: Sequence[str] | None = None,
-        retry_after: int = 0,
-        max_faults: int | None = None,
+        self, rate: float = 0.15, statuses: Sequence[int] | None = None, **options: Any
     ) -> dict[str, Any]:
-        """Activate fault injection (see :meth:`Emulator.faults`); returns the active config."""
-        result: dict[str, Any] = self._call(
-            "POST",
-            "/_emulator/faults",
-            {
-                "rate": rate,
-                "statuses": list(statuses),
-                "seed": seed,
-                "endpoints": None if endpoints is None else list(endpoints),
-                "retry_after": retry_after,
-                "max_faults": max_faults,
-            },
-        )
-        return result
+        """Activate fault injection: the fields of :class:`FaultConfig` (as :meth:`Emulator.faults`,
+        validated here); returns the active configuration."""
+        if statuses is not None:
+            options["statuses"] = statuses
+        config = FaultConfig.from_json({"rate": rate, **options})
+        return self._call("POST", "/_emulator/faults", config.to_json())
 
     @contextmanager
     def faults(
-        self,
-        rate: float = 0.15,
-        statuses: Sequence[int] = (429, 503),
-        *,
-        seed: int | None = None,
-        endpoints: Sequence[str] | None = None,
-        retry_after: int = 0,
-        max_faults: int | None = None,
+        self, rate: float = 0.15, statuses: Sequence[int] | None = None, **options: Any
     ) -> Iterator[dict[str, Any]]:
         """Inject faults for the duration of a ``with`` block, then restore the previous setting."""
         previous = self.fault_config()
         try:
-            yield self.set_faults(
-                rate,
-                statuses,
-                seed=seed,
-                endpoints=endpoints,
-                retry_after=retry_after,
-                max_faults=max_faults,
-            )
+            yield self.set_faults(rate, statuses, **options)
         finally:
             self._call("POST", "/_emulator/faults", previous)
 
     def fault_config(self) -> dict[str, Any]:
         """The active fault configuration."""
-        result: dict[str, Any] = self._call("GET", "/_emulator/faults")
-        return result
+        return self._call("GET", "/_emulator/faults")
 
     def clear_faults(self) -> None:
         """Stop injecting faults."""
@@ -125,6 +87,10 @@ class EmulatorControl:
     def requests(self) -> list[dict[str, Any]]:
         """The recorded requests (when the emulator records them)."""
         return list(self._call("GET", "/_emulator/requests").get("requests", []))
+
+    def unserved_requests(self) -> list[str]:
+        """Requests to endpoints the emulator does not serve (see :attr:`Emulator.unserved_requests`)."""
+        return [str(r) for r in self._call("GET", "/_emulator/unserved").get("unserved", [])]
 
     def create_volume(self, name: str) -> str:
         """Create a volume (``"c/s/v"`` or ``"c.s.v"``); returns its ``/Volumes/...`` path."""

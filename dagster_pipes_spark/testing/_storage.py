@@ -141,6 +141,13 @@ class Storage:
             return "/" + local.relative_to(self.dbfs_root).as_posix()
         return "/" + local.relative_to(self.root).as_posix()
 
+    def local_path(self, path: str) -> Path:
+        """The on-disk location of a DBFS (``dbfs:/x`` or ``/x``) or ``/Volumes/c/s/v/...`` path
+        (raises the API's 400 :class:`ApiError` for a path that is neither)."""
+        if path == "/Volumes" or path.startswith("/Volumes/"):
+            return self.volume_path(path).local
+        return self.dbfs_path(path)[1]
+
     # -------------------------------------------------------------------------------- Volumes
 
     def volume_path(self, raw: str) -> VolumePath:
@@ -160,10 +167,6 @@ class Storage:
         local = volume_dir.joinpath(*rest) if rest else volume_dir
         return VolumePath(normalized, local, catalog, schema, volume, volume_dir)
 
-    def volume_exists(self, catalog: str, schema: str, volume: str) -> bool:
-        """Whether the volume has been created."""
-        return (self.volumes_root / catalog / schema / volume).is_dir()
-
     def create_volume(self, catalog: str, schema: str, volume: str) -> str:
         """Create a volume (idempotent); returns its ``/Volumes/...`` root path."""
         (self.volumes_root / catalog / schema / volume).mkdir(parents=True, exist_ok=True)
@@ -181,6 +184,12 @@ class Storage:
             "NOT_FOUND",
             f"Volume '{vp.catalog}.{vp.schema}.{vp.volume}' does not exist.",
         )
+
+    def existing_volume_path(self, raw: str) -> VolumePath:
+        """:meth:`volume_path`, then :meth:`require_volume`: a path in a volume that exists."""
+        vp = self.volume_path(raw)
+        self.require_volume(vp)
+        return vp
 
     def volume_ensure_dirs(self, vp: VolumePath, target: Path) -> None:
         """``mkdir -p`` inside a volume; a file on the way is a 409 conflict."""
