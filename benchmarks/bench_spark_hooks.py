@@ -1,14 +1,22 @@
 """Overhead of ``report_spark_writes`` on a job of small Spark writes.
 
 The same job (by default 50 small writes: parquet path overwrites and ``insertInto`` appends over 15
-targets, all mapped to assets) runs with and without the hooks, alternating ABBA in one Spark
-session after a warm-up, for classic Spark (py4j ``QueryExecutionListener``), Spark Connect (writer
+targets, all mapped to assets) runs without the hooks, with them, and with them but without column
+lineage (``column_lineage=False``), rotating the order each round in one Spark session after a
+warm-up, for classic Spark (py4j ``QueryExecutionListener``), Spark Connect (writer
 instrumentation) and Spark Connect without the row-count observation (what Delta targets get: their
 counts come from the table history), each in its own process. The "with hooks" time includes
 entering and leaving the block (listener registration, waiting for the listener bus, DESCRIBE /
-history look-ups and the 15 reports to a stub Pipes context).
+history look-ups, the ``explain`` of each written plan on Connect, and the 15 reports to a stub
+Pipes context).
+
+By default (``--source table``) each write is a different query over a small source table, so every
+write has its own column lineage to read (classic: one ``treeString`` per write; Connect: one
+``explain`` per written plan on exit). ``--source range`` writes one DataFrame built with
+``spark.range`` 50 times (no source: nothing to trace; the job of earlier figures).
 
     .venv/bin/python benchmarks/bench_spark_hooks.py [--writes 50] [--rounds 6] [--mechanism all]
+        [--source table|range]
 """
 
 from __future__ import annotations
@@ -68,8 +76,9 @@ def _session(mechanism: str, tmp: str) -> Any:
     )
 
 
-def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
-    """Time the job with and without hooks in one session; returns the measurements."""
+def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table") -> dict[str, Any]:
+    """Time the job without hooks, with them, and with them but without column lineage, in one
+    session; returns the measurements."""
     warnings.filterwarnings("ignore")
     sys.path.insert(0, str(REPO))
     from dagster_pipes_spark.spark import report_spark_writes
@@ -85,6 +94,14 @@ def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
         if mechanism == "classic":
             spark.sparkContext.setLogLevel("ERROR")
         df = spark.range(100).selectExpr("id", "cast(id as string) as name", "id * 0.5 as score")
+        if source == "table":  # a different query over a source table for every write
+            df.write.saveAsTable("bench_src")
+            frames = [
+                spark.table("bench_src").selectExpr("id", "name", f"score * {i + 1} AS score")
+                for i in range(writes)
+            ]
+        else:
+            frames = [df] * writes
         for t in range(N_TABLES):
             spark.sql(f"CREATE TABLE bench_t{t} (id BIGINT, name STRING, score DOUBLE) USING parquet")
         assets = {os.path.join(tmp, "out", f"p{p}"): f"path_{p}" for p in range(N_PATHS)}
@@ -92,19 +109,23 @@ def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
         keys = sorted(set(assets.values()))
 
         def job() -> None:
-            for i in range(writes):
+            for i, frame in enumerate(frames):
                 if i % 2 == 0:
-                    df.write.mode("overwrite").parquet(os.path.join(tmp, "out", f"p{(i // 2) % N_PATHS}"))
+                    frame.write.mode("overwrite").parquet(os.path.join(tmp, "out", f"p{(i // 2) % N_PATHS}"))
                 else:
-                    df.write.insertInto(f"bench_t{(i // 2) % N_TABLES}")
+                    frame.write.insertInto(f"bench_t{(i // 2) % N_TABLES}")
 
-        def with_hooks() -> tuple[float, Any]:
+        def with_hooks(lineage: bool = True) -> tuple[float, Any]:
             pipes = StubPipes(keys)
             started = time.perf_counter()
-            with report_spark_writes(spark, pipes, assets, count_rows=count_rows) as report:
+            with report_spark_writes(
+                spark, pipes, assets, count_rows=count_rows, column_lineage=lineage
+            ) as report:
                 job()
             elapsed = time.perf_counter() - started
             assert len(pipes.reports) == len(keys), sorted(pipes.reports)
+            traced = [k for k, md in pipes.reports.items() if "dagster/column_lineage" in md]
+            assert len(traced) == (len(keys) if lineage and source == "table" else 0), traced
             return elapsed, report
 
         def without_hooks() -> float:
@@ -114,26 +135,38 @@ def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
 
         without_hooks()  # warm-up: JIT, codegen caches, the py4j callback server
         with_hooks()
+        with_hooks(lineage=False)
         on: list[float] = []
         off: list[float] = []
+        plain: list[float] = []  # hooks without column lineage
         hook_per_write: list[float] = []
+        plain_hook_per_write: list[float] = []
         exit_seconds: list[float] = []
+        plain_exit_seconds: list[float] = []
+        variants = ("on", "off", "plain")
         for r in range(rounds):
-            order = ("on", "off") if r % 2 == 0 else ("off", "on")
-            for which in order:
+            for which in variants[r % 3 :] + variants[: r % 3]:
+                if which == "off":
+                    off.append(without_hooks())
+                    continue
+                elapsed, report = with_hooks(lineage=which == "on")
+                per_write = report.hook_seconds / max(1, len(report.writes))
                 if which == "on":
-                    elapsed, report = with_hooks()
                     on.append(elapsed)
-                    hook_per_write.append(report.hook_seconds / max(1, len(report.writes)))
+                    hook_per_write.append(per_write)
                     exit_seconds.append(report.exit_seconds)
                 else:
-                    off.append(without_hooks())
+                    plain.append(elapsed)
+                    plain_hook_per_write.append(per_write)
+                    plain_exit_seconds.append(report.exit_seconds)
         spark.stop()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     paired = [a / b - 1.0 for a, b in zip(on, off, strict=True)]
+    lineage_paired = [(a - p) / b for a, p, b in zip(on, plain, off, strict=True)]
     return {
         "mechanism": label,
+        "source": source,
         "writes": writes,
         "rounds": rounds,
         "off_median": statistics.median(off),
@@ -145,8 +178,16 @@ def run_mechanism(mechanism: str, writes: int, rounds: int) -> dict[str, Any]:
         "overhead_min_ratio": min(on) / min(off) - 1.0,
         "hook_ms_per_write": 1000 * statistics.median(hook_per_write),
         "exit_ms": 1000 * statistics.median(exit_seconds),
+        # column lineage: with it vs without it, relative to the job without hooks
+        "plain_median": statistics.median(plain),
+        "lineage_median_ratio": (statistics.median(on) - statistics.median(plain)) / statistics.median(off),
+        "lineage_paired_median": statistics.median(lineage_paired),
+        "lineage_hook_ms_per_write": 1000
+        * (statistics.median(hook_per_write) - statistics.median(plain_hook_per_write)),
+        "lineage_exit_ms": 1000 * (statistics.median(exit_seconds) - statistics.median(plain_exit_seconds)),
         "off": off,
         "on": on,
+        "plain": plain,
     }
 
 
@@ -162,6 +203,10 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         "min-based",
         "hook/write (ms)",
         "exit (ms)",
+        "lineage",
+        "lineage paired",
+        "lineage hook/write (ms)",
+        "lineage exit (ms)",
     )
     rows = [
         (
@@ -175,6 +220,10 @@ def _print_table(results: list[dict[str, Any]]) -> None:
             f"{100 * r['overhead_min_ratio']:+.1f}%",
             f"{r['hook_ms_per_write']:.2f}",
             f"{r['exit_ms']:.0f}",
+            f"{100 * r['lineage_median_ratio']:+.1f}%",
+            f"{100 * r['lineage_paired_median']:+.1f}%",
+            f"{r['lineage_hook_ms_per_write']:+.2f}",
+            f"{r['lineage_exit_ms']:+.0f}",
         )
         for r in results
     ]
@@ -189,7 +238,9 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         " the per-round ratios;\nmin-based: ratio of the fastest runs (the least disturbed by other load"
         " on the machine);\nhook/write: time spent inside the hooks per write (classic: in the"
         " listener callback, off the job's thread);\nexit: leaving the block (drain, DESCRIBE/history,"
-        " reports). Run on a quiet machine: other load easily swamps a few percent."
+        " explain, reports);\nlineage: the hooks with column lineage minus without it, relative to the"
+        " job without hooks (paired: per round),\nand what it adds per write inside the hooks and on exit."
+        " Run on a quiet machine: other load easily swamps a few percent."
     )
 
 
@@ -202,18 +253,25 @@ def main() -> None:
     parser.add_argument(
         "--mechanism", choices=("classic", "connect", "connect-unobserved", "all"), default="all"
     )
+    parser.add_argument(
+        "--source",
+        choices=("table", "range"),
+        default="table",
+        help="table: each write a different query over a source table; range: one DataFrame, no source",
+    )
     parser.add_argument("--json", action="store_true", help="print raw measurements as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print("RESULT " + json.dumps(run_mechanism(args.mechanism, args.writes, args.rounds)), flush=True)
+        result = run_mechanism(args.mechanism, args.writes, args.rounds, args.source)
+        print("RESULT " + json.dumps(result), flush=True)
         return
     mechanisms = (
         ("classic", "connect", "connect-unobserved") if args.mechanism == "all" else (args.mechanism,)
     )
     results = []
     for mechanism in mechanisms:
-        print(f"running {mechanism}: {args.rounds} rounds x 2 jobs of {args.writes} writes ...", flush=True)
+        print(f"running {mechanism}: {args.rounds} rounds x 3 jobs of {args.writes} writes ...", flush=True)
         proc = subprocess.run(
             [
                 sys.executable,
@@ -225,6 +283,8 @@ def main() -> None:
                 str(args.writes),
                 "--rounds",
                 str(args.rounds),
+                "--source",
+                args.source,
             ],
             capture_output=True,
             text=True,

@@ -105,6 +105,7 @@ if TYPE_CHECKING:
         PipesS3MessageWriter,
         PipesS3MessageWriterChannel,
     )
+    from ._transports.retry import RetryPolicy
     from ._transports.sdk import SdkDbfsFileStore, SdkVolumesFileStore
 
 # Transports and capture are imported on first use (PEP 562), keeping `import` as cheap as stock.
@@ -145,6 +146,7 @@ _LAZY: dict[str, str] = {
     "MemoryFileStore": "_transports.memory",
     "SdkDbfsFileStore": "_transports.sdk",
     "SdkVolumesFileStore": "_transports.sdk",
+    "RetryPolicy": "_transports.retry",
 }
 
 
@@ -246,6 +248,7 @@ __all__ = [
     "PipesTimeWindow",
     "PipesUnityCatalogVolumesContextLoader",
     "PipesUnityCatalogVolumesMessageWriter",
+    "RetryPolicy",
     "SdkDbfsFileStore",
     "SdkVolumesFileStore",
     "T_BlobStoreMessageWriterChannel",

@@ -6,7 +6,9 @@ While a context is open (and ``open_dagster_pipes`` runs in the main thread):
   thread, so the ``with`` block exits, ``closed`` carries the signal as an exception and every
   buffered message is flushed; at exit the signal is re-raised with its default action, so the
   process ends with the usual status (-15 / 143). A user-installed SIGTERM handler is called instead
-  and keeps its semantics; an ignored SIGTERM stays ignored.
+  and keeps its semantics; an ignored SIGTERM stays ignored. Whatever storage does, buffered writers
+  get at most :data:`TERMINATION_FLUSH_TIMEOUT` seconds from the signal to deliver what is left (see
+  :func:`termination_deadline`), so the process exits well within 30 s of SIGTERM.
 * an uncaught exception is remembered (``sys.excepthook``) and an unclosed context is closed at
   interpreter exit with that exception, flushing buffered writers.
 """
@@ -18,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from types import FrameType, TracebackType
 from typing import Any, Protocol
 
@@ -48,6 +51,21 @@ _received_signal: int | None = None
 _uncaught: BaseException | None = None
 _atexit_registered = False
 _original_excepthook: Any = None
+_terminated_at: float | None = None
+
+#: Seconds buffered writers may spend delivering messages after SIGTERM (whatever their
+#: ``flush_timeout``): the process then exits, within 30 s of the signal.
+TERMINATION_FLUSH_TIMEOUT = 20.0
+
+
+def termination_deadline() -> float | None:
+    """When (``time.monotonic()``) buffered writers must give up after SIGTERM; None without SIGTERM.
+
+    Read by the writers while they flush; nothing is done in the signal handler itself (which must
+    not take locks the interrupted thread may hold).
+    """
+    at = _terminated_at
+    return None if at is None else at + TERMINATION_FLUSH_TIMEOUT
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -56,8 +74,13 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     ctx = _active
     prev = _previous_handler
     if callable(prev) and prev not in (signal.default_int_handler,):
-        prev(signum, frame)
-        return
+        try:
+            prev(signum, frame)
+        except BaseException:  # the user's handler ends the process: our flush gets the termination budget
+            _start_termination_budget()
+            raise
+        return  # the user's handler lets the process go on
+    _start_termination_budget()
     if ctx is not None and ctx.is_closing and not ctx.is_closed:
         return  # the final flush is under way: finish it; `_at_exit` then dies as requested
     if ctx is None or ctx.is_closed:
@@ -65,6 +88,12 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
         os.kill(os.getpid(), signum)
         return
     raise DagsterPipesTerminated(signum)
+
+
+def _start_termination_budget() -> None:
+    global _terminated_at
+    if _terminated_at is None:
+        _terminated_at = time.monotonic()
 
 
 def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

@@ -16,7 +16,7 @@ from typing import Any, get_args
 
 from ._errors import DagsterPipesError
 from ._json import dumps
-from ._protocol import PIPES_METADATA_TYPE_INFER, PipesMetadataType, PipesMetadataValue
+from ._protocol import PIPES_METADATA_TYPE_INFER, PipesMetadataType, PipesMetadataValue, to_asset_key_path
 
 METADATA_TYPES: frozenset[str] = frozenset(get_args(PipesMetadataType))
 _VALUE_KEYS = frozenset({"raw_value", "type"})
@@ -199,7 +199,7 @@ def _lineage(raw: Any, where: str) -> dict[str, Any]:
         deps_by_column = raw
     if not isinstance(deps_by_column, Mapping):
         raise _err(where, "`deps_by_column` must map column names to lists of deps", "")
-    out: dict[str, list[dict[str, str]]] = {}
+    out: dict[str, list[dict[str, Any]]] = {}
     for column, deps in deps_by_column.items():
         if isinstance(deps, Mapping) or not isinstance(deps, Sequence):
             raise _err(where, f"deps of column `{column}` must be a list", "")
@@ -210,15 +210,33 @@ def _lineage(raw: Any, where: str) -> dict[str, Any]:
             col_name = dep.get("column_name", dep.get("column"))
             if not isinstance(col_name, str):
                 raise _err(where, f"each dep of column `{column}` needs a string `column_name`", "")
-            key = dep["asset_key"]
-            if not isinstance(key, str):
-                if isinstance(key, Sequence):
-                    key = "/".join(str(p) for p in key)
-                else:
-                    raise _err(where, f"`asset_key` of a dep of `{column}` must be a string", "")
-            fixed.append({"asset_key": key, "column_name": col_name})
+            fixed.append(
+                {"asset_key": _dep_key(dep["asset_key"], where, str(column)), "column_name": col_name}
+            )
         out[str(column)] = fixed
     return {"deps_by_column": out}
+
+
+def _dep_key(key: Any, where: str, column: str) -> str | list[str]:
+    """A lineage dep's asset key as the orchestrator reads it: ``TableColumnDep`` takes a string
+    as ONE part (``"a/b"`` would be the key ``["a/b"]``) and a list as the parts. So an escaped key
+    string (``"a/b"``, ``"a\\/b"``) travels as its parts, a one-part key as a plain string."""
+    path = getattr(key, "path", None)  # dagster.AssetKey
+    if isinstance(path, (list, tuple)):
+        key = path
+    if isinstance(key, str):
+        parts = to_asset_key_path(key)
+    elif isinstance(key, Sequence) and key and all(isinstance(p, str) for p in key):
+        parts = list(key)
+    else:
+        raise _err(
+            where,
+            f"`asset_key` of a dep of `{column}` must be a string or a list of strings, got {key!r}",
+            'Use "a/b" (escaped like other Pipes asset keys) or ["a", "b"].',
+        )
+    if not parts:
+        raise _err(where, f"`asset_key` of a dep of `{column}` is empty", "")
+    return parts[0] if len(parts) == 1 else parts
 
 
 def _typed(raw: Any, mtype: str, where: str) -> Any:

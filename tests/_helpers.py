@@ -69,6 +69,7 @@ def run_pipes(
     partitions_def: Any = None,
     partition_key: str | None = None,
     cwd_pythonpath: str | None = None,
+    tags: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Materialize ``assets`` with one PipesSubprocessClient run of ``script``; collect what Dagster recorded."""
     custom: list[Any] = []
@@ -98,7 +99,9 @@ def run_pipes(
         yield from inv.get_results()
 
     instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize([_step], raise_on_error=False, partition_key=partition_key, instance=instance)
+    result = dg.materialize(
+        [_step], raise_on_error=False, partition_key=partition_key, instance=instance, tags=tags
+    )
     out = RunResult(success=result.success, custom_messages=custom)
     for ev in result.all_events:
         if ev.event_type_value == "ASSET_MATERIALIZATION":

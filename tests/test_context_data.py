@@ -60,7 +60,9 @@ def test_unpartitioned_context_errors_are_stock_texts(tmp_path):
     probe = res.custom_messages[0]
     assert probe["asset_key"] == "ERR: `asset_key` is undefined. Current step targets multiple assets."
     assert probe["partition_key"].startswith("ERR: Missing required property: `partition_key` is undefined.")
-    assert probe["partition_time_window"].startswith("ERR: Missing required property: `partition_key_range`")
+    assert probe["partition_time_window"].startswith(
+        "ERR: Missing required property: `partition_time_window`"
+    )
     assert probe["is_partition_step"] is False
 
 

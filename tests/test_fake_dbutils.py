@@ -229,7 +229,7 @@ def test_widgets_bound_values_defaults_and_choices() -> None:
 
 
 def test_stock_widgets_params_loader_sees_the_real_failure_mode() -> None:
-    from dagster_pipes import PipesDatabricksNotebookWidgetsParamsLoader, encode_param
+    from dagster_pipes import PipesDatabricksNotebookWidgetsParamsLoader, encode_param  # type: ignore[attr-defined]
 
     outside = PipesDatabricksNotebookWidgetsParamsLoader(FakeWidgets())
     with pytest.raises(InputWidgetNotDefined):  # the stock loader crashes outside Dagster

@@ -59,7 +59,7 @@ def test_sigterm_delivers_everything_and_reports_termination(tmp_path, attempt):
     # orchestrator received is its message stream (and the logs it already recorded).
     assert not res.success and "failed with code -15" in (res.failure or "")
     assert [m for lvl, m in res.logs if m.startswith("msg ")] == [f"msg {i}" for i in range(25)]
-    methods = [m["method"] for m in res.messages_file]
+    methods = [m["method"] for m in res.messages_file or []]
     assert methods.count("report_asset_materialization") == 1 and methods.count("report_custom_message") == 1
     assert methods[-1] == "closed"
     [closed] = [e for e in res.engine_events if "closed with exception" in e]
@@ -67,7 +67,7 @@ def test_sigterm_delivers_everything_and_reports_termination(tmp_path, attempt):
     assert not any("must not swallow" in m for _, m in res.logs)
 
 
-def _run_s3_and_signal(tmp_path: Path, moto_s3, sig: int, writer_args: str = "", before_signal: str = "pass"):  # type: ignore[no-untyped-def]
+def _run_s3_and_signal(tmp_path: Path, moto_s3, sig: int, writer_args: str = "", before_signal: str = "pass"):
     """Run the script with the S3 transport (moto) and send ``sig`` once it has reported everything."""
     from dagster_aws.pipes import PipesS3ContextInjector, PipesS3MessageReader
 

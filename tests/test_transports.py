@@ -5,6 +5,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import pytest
@@ -111,13 +112,13 @@ class _DirReader(dg.PipesBlobStoreMessageReader):
         self.root = root
 
     @contextmanager
-    def get_params(self):  # type: ignore[no-untyped-def]
+    def get_params(self):
         yield {"path": str(self.root)}
 
-    def messages_are_readable(self, params):  # type: ignore[no-untyped-def]
+    def messages_are_readable(self, params):
         return True
 
-    def download_messages_chunk(self, index, params):  # type: ignore[no-untyped-def]
+    def download_messages_chunk(self, index, params):
         p = self.root / f"{index}.json"
         return p.read_text() if p.exists() else None
 
@@ -158,24 +159,24 @@ def test_paced_writer_never_outruns_the_stock_reader(tmp_path):
 
 
 class _RecordingChannel(PipesBlobStoreMessageWriterChannel):
-    def __init__(self, fail_first: int = 0, **kw):  # type: ignore[no-untyped-def]
+    def __init__(self, fail_first: int = 0, **kw):
         super().__init__(**kw)
         self.uploads: list[tuple[int, float, str]] = []
         self.fail_first = fail_first
         self.calls = 0
 
-    def upload_messages_chunk(self, payload, index):  # type: ignore[no-untyped-def]
+    def upload_messages_chunk(self, payload, index):
         self.calls += 1
         if self.calls <= self.fail_first:
             raise ConnectionError("transient")
         self.uploads.append((index, time.monotonic(), payload.read()))
 
 
-def _msg(i: int) -> dict:
+def _msg(i: int, params: dict[str, Any] | None = None) -> Any:
     return {
         "__dagster_pipes_version": "0.1",
         "method": "log",
-        "params": {"message": f"m{i}", "level": "INFO"},
+        "params": params if params is not None else {"message": f"m{i}", "level": "INFO"},
     }
 
 
@@ -201,7 +202,7 @@ def test_chunk_cap_splits_between_messages_and_rejects_oversize():
         for i in range(60):
             ch.write_message(_msg(i))
         with pytest.raises(DagsterPipesError, match="exceeds this transport's chunk limit of 1,000 bytes"):
-            ch.write_message({**_msg(99), "params": {"message": "x" * 2000, "level": "INFO"}})
+            ch.write_message(_msg(99, {"message": "x" * 2000, "level": "INFO"}))
     assert all(len(p) <= 1000 for _, _, p in ch.uploads)
     received = [json.loads(line)["params"]["message"] for _, _, p in ch.uploads for line in p.split("\n")]
     assert received == [f"m{i}" for i in range(60)]
@@ -215,6 +216,6 @@ def test_serialization_error_raises_at_call_site_not_in_thread():
     ch = _RecordingChannel(interval=0)
     with ch.buffered_upload_loop():
         with pytest.raises(DagsterPipesError, match="not JSON-serializable"):
-            ch.write_message({**_msg(0), "params": {"payload": threading.Lock()}})
+            ch.write_message(_msg(0, {"payload": threading.Lock()}))
         ch.write_message(_msg(1))
     assert [json.loads(p)["params"]["message"] for _, _, p in ch.uploads] == ["m1"]

@@ -11,8 +11,14 @@ lost. This channel therefore:
   the backlog stays at about one chunk for a run of any length, and latency follows ``interval``
   (a faster reader + matching ``interval`` is faster);
 * packs everything pending at close into as few chunks as possible, ``closed`` last;
-* retries failed uploads with backoff and jitter under the same index with the same payload, so a
-  chunk is never skipped nor duplicated, and keeps messages queued until they are uploaded;
+* retries a failed upload with the channel's :class:`~.retry.RetryPolicy` (transient errors only),
+  always under the same index with the same payload, so a delivered chunk is never rewritten, a chunk
+  is never skipped while a later one is delivered, and messages stay queued until they are uploaded;
+* stops at the first permanent error (such as HTTP 403): nothing later is attempted;
+* is bounded: ``close()`` returns within ``flush_timeout`` seconds (at most
+  ``TERMINATION_FLUSH_TIMEOUT`` after SIGTERM) even when every request fails or never answers —
+  uploads run in a daemon thread that is abandoned at the deadline — and then says on stderr exactly
+  how many messages were not delivered, where to, and why;
 * warns when a run produces more chunks than the reader can drain after the run ends;
 * serializes in the caller's thread, so a bad payload raises at the call site instead of killing the
   upload thread.
@@ -21,6 +27,7 @@ lost. This channel therefore:
 from __future__ import annotations
 
 import json
+import math
 import sys
 import threading
 import time
@@ -32,41 +39,79 @@ from contextlib import ExitStack, contextmanager
 from io import StringIO
 from typing import IO, TypeVar
 
+from .. import _lifecycle
 from .._channels import LineChannel
 from .._errors import DagsterPipesError, DagsterPipesWarning
 from .._protocol import PipesMessage, PipesParams
 from .._writers import INCLUDE_STDIO_IN_MESSAGES_KEY, PipesMessageWriter, attach_stdio_capture
+from .retry import DEFAULT_RETRY_POLICY, Deadline, DeadlineExceededError, Failure, RetryPolicy, classify
 
 #: Worst-case lag of the stock reader's poll period beyond its ``interval`` (see module docstring).
 READER_SLACK_SECONDS = 2.0
 #: Chunks the stock reader reliably downloads after the external process has ended.
 READER_DRAIN_BUDGET = 9
-_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)
-_FINAL_FLUSH_DEADLINE = 120.0
+#: Default seconds ``close()`` may spend delivering what is left.
+DEFAULT_FLUSH_TIMEOUT = 60.0
+#: Pause between two retry rounds of the closing flush when storage keeps failing.
+_CLOSING_PAUSE = 0.5
+#: Uploading stops this much before ``flush_timeout`` (at most a tenth of it), leaving time to report
+#: and return, so that ``close()`` returns within ``flush_timeout`` of being called.
+_CLOSE_MARGIN = 0.25
+
+
+def check_flush_timeout(flush_timeout: float) -> float:
+    """Validate a ``flush_timeout`` argument (seconds > 0)."""
+    if not isinstance(flush_timeout, (int, float)) or not flush_timeout > 0 or math.isinf(flush_timeout):
+        raise DagsterPipesError(
+            f"flush_timeout={flush_timeout!r}: expected a finite number of seconds > 0 (the default is "
+            f"{DEFAULT_FLUSH_TIMEOUT:g})."
+        )
+    return float(flush_timeout)
 
 
 class PipesBlobStoreMessageWriterChannel(LineChannel):
     """Buffers messages and uploads them periodically as numbered chunks ``1.json``, ``2.json``, ...
 
-    Subclasses implement :meth:`upload_messages_chunk`. ``interval`` is the orchestrator reader's
-    ``interval`` (10 by default). ``max_chunk_bytes`` caps a chunk (None: unlimited); chunks are
-    split between messages, and a single message larger than the cap raises ``DagsterPipesError``.
+    Subclasses implement :meth:`upload_messages_chunk` (one attempt; the channel retries). ``interval``
+    is the orchestrator reader's ``interval`` (10 by default). ``max_chunk_bytes`` caps a chunk (None:
+    unlimited); chunks are split between messages, and a single message larger than the cap raises
+    ``DagsterPipesError``. ``flush_timeout`` bounds :meth:`close` (and :meth:`flush`); ``retry`` is the
+    :class:`~.retry.RetryPolicy` for uploads.
     """
 
-    def __init__(self, *, interval: float = 10, max_chunk_bytes: int | None = None):
+    def __init__(
+        self,
+        *,
+        interval: float = 10,
+        max_chunk_bytes: int | None = None,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ):
         self.interval = interval
         self.max_chunk_bytes = max_chunk_bytes
+        self.flush_timeout = check_flush_timeout(flush_timeout)
+        self.retry = retry or DEFAULT_RETRY_POLICY
         self._pending: deque[str] = deque()
         self._cond = threading.Condition()
-        self._upload_lock = threading.RLock()
-        self._counter = 1
-        self._last_upload = float("-inf")
+        self._counter = 1  # index of the next chunk to deliver (the in-flight one, if any)
+        self._inflight: list[str] | None = None  # retried as is until delivered
+        self._uploading = False
+        self._next_upload_at = -math.inf
         self._stop = False
+        self._urgent = False
+        self._closed = False
+        self._abandoned = False
+        self._deadline = Deadline()  # tightened by close() and SIGTERM
+        self._failure: Failure | None = None  # permanent: nothing more is attempted
+        self._last_error: Failure | None = None
+        self._failing = False
+        self._dropped = 0  # messages written after a permanent failure (counted, not kept)
         self._thread: threading.Thread | None = None
         self._reader_done_at = 0.0  # model of when the reader will have consumed the last chunk
         self._backlog_warned = False
         self.uploaded_chunks = 0
         self.upload_calls = 0
+        self.delivered_messages = 0
 
     # ----------------------------------------------------------------------------- public API
 
@@ -74,6 +119,10 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
     def upload_period(self) -> float:
         """Minimum seconds between two uploads while the run is alive."""
         return self.interval + READER_SLACK_SECONDS
+
+    def destination(self) -> str:
+        """Where chunks go, for messages (subclasses name their path)."""
+        return type(self).__name__
 
     def write_line(self, line: str) -> None:
         """Queue one serialized message for upload."""
@@ -85,8 +134,11 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                 "and report a path)."
             )
         with self._cond:
+            if self._failure is not None or self._abandoned:
+                self._dropped += 1  # it could only be delivered after a message that never will be
+                return
             self._pending.append(line)
-            self._cond.notify()
+            self._cond.notify_all()
 
     def flush_messages(self) -> Sequence[PipesMessage]:
         """Remove and return every message not yet uploaded (stock-compatible helper)."""
@@ -97,61 +149,82 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
 
     @abstractmethod
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """Upload one chunk (newline-separated JSON messages) as chunk number ``index``."""
+        """Upload one chunk (newline-separated JSON messages) as chunk number ``index`` (one attempt)."""
 
     @contextmanager
     def buffered_upload_loop(self) -> Iterator[None]:
         """Run the background uploader for the duration of the block, then flush everything."""
-        self._stop = False
         # The pacing clock starts now: `opened` and the first messages travel together in chunk 1,
         # one reader cycle in, as with the stock writer (after that, a quiet channel uploads at once).
-        self._last_upload = time.monotonic()
-        self._thread = threading.Thread(target=self._upload_loop, name="dagster-pipes-uploader", daemon=True)
-        self._thread.start()
+        with self._cond:
+            self._next_upload_at = time.monotonic() + self.upload_period
+        self._start_uploader()
         try:
             yield
         finally:
             self.close()
 
     def flush(self) -> None:
-        """Upload everything pending now, ignoring pacing (used at close, on SIGTERM and at exit)."""
-        deadline = time.monotonic() + _FINAL_FLUSH_DEADLINE
-        with self._upload_lock:
-            final_chunks = self._estimate_chunks()
-            backlog = self._estimated_backlog()
-            if final_chunks and backlog + final_chunks > READER_DRAIN_BUDGET:
-                warnings.warn(
-                    f"[dagster-pipes] About {backlog + final_chunks} message chunks may still be unread when "
-                    f"this process ends, but Dagster's reader drains only about {READER_DRAIN_BUDGET} after "
-                    "the run ends: the last messages (and `closed`) may be lost. Send fewer or smaller "
-                    "messages, or use a transport without a chunk-size limit.",
-                    DagsterPipesWarning,
-                    stacklevel=2,
-                )
-            while True:
-                with self._cond:
-                    if not self._pending:
-                        return
-                    lines = self._take_chunk()
-                if not self._upload_with_retry(lines, deadline=deadline):
-                    with self._cond:
-                        left = len(self._pending) + len(lines)
-                        self._pending.extendleft(reversed(lines))
-                    _report_loss(left)
-                    return
+        """Upload everything pending now, ignoring pacing; wait at most ``flush_timeout`` seconds."""
+        with self._cond:
+            if self._closed:
+                return
+            self._urgent = True
+            self._cond.notify_all()
+        self._start_uploader()
+        deadline = Deadline(self.flush_timeout)
+        with self._cond:
+            while self._has_work() and self._failure is None and not deadline.expired():
+                self._cond.wait(min(0.1, deadline.remaining()))
 
     def close(self) -> None:
-        """Stop the uploader thread and flush what is left (idempotent)."""
+        """Deliver what is left within ``flush_timeout`` (idempotent), then stop the uploader.
+
+        Returns by the deadline whatever storage does; messages that could not be delivered are
+        counted on stderr with the path and the reason.
+        """
         with self._cond:
+            if self._closed:
+                return
+            self._closed = True
             self._stop = True
+            margin = min(_CLOSE_MARGIN, self.flush_timeout / 10)
+            self._deadline.tighten(time.monotonic() + self.flush_timeout - margin)
             self._cond.notify_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout=_FINAL_FLUSH_DEADLINE)
-        self._thread = None
-        self.flush()
+        self._warn_if_tail_may_be_lost()
+        self._start_uploader()
+        while True:
+            terminating = _lifecycle.termination_deadline()
+            if terminating is not None:
+                self._deadline.tighten(terminating)
+            thread = self._thread
+            if thread is None or not thread.is_alive() or self._deadline.expired():
+                break
+            thread.join(timeout=min(0.1, self._deadline.remaining()))
+        with self._cond:
+            self._abandoned = self._has_work()
+            self._cond.notify_all()
+        self._report_loss()
 
     # ----------------------------------------------------------------------------- internals
+
+    def _has_work(self) -> bool:
+        return self._inflight is not None or bool(self._pending)
+
+    def _start_uploader(self) -> None:
+        with self._cond:
+            if self._thread is not None and self._thread.is_alive():
+                return
+            if self._failure is not None or self._abandoned or (self._closed and not self._has_work()):
+                return
+            thread = threading.Thread(target=self._upload_loop, name="dagster-pipes-uploader", daemon=True)
+            try:
+                thread.start()
+                self._thread = thread
+                return
+            except RuntimeError:  # interpreter shutdown (3.12+): upload from this thread, deadline-bound
+                self._thread = None
+        self._upload_loop()
 
     def _take_chunk(self) -> list[str]:
         """Pop the longest prefix of pending lines that fits in one chunk (caller holds _cond)."""
@@ -183,57 +256,136 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         remaining = self._reader_done_at - time.monotonic()
         return max(0, int(-(-remaining // self.upload_period))) if remaining > 0 else 0
 
+    def _warn_if_tail_may_be_lost(self) -> None:
+        final_chunks = self._estimate_chunks()
+        backlog = self._estimated_backlog()
+        if final_chunks and backlog + final_chunks > READER_DRAIN_BUDGET:
+            warnings.warn(
+                f"[dagster-pipes] About {backlog + final_chunks} message chunks may still be unread when "
+                f"this process ends, but Dagster's reader drains only about {READER_DRAIN_BUDGET} after "
+                "the run ends: the last messages (and `closed`) may be lost. Send fewer or smaller "
+                "messages, or use a transport without a chunk-size limit.",
+                DagsterPipesWarning,
+                stacklevel=3,
+            )
+
     def _upload_loop(self) -> None:
         while True:
             with self._cond:
                 while True:
-                    if self._stop:
+                    if self._failure is not None or self._abandoned:
                         return
-                    if self._pending:
-                        wait = self._last_upload + self.upload_period - time.monotonic()
-                        if wait <= 0:
-                            break
-                    else:
-                        wait = None
-                    self._cond.wait(timeout=wait if wait is None else min(wait, 1.0))
-            with self._upload_lock:
-                with self._cond:
-                    if self._stop or not self._pending:
+                    if not self._has_work():
+                        self._urgent = False
+                        self._cond.notify_all()
+                        if self._stop:
+                            return
+                        self._cond.wait()
                         continue
-                    lines = self._take_chunk()
-                if not self._upload_with_retry(lines, deadline=None):
-                    with self._cond:
-                        self._pending.extendleft(reversed(lines))
-
-    def _upload_with_retry(self, lines: list[str], deadline: float | None) -> bool:
-        """Upload ``lines`` as the next chunk; retry transient failures. Caller holds _upload_lock."""
-        payload = "\n".join(lines)
-        index = self._counter
-        for attempt in range(len(_RETRY_DELAYS) + 1):
-            try:
-                self.upload_calls += 1
-                self.upload_messages_chunk(StringIO(payload), index)
-            except Exception as e:  # noqa: BLE001 - any failure is retried under the same index
-                last_error = e
-                if attempt == len(_RETRY_DELAYS) or (deadline is not None and time.monotonic() > deadline):
-                    break
-                delay = _RETRY_DELAYS[attempt] * (0.5 + _jitter())
-                if deadline is None and self._stop:
-                    return False  # the closing flush takes over (same index, same payload)
-                time.sleep(delay)
-            else:
+                    if self._stop or self._urgent:
+                        break
+                    wait = self._next_upload_at - time.monotonic()
+                    if wait <= 0:
+                        break
+                    self._cond.wait(wait)
+                if self._inflight is None:
+                    self._inflight = self._take_chunk()
+                lines, index = self._inflight, self._counter
+            delivered = self._deliver(lines, index)
+            with self._cond:
                 now = time.monotonic()
-                self._counter += 1
-                self._last_upload = now
-                self.uploaded_chunks += 1
-                self._reader_done_at = max(self._reader_done_at, now) + self.upload_period
+                self._next_upload_at = now + self.upload_period
+                if delivered:
+                    self._inflight = None
+                    self._counter += 1
+                    self.uploaded_chunks += 1
+                    self.delivered_messages += len(lines)
+                    self._failing = False
+                    self._last_error = None
+                    self._reader_done_at = max(self._reader_done_at, now) + self.upload_period
+                self._cond.notify_all()
+            if delivered:
                 self._maybe_warn_backlog()
-                return True
-        _safe_stderr(
-            f"[dagster-pipes] uploading message chunk {index} failed after retries: {last_error!r}; "
-            "messages are kept and retried.\n"
-        )
+            elif self._stop and self._failure is None:
+                if self._deadline.expired():
+                    return
+                self._deadline.wait(_CLOSING_PAUSE)  # storage keeps failing: the next round, shortly
+
+    def _deliver(self, lines: list[str], index: int) -> bool:
+        """Upload ``lines`` as chunk ``index`` under the retry policy; whether it was delivered."""
+        payload = "\n".join(lines)
+
+        def attempt() -> None:
+            self.upload_calls += 1
+            self._uploading = True  # a request is out: storage has not answered yet
+            try:
+                self.upload_messages_chunk(StringIO(payload), index)
+            except Exception as e:
+                self._last_error = classify(e)
+                raise
+            finally:
+                self._uploading = False
+
+        try:
+            self.retry.call(attempt, f"upload of message chunk {index}", deadline=self._deadline)
+            return True
+        except DeadlineExceededError:
+            return False
+        except Exception as e:  # noqa: BLE001 - every failure is classified; permanent ones end uploads
+            failure = classify(e)
+        with self._cond:
+            if self._abandoned:
+                return False
+            first = not self._failing
+            self._failing = True
+            if not failure.transient:
+                self._failure = failure
+                self._dropped += len(self._pending)
+                self._pending.clear()
+        if not failure.transient:
+            _safe_stderr(
+                f"[dagster-pipes] uploading message chunk {index} to {self.destination()} failed with a "
+                f"permanent error, so it is not retried: {failure.describe()}. No later message can be "
+                "delivered; the count is reported when the channel closes.\n"
+            )
+        elif first:
+            _safe_stderr(
+                f"[dagster-pipes] uploading message chunk {index} to {self.destination()} is failing: "
+                f"{failure.describe()}. The messages are kept and retried.\n"
+            )
         return False
+
+    def _report_loss(self) -> None:
+        with self._cond:
+            in_flight = len(self._inflight or [])
+            lost = in_flight + len(self._pending) + self._dropped
+            hung = self._uploading
+            failure, last, first = self._failure, self._last_error, self._counter
+        if not lost:
+            return
+        terminating = _lifecycle.termination_deadline()
+        limit = (
+            f"the {_lifecycle.TERMINATION_FLUSH_TIMEOUT:g} s allowed after SIGTERM"
+            if terminating is not None and terminating <= self._deadline.at
+            else f"the flush timeout of {self.flush_timeout:g} s"
+        )
+        if failure is not None:
+            why = f"{failure.describe()} is a permanent error, so nothing was retried"
+        elif hung:
+            why = (
+                f"the upload of chunk {first} ({in_flight} message(s)) was still waiting for storage to "
+                f"answer when {limit} ran out"
+            )
+            if last is not None:
+                why += f"; the previous attempt failed with {last.describe()}"
+        elif last is not None:
+            why = f"storage kept failing until {limit} ran out; the last error was {last.describe()}"
+        else:
+            why = f"{limit} ran out before they could be uploaded"
+        _safe_stderr(
+            f"[dagster-pipes] {lost} message(s) were not delivered to {self.destination()} (every message "
+            f"from chunk {first} on): {why}.\n"
+        )
 
     def _maybe_warn_backlog(self) -> None:
         if not self._backlog_warned and self._estimated_backlog() > READER_DRAIN_BUDGET // 2:
@@ -253,10 +405,6 @@ def _safe_stderr(text: str) -> None:
         pass
 
 
-def _report_loss(count: int) -> None:
-    _safe_stderr(f"[dagster-pipes] {count} message(s) could not be uploaded before the deadline.\n")
-
-
 class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
     """Writes chunks ``{path}/{index}.json`` on a (possibly FUSE-mounted) filesystem, atomically.
 
@@ -264,13 +412,27 @@ class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterCha
     a half-written chunk.
     """
 
-    def __init__(self, path: str, *, interval: float = 10, max_chunk_bytes: int | None = None):
-        super().__init__(interval=interval, max_chunk_bytes=max_chunk_bytes)
+    def __init__(
+        self,
+        path: str,
+        *,
+        interval: float = 10,
+        max_chunk_bytes: int | None = None,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ):
+        super().__init__(
+            interval=interval, max_chunk_bytes=max_chunk_bytes, flush_timeout=flush_timeout, retry=retry
+        )
         self._path = path
 
     @property
     def path(self) -> str:
         """The directory chunks are written to."""
+        return self._path
+
+    def destination(self) -> str:
+        """The directory."""
         return self._path
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
@@ -285,24 +447,31 @@ class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterCha
         os.replace(tmp, final)
 
 
-def _jitter() -> float:
-    import random
-
-    return random.random()
-
-
 T_BlobStoreMessageWriterChannel = TypeVar(
     "T_BlobStoreMessageWriterChannel", bound=PipesBlobStoreMessageWriterChannel
 )
 
 
 class PipesBlobStoreMessageWriter(PipesMessageWriter[T_BlobStoreMessageWriterChannel]):
-    """Base for writers that upload message chunks to a blob store at the reader's pace."""
+    """Base for writers that upload message chunks to a blob store at the reader's pace.
+
+    ``flush_timeout`` (seconds, default 60) bounds the final flush; ``retry`` (a
+    :class:`~.retry.RetryPolicy`) sets how failed uploads are retried. Subclasses pass both to their
+    channel.
+    """
 
     INCLUDE_STDIO_IN_MESSAGES_KEY = INCLUDE_STDIO_IN_MESSAGES_KEY
 
-    def __init__(self, *, interval: float = 10):
+    def __init__(
+        self,
+        *,
+        interval: float = 10,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ):
         self.interval = interval
+        self.flush_timeout = check_flush_timeout(flush_timeout)
+        self.retry = retry or DEFAULT_RETRY_POLICY
 
     @contextmanager
     def open(self, params: PipesParams) -> Iterator[T_BlobStoreMessageWriterChannel]:

@@ -4,6 +4,11 @@ Each is a thin composition over a :class:`~dagster_pipes_spark._transports.file_
 automatically (FUSE, then the notebook's ``dbutils``, then ``WorkspaceClient()``) unless
 ``client=``, ``dbutils=`` or ``store=`` is given. They consume exactly the params produced by
 ``dagster_databricks.pipes`` and write chunks ``{n}.json`` from 1 as its readers expect.
+
+Failures are bounded: every storage operation goes through one :class:`~.retry.RetryPolicy`
+(``retry=``; transient errors retried with backoff, permanent ones such as HTTP 403 not at all), and a
+writer's ``close()`` returns within ``flush_timeout`` seconds (60 by default; 20 s at most after
+SIGTERM) whatever storage does, saying on stderr how many messages could not be delivered and why.
 """
 
 from __future__ import annotations
@@ -17,11 +22,11 @@ from typing import IO, Any
 from .._context_loaders import PipesContextLoader, parse_context
 from .._errors import DagsterPipesError
 from .._protocol import PipesContextData, PipesExtras, PipesParams
-from .._writers import PipesMessageWriter
-from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from .blob import DEFAULT_FLUSH_TIMEOUT, PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
 from .dbutils import DbutilsFileStore
 from .file_store import FileStore, Kind, StorageNotFoundError
 from .fuse import FuseFileStore
+from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .sdk import SdkDbfsFileStore, SdkVolumesFileStore
 
 #: The stock DBFS reader reads a chunk without ``length``: the API then returns at most 0.5 MB.
@@ -41,16 +46,29 @@ def _path_param(params: PipesParams, owner: str) -> str:
 class _StoreBacked:
     _kind: Kind
 
-    def __init__(self, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        client: Any = None,
+        dbutils: Any = None,
+        store: FileStore | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
         self._client = client
         self._dbutils = dbutils
         self._store = store
+        self.retry = retry or DEFAULT_RETRY_POLICY
 
     @property
     def store(self) -> FileStore:
         """The storage backend (resolved on first use)."""
         if self._store is None:
-            self._store = resolve_store(self._kind, client=self._client, dbutils=self._dbutils)
+            self._store = resolve_store(
+                self._kind,
+                client=self._client,
+                dbutils=self._dbutils,
+                request_timeout=self.retry.request_timeout,
+            )
         return self._store
 
 
@@ -59,8 +77,9 @@ class _StoreContextLoader(_StoreBacked, PipesContextLoader):
     def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
         """Read and yield the context JSON at ``params["path"]`` (any size)."""
         path = _path_param(params, type(self).__name__)
+        store = self.store
         try:
-            data = self.store.read_bytes(path)
+            data = self.retry.call(lambda: store.read_bytes(path), f"read the context {path}")
         except StorageNotFoundError as e:
             raise DagsterPipesError(
                 f"The Pipes context {path!r} does not exist ({self.store.describe()}). The orchestrator writes it "
@@ -70,7 +89,11 @@ class _StoreContextLoader(_StoreBacked, PipesContextLoader):
 
 
 class PipesDbfsContextLoader(_StoreContextLoader):
-    """Loads the context from DBFS (pairs with ``dagster_databricks.PipesDbfsContextInjector``)."""
+    """Loads the context from DBFS (pairs with ``dagster_databricks.PipesDbfsContextInjector``).
+
+    Takes ``client=`` (a ``WorkspaceClient``), ``dbutils=`` or ``store=`` to choose the backend, and
+    ``retry=`` (a :class:`RetryPolicy`) to change how failed reads are retried.
+    """
 
     _kind: Kind = "dbfs"
 
@@ -85,11 +108,24 @@ class PipesFileStoreMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
     """Uploads chunks ``{path}/{index}.json`` through a :class:`FileStore`, atomically."""
 
     def __init__(
-        self, store: FileStore, path: str, *, interval: float = 10, max_chunk_bytes: int | None = None
+        self,
+        store: FileStore,
+        path: str,
+        *,
+        interval: float = 10,
+        max_chunk_bytes: int | None = None,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        retry: RetryPolicy | None = None,
     ):
-        super().__init__(interval=interval, max_chunk_bytes=max_chunk_bytes)
+        super().__init__(
+            interval=interval, max_chunk_bytes=max_chunk_bytes, flush_timeout=flush_timeout, retry=retry
+        )
         self.store = store
         self.path = path.rstrip("/")
+
+    def destination(self) -> str:
+        """The message directory and the backend."""
+        return f"{self.path} via {self.store.describe()}"
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Publish one chunk."""
@@ -103,16 +139,30 @@ class _StoreMessageWriter(_StoreBacked, PipesBlobStoreMessageWriter[PipesFileSto
     _max_chunk_bytes: int | None = None
 
     def __init__(
-        self, *, interval: float = 10, client: Any = None, dbutils: Any = None, store: FileStore | None = None
+        self,
+        *,
+        interval: float = 10,
+        client: Any = None,
+        dbutils: Any = None,
+        store: FileStore | None = None,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        retry: RetryPolicy | None = None,
     ) -> None:
-        _StoreBacked.__init__(self, client=client, dbutils=dbutils, store=store)
-        PipesBlobStoreMessageWriter.__init__(self, interval=interval)
+        _StoreBacked.__init__(self, client=client, dbutils=dbutils, store=store, retry=retry)
+        PipesBlobStoreMessageWriter.__init__(
+            self, interval=interval, flush_timeout=flush_timeout, retry=self.retry
+        )
 
     def make_channel(self, params: PipesParams) -> PipesFileStoreMessageWriterChannel:
         """Build the channel for the directory in ``params["path"]``."""
         path = _path_param(params, type(self).__name__)
         return PipesFileStoreMessageWriterChannel(
-            self.store, path, interval=self.interval, max_chunk_bytes=self._max_chunk_bytes
+            self.store,
+            path,
+            interval=self.interval,
+            max_chunk_bytes=self._max_chunk_bytes,
+            flush_timeout=self.flush_timeout,
+            retry=self.retry,
         )
 
 
@@ -121,6 +171,15 @@ class PipesDbfsMessageWriter(_StoreMessageWriter):
 
     Chunks stay under 0.5 MB, which is all the stock reader can read per chunk. ``opened`` carries
     ``cluster_driver_log_root`` when a Databricks Spark session has cluster log delivery on.
+
+    Args:
+        interval: The reader's ``interval`` (uploads are paced to what it drains).
+        client, dbutils, store: The storage backend (default: FUSE, notebook ``dbutils``, then
+            ``WorkspaceClient()``). A given ``WorkspaceClient`` is not modified: requests go through
+            a copy of its configuration whose requests time out and are not retried by the SDK.
+        flush_timeout: Seconds ``close()`` may spend delivering what is left (default 60; after
+            SIGTERM at most 20). When it runs out, the undelivered messages are counted on stderr.
+        retry: How failed uploads are retried (a :class:`RetryPolicy`; transient errors only).
     """
 
     _kind: Kind = "dbfs"
@@ -133,7 +192,11 @@ class PipesDbfsMessageWriter(_StoreMessageWriter):
 
 
 class PipesUnityCatalogVolumesMessageWriter(_StoreMessageWriter):
-    """Writes message chunks to a UC Volume (pairs with ``PipesUnityCatalogVolumesMessageReader``)."""
+    """Writes message chunks to a UC Volume (pairs with ``PipesUnityCatalogVolumesMessageReader``).
+
+    Same arguments as :class:`PipesDbfsMessageWriter` (``interval``, ``client``/``dbutils``/``store``,
+    ``flush_timeout``, ``retry``).
+    """
 
     _kind: Kind = "volumes"
 
@@ -168,43 +231,44 @@ def _is_volumes_path(params: PipesParams) -> bool:
     return str(params.get("path", "")).startswith("/Volumes/")
 
 
-class PipesDatabricksContextLoader(PipesContextLoader):
+class PipesDatabricksContextLoader(_StoreBacked, PipesContextLoader):
     """Loads the context from DBFS or a UC Volume, whichever the orchestrator used (by its path).
 
     Lets one script run unchanged under ``PipesDatabricksClient`` (DBFS) and
-    ``PipesDatabricksServerlessClient`` (Volumes). Takes the same ``client=``/``dbutils=``/``store=``.
+    ``PipesDatabricksServerlessClient`` (Volumes). Takes the same ``client=``/``dbutils=``/``store=``
+    and ``retry=``.
     """
-
-    def __init__(self, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None) -> None:
-        self._kwargs: dict[str, Any] = {"client": client, "dbutils": dbutils, "store": store}
 
     @contextmanager
     def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
         """Delegate to the Volumes or DBFS loader."""
         loader = (
             PipesUnityCatalogVolumesContextLoader if _is_volumes_path(params) else PipesDbfsContextLoader
-        )(**self._kwargs)
+        )(client=self._client, dbutils=self._dbutils, store=self._store, retry=self.retry)
         with loader.load_context(params) as data:
             yield data
 
 
-class PipesDatabricksMessageWriter(PipesMessageWriter[PipesFileStoreMessageWriterChannel]):
-    """Writes messages to DBFS or a UC Volume, whichever the orchestrator's reader uses (by its path)."""
+class PipesDatabricksMessageWriter(_StoreMessageWriter):
+    """Writes messages to DBFS or a UC Volume, whichever the orchestrator's reader uses (by its path).
 
-    def __init__(
-        self, *, interval: float = 10, client: Any = None, dbutils: Any = None, store: FileStore | None = None
-    ) -> None:
-        self.interval = interval
-        self._kwargs: dict[str, Any] = {"client": client, "dbutils": dbutils, "store": store}
-        self._chosen: _StoreMessageWriter | None = None
+    Same arguments as :class:`PipesDbfsMessageWriter`.
+    """
 
-    @contextmanager
-    def open(self, params: PipesParams) -> Iterator[PipesFileStoreMessageWriterChannel]:
-        """Delegate to the Volumes or DBFS writer."""
+    _chosen: _StoreMessageWriter | None = None
+
+    def make_channel(self, params: PipesParams) -> PipesFileStoreMessageWriterChannel:
+        """The Volumes or the DBFS writer's channel."""
         cls = PipesUnityCatalogVolumesMessageWriter if _is_volumes_path(params) else PipesDbfsMessageWriter
-        self._chosen = cls(interval=self.interval, **self._kwargs)
-        with self._chosen.open(params) as channel:
-            yield channel
+        self._chosen = cls(
+            interval=self.interval,
+            client=self._client,
+            dbutils=self._dbutils,
+            store=self._store,
+            flush_timeout=self.flush_timeout,
+            retry=self.retry,
+        )
+        return self._chosen.make_channel(params)
 
     def get_opened_extras(self) -> PipesExtras:
         """The chosen writer's ``opened`` extras (the driver log root on DBFS)."""
@@ -229,15 +293,22 @@ def _workspace_client() -> Any:
 
 
 def resolve_store(
-    kind: Kind, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None
+    kind: Kind,
+    *,
+    client: Any = None,
+    dbutils: Any = None,
+    store: FileStore | None = None,
+    request_timeout: float = DEFAULT_RETRY_POLICY.request_timeout,
 ) -> FileStore:
     """Pick the storage backend: explicit ``store``/``client``/``dbutils``, else FUSE, notebook
-    ``dbutils``, then ``WorkspaceClient()`` from the environment (Databricks unified auth)."""
+    ``dbutils``, then ``WorkspaceClient()`` from the environment (Databricks unified auth).
+    ``request_timeout`` bounds each request of a databricks-sdk backend."""
     chosen: FileStore
+    sdk_store = SdkDbfsFileStore if kind == "dbfs" else SdkVolumesFileStore
     if store is not None:
         chosen = store
     elif client is not None:
-        chosen = SdkDbfsFileStore(client) if kind == "dbfs" else SdkVolumesFileStore(client)
+        chosen = sdk_store(client, request_timeout=request_timeout)
     elif dbutils is not None:
         chosen = DbutilsFileStore(kind, dbutils)
     elif FuseFileStore.available(kind):
@@ -249,7 +320,6 @@ def resolve_store(
         if nb is not None and getattr(nb, "fs", None) is not None:
             chosen = DbutilsFileStore(kind, nb)
         else:
-            wc = _workspace_client()
-            chosen = SdkDbfsFileStore(wc) if kind == "dbfs" else SdkVolumesFileStore(wc)
+            chosen = sdk_store(_workspace_client(), request_timeout=request_timeout)
     logger.info("dagster-pipes-spark: %s storage via %s", kind, chosen.describe())
     return chosen

@@ -1,4 +1,9 @@
-"""Workspace storage through a notebook's ``dbutils.fs``."""
+"""Workspace storage through a notebook's ``dbutils.fs``.
+
+Every method makes a single attempt (the caller's retry policy retries whole operations). ``dbutils``
+errors cross py4j as text (``ExecutionError: ... java.io.FileNotFoundException: ...``), so "not found"
+is recognised by the Java exception the message names, besides the usual classification.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,14 @@ from .file_store import (
     StorageNotFoundError,
     dbfs_path,
 )
-from .retry import looks_not_found, with_retries
+from .retry import is_not_found
+
+#: Java exceptions ``dbutils.fs`` reports (as text, through py4j) for a missing path.
+_JAVA_NOT_FOUND = ("java.io.FileNotFoundException", "java.nio.file.NoSuchFileException")
+
+
+def _not_found(e: BaseException) -> bool:
+    return is_not_found(e) or any(name in str(e) for name in _JAVA_NOT_FOUND)
 
 
 class DbutilsFileStore(FileStore):
@@ -32,7 +44,7 @@ class DbutilsFileStore(FileStore):
             size = self._size(uri)
             text = self.fs.head(uri, max(size, 1) + 1)
         except Exception as e:
-            if looks_not_found(e):
+            if _not_found(e):
                 raise StorageNotFoundError(f"{path} does not exist.") from e
             raise
         return text.encode("utf-8") if isinstance(text, str) else bytes(text)
@@ -48,8 +60,8 @@ class DbutilsFileStore(FileStore):
         uri = self._uri(path)
         parent, _, base = uri.rpartition("/")
         tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:8]}.tmp"
-        with_retries(lambda: self.fs.put(tmp, data.decode("utf-8"), True), f"put {tmp}")
-        with_retries(lambda: self.fs.mv(tmp, uri), f"mv {tmp}")
+        self.fs.put(tmp, data.decode("utf-8"), True)
+        self.fs.mv(tmp, uri)
 
     def exists(self, path: str) -> bool:
         uri = self._uri(path)
@@ -57,7 +69,7 @@ class DbutilsFileStore(FileStore):
             self.fs.ls(uri)
             return True
         except Exception as e:
-            if looks_not_found(e):
+            if _not_found(e):
                 return False
             raise
 
@@ -71,5 +83,5 @@ class DbutilsFileStore(FileStore):
         try:
             self.fs.rm(self._uri(path), recursive)
         except Exception as e:
-            if not looks_not_found(e):
+            if not _not_found(e):
                 raise

@@ -3,8 +3,11 @@ databricks-sdk, memory), and the paths it takes.
 
 Paths given to a store are *logical* workspace paths: ``/tmp/x`` (or ``dbfs:/tmp/x``) for DBFS and
 ``/Volumes/<catalog>/<schema>/<volume>/...`` for Unity Catalog Volumes. Every store publishes a file
-atomically (a reader never sees a half-written file) and reads files of any size. Implementations
-live beside this module, one per file; everything above this line talks to ``FileStore`` only.
+atomically (a reader never sees a half-written file) and reads files of any size. Each method makes
+one attempt: the loaders and channels retry whole operations with one :class:`~.retry.RetryPolicy`,
+which classifies what a store raises (a missing path raises :class:`StorageNotFoundError`).
+Implementations live beside this module, one per file; everything above this line talks to
+``FileStore`` only.
 """
 
 from __future__ import annotations

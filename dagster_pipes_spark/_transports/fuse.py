@@ -1,4 +1,9 @@
-"""Workspace storage through the ``/dbfs`` and ``/Volumes`` FUSE mounts of a cluster."""
+"""Workspace storage through the ``/dbfs`` and ``/Volumes`` FUSE mounts of a cluster.
+
+Plain file operations, one attempt each; the retry policy classifies their ``OSError``s (``EIO`` from
+a struggling mount is transient, ``EACCES`` permanent). A mount that hangs is cut off by the writer's
+deadline: uploads run in a daemon thread.
+"""
 
 from __future__ import annotations
 

@@ -14,7 +14,8 @@ from typing import IO, Any, ClassVar
 from .._context_loaders import PipesContextLoader, parse_context
 from .._errors import DagsterPipesError
 from .._protocol import PipesContextData, PipesParams
-from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from .blob import DEFAULT_FLUSH_TIMEOUT, PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
 
 def _required_str(params: PipesParams, key: str, owner: str) -> str:
@@ -35,8 +36,9 @@ def _payload_bytes(payload: IO) -> bytes:
 class _ObjectStoreContextLoader(PipesContextLoader):
     _scheme: ClassVar[str]
 
-    def __init__(self, client: Any):
+    def __init__(self, client: Any, *, retry: RetryPolicy | None = None):
         self._client = client
+        self.retry = retry or DEFAULT_RETRY_POLICY
 
     @abstractmethod
     def _read(self, bucket: str, key: str) -> bytes: ...
@@ -48,15 +50,26 @@ class _ObjectStoreContextLoader(PipesContextLoader):
         key = _required_str(params, "key", type(self).__name__)
         where = f"{self._scheme}://{bucket}/{key}"
         try:
-            data = self._read(bucket, key)
+            data = self.retry.call(lambda: self._read(bucket, key), f"read the context {where}")
         except Exception as e:
             raise DagsterPipesError(f"Cannot read the Pipes context {where}: {e}") from e
         yield parse_context(data, where)
 
 
 class _ObjectStoreChannel(PipesBlobStoreMessageWriterChannel):
-    def __init__(self, client: Any, bucket: str, key_prefix: str | None, *, interval: float = 10):
-        super().__init__(interval=interval)
+    _scheme: ClassVar[str]
+
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key_prefix: str | None,
+        *,
+        interval: float = 10,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ):
+        super().__init__(interval=interval, flush_timeout=flush_timeout, retry=retry)
         self._client = client
         self._bucket = bucket
         self._key_prefix = key_prefix
@@ -64,18 +77,36 @@ class _ObjectStoreChannel(PipesBlobStoreMessageWriterChannel):
     def _key(self, index: int) -> str:
         return f"{self._key_prefix}/{index}.json" if self._key_prefix else f"{index}.json"
 
+    def destination(self) -> str:
+        """``scheme://bucket/prefix``."""
+        return f"{self._scheme}://{self._bucket}/{self._key_prefix or ''}"
+
 
 class _ObjectStoreMessageWriter(PipesBlobStoreMessageWriter[Any]):
     _channel: ClassVar[type[_ObjectStoreChannel]]
 
-    def __init__(self, client: Any, *, interval: float = 10):
-        super().__init__(interval=interval)
+    def __init__(
+        self,
+        client: Any,
+        *,
+        interval: float = 10,
+        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
+        retry: RetryPolicy | None = None,
+    ):
+        super().__init__(interval=interval, flush_timeout=flush_timeout, retry=retry)
         self._client = client
 
     def make_channel(self, params: PipesParams) -> Any:
         """Build the channel from ``bucket`` and the optional ``key_prefix``."""
         bucket = _required_str(params, "bucket", type(self).__name__)
-        return self._channel(self._client, bucket, params.get("key_prefix"), interval=self.interval)
+        return self._channel(
+            self._client,
+            bucket,
+            params.get("key_prefix"),
+            interval=self.interval,
+            flush_timeout=self.flush_timeout,
+            retry=self.retry,
+        )
 
 
 # ----------------------------------------------------------------------------------------- S3
@@ -92,6 +123,8 @@ class PipesS3ContextLoader(_ObjectStoreContextLoader):
 
 class PipesS3MessageWriterChannel(_ObjectStoreChannel):
     """Uploads chunks to ``s3://{bucket}/{key_prefix}/{index}.json`` (S3 PUTs are atomic)."""
+
+    _scheme = "s3"
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """PUT one chunk object."""
@@ -118,6 +151,8 @@ class PipesGCSContextLoader(_ObjectStoreContextLoader):
 
 class PipesGCSMessageWriterChannel(_ObjectStoreChannel):
     """Uploads chunks to ``gs://{bucket}/{key_prefix}/{index}.json``."""
+
+    _scheme = "gs"
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""
@@ -146,6 +181,8 @@ class PipesAzureBlobStorageContextLoader(_ObjectStoreContextLoader):
 
 class PipesAzureBlobStorageMessageWriterChannel(_ObjectStoreChannel):
     """Uploads chunks to ``{container}/{key_prefix}/{index}.json``."""
+
+    _scheme = "azure"
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""

@@ -1,9 +1,20 @@
-"""Workspace storage through databricks-sdk (REST): DBFS 2.0 and the Files API for UC Volumes."""
+"""Workspace storage through databricks-sdk (REST): DBFS 2.0 and the Files API for UC Volumes.
+
+Every method makes a single attempt: the caller's :class:`~.retry.RetryPolicy` retries whole
+operations. The requests go through a client of our own, built from a copy of the given client's
+configuration (same host, same credentials): its requests time out after ``request_timeout`` and the
+SDK's own retry window (``retry_timeout_seconds``, 300 s by default) ends at the first failure, so a
+call of ours never sits in the SDK's retry loop. The client the user passed is not changed.
+"""
 
 from __future__ import annotations
 
 import base64
 import io
+import logging
+import math
+import threading
+import time
 import uuid
 from typing import Any
 
@@ -13,63 +24,126 @@ from .file_store import (
     StorageNotFoundError,
     dbfs_path,
 )
-from .retry import is_not_found, with_retries
+from .retry import DEFAULT_RETRY_POLICY, is_not_found
+
+logger = logging.getLogger("dagster_pipes_spark")
+
+#: How far the clock of our SDK client jumps when the SDK asks to sleep before a retry.
+_END_OF_RETRY_WINDOW = 1e9
 
 
-class SdkDbfsFileStore(FileStore):
+class _SingleAttemptClock:
+    """A databricks-sdk ``Clock`` (``time``/``sleep``) that turns the SDK's retry loops into one attempt.
+
+    The SDK computes a deadline with ``time()``, tries, and on a failure it deems retryable calls
+    ``sleep()`` and tries again while ``time()`` is before the deadline. Here ``sleep()`` returns at once
+    and moves this thread's ``time()`` past any deadline, so the SDK raises its last error (or its
+    ``TimeoutError`` from it) immediately and our retry policy decides what happens next. The clock
+    only serves retry deadlines in the SDK (0.20 to 0.16x).
+    """
+
+    def __init__(self) -> None:
+        self._skew = threading.local()
+
+    def time(self) -> float:
+        """Wall-clock time, plus this thread's skew."""
+        return time.time() + float(getattr(self._skew, "seconds", 0.0))
+
+    def sleep(self, seconds: float) -> None:
+        """End the current retry window instead of sleeping."""
+        self._skew.seconds = float(getattr(self._skew, "seconds", 0.0)) + _END_OF_RETRY_WINDOW
+
+
+def bounded_client(client: Any, request_timeout: float) -> Any:
+    """A ``WorkspaceClient`` sharing ``client``'s configuration and credentials whose requests time out
+    after ``request_timeout`` seconds and are attempted once. Returns ``client`` itself when it is not a
+    databricks-sdk client (our deadlines still bound its calls, from outside)."""
+    config = getattr(client, "config", None)
+    if config is None or not callable(getattr(config, "copy", None)):
+        return client
+    try:
+        from databricks.sdk import WorkspaceClient
+
+        ours = config.copy()  # shares the credentials; `Config.copy` also shares the attribute dict:
+        if isinstance(getattr(ours, "_inner", None), dict):  # ... give ours its own before setting any
+            ours._inner = dict(ours._inner)
+            ours.http_timeout_seconds = float(request_timeout)
+            ours.retry_timeout_seconds = max(1, math.ceil(request_timeout))  # if the clock is ignored
+        if hasattr(ours, "files_ext_network_transfer_inactivity_timeout_seconds"):  # 0.16x presigned URLs
+            ours.files_ext_network_transfer_inactivity_timeout_seconds = float(request_timeout)
+        if hasattr(ours, "_clock"):  # what Config(clock=...) sets
+            ours._clock = _SingleAttemptClock()
+        return WorkspaceClient(config=ours)
+    except Exception as e:  # noqa: BLE001 - an unusual client still works, bounded from outside
+        logger.debug("dagster-pipes-spark: using the given client as is (%r)", e)
+        return client
+
+
+class _SdkStore(FileStore):
+    name = "sdk"
+    _api_name: str
+
+    def __init__(self, client: Any, *, request_timeout: float = DEFAULT_RETRY_POLICY.request_timeout):
+        #: the client as given (unchanged); requests go through a bounded copy of it
+        self.client = client
+        self.api = getattr(bounded_client(client, request_timeout), self._api_name)
+
+    def describe(self) -> str:
+        """``sdk (<API> at <host>)``."""
+        host = getattr(getattr(self.client, "config", None), "host", None)
+        return f"sdk ({self._api_name} API{f' at {host}' if host else ''})"
+
+
+class SdkDbfsFileStore(_SdkStore):
     """DBFS through ``WorkspaceClient().dbfs`` (REST): works off-cluster and without FUSE."""
 
-    name = "sdk"
-
-    def __init__(self, client: Any):
-        self.client = client
-        self.api = client.dbfs
+    _api_name = "dbfs"
 
     def read_bytes(self, path: str) -> bytes:
+        """Read in 1 MB blocks (the API's limit)."""
         path = dbfs_path(path)
         out = io.BytesIO()
-        offset = 0
-        while True:
-
-            def call(offset: int = offset) -> Any:
-                return self.api.read(path, offset=offset, length=DBFS_MAX_BLOCK)
-
-            try:
-                resp = with_retries(call, f"read {path}")
-            except Exception as e:
-                if is_not_found(e):
-                    raise StorageNotFoundError(f"dbfs:{path} does not exist.") from e
-                raise
-            chunk = base64.b64decode(resp.data or "")
-            out.write(chunk)
-            offset += len(chunk)
-            if len(chunk) < DBFS_MAX_BLOCK:
-                return out.getvalue()
+        try:
+            while True:
+                resp = self.api.read(path, offset=out.tell(), length=DBFS_MAX_BLOCK)
+                chunk = base64.b64decode(resp.data or "")
+                out.write(chunk)
+                if len(chunk) < DBFS_MAX_BLOCK:
+                    return out.getvalue()
+        except Exception as e:
+            if is_not_found(e):
+                raise StorageNotFoundError(f"dbfs:{path} does not exist.") from e
+            raise
 
     def write_bytes(self, path: str, data: bytes) -> None:
+        """One ``put`` up to 1 MB; larger files are streamed to a temporary file, then moved."""
         path = dbfs_path(path)
         if len(data) <= DBFS_MAX_BLOCK:
             # One request: the file appears whole (no partially visible stream).
-            encoded = base64.b64encode(data).decode("ascii")
-            with_retries(lambda: self.api.put(path, contents=encoded, overwrite=True), f"put {path}")
+            self.api.put(path, contents=base64.b64encode(data).decode("ascii"), overwrite=True)
             return
         parent, _, base = path.rpartition("/")
         tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:8]}.tmp"
-        handle = with_retries(lambda: self.api.create(tmp, overwrite=True), f"create {tmp}").handle
-        for start in range(0, len(data), DBFS_MAX_BLOCK):
-            block = base64.b64encode(data[start : start + DBFS_MAX_BLOCK]).decode("ascii")
-            self.api.add_block(handle, block)  # not retried: a retry could append twice
-        with_retries(lambda: self.api.close(handle), f"close {tmp}")
         try:
-            self.api.delete(path)
-        except Exception as e:
-            if not is_not_found(e):
-                raise
-        with_retries(lambda: self.api.move(tmp, path), f"move {tmp}")
+            handle = self.api.create(tmp, overwrite=True).handle
+            for start in range(0, len(data), DBFS_MAX_BLOCK):
+                self.api.add_block(
+                    handle, base64.b64encode(data[start : start + DBFS_MAX_BLOCK]).decode("ascii")
+                )
+            self.api.close(handle)
+            self.delete(path)
+            self.api.move(tmp, path)
+        except BaseException:
+            try:
+                self.api.delete(tmp)
+            except Exception:  # noqa: BLE001 - best effort: the original error is what matters
+                pass
+            raise
 
     def exists(self, path: str) -> bool:
+        """Whether ``get-status`` finds it."""
         try:
-            with_retries(lambda: self.api.get_status(dbfs_path(path)), f"get-status {path}")
+            self.api.get_status(dbfs_path(path))
             return True
         except Exception as e:
             if is_not_found(e):
@@ -77,44 +151,50 @@ class SdkDbfsFileStore(FileStore):
             raise
 
     def list(self, path: str) -> list[str]:
-        return sorted(f.path.rstrip("/").rsplit("/", 1)[-1] for f in self.api.list(dbfs_path(path)))
+        """Entry names."""
+        try:
+            return sorted(f.path.rstrip("/").rsplit("/", 1)[-1] for f in self.api.list(dbfs_path(path)))
+        except Exception as e:
+            if is_not_found(e):
+                raise StorageNotFoundError(f"dbfs:{dbfs_path(path)} does not exist.") from e
+            raise
 
     def mkdirs(self, path: str) -> None:
-        with_retries(lambda: self.api.mkdirs(dbfs_path(path)), f"mkdirs {path}")
+        """``mkdirs``."""
+        self.api.mkdirs(dbfs_path(path))
 
     def delete(self, path: str, recursive: bool = False) -> None:
-        with_retries(lambda: self.api.delete(dbfs_path(path), recursive=recursive), f"delete {path}")
+        """``delete`` (a missing path is fine)."""
+        try:
+            self.api.delete(dbfs_path(path), recursive=recursive)
+        except Exception as e:
+            if not is_not_found(e):
+                raise
 
 
-class SdkVolumesFileStore(FileStore):
+class SdkVolumesFileStore(_SdkStore):
     """UC Volumes through the Files API (``WorkspaceClient().files``)."""
 
-    name = "sdk"
-
-    def __init__(self, client: Any):
-        self.client = client
-        self.api = client.files
+    _api_name = "files"
 
     def read_bytes(self, path: str) -> bytes:
-        def call() -> bytes:
-            resp = self.api.download(path)
-            return bytes(resp.contents.read())
-
+        """Download the file."""
         try:
-            return with_retries(call, f"download {path}")
+            return bytes(self.api.download(path).contents.read())
         except Exception as e:
             if is_not_found(e):
                 raise StorageNotFoundError(f"{path} does not exist.") from e
             raise
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        # A single PUT: the Files API publishes the file when the upload completes.
-        with_retries(lambda: self.api.upload(path, io.BytesIO(data), overwrite=True), f"upload {path}")
+        """A single upload: the Files API publishes the file when the upload completes."""
+        self.api.upload(path, io.BytesIO(data), overwrite=True)
 
     def exists(self, path: str) -> bool:
+        """Whether it is a file or a directory."""
         for probe in (self.api.get_metadata, self.api.get_directory_metadata):
             try:
-                with_retries(lambda probe=probe: probe(path), f"metadata {path}")  # type: ignore[misc]
+                probe(path)
                 return True
             except Exception as e:
                 if not is_not_found(e):
@@ -122,14 +202,21 @@ class SdkVolumesFileStore(FileStore):
         return False
 
     def list(self, path: str) -> list[str]:
-        return sorted(
-            e.name or e.path.rstrip("/").rsplit("/", 1)[-1] for e in self.api.list_directory_contents(path)
-        )
+        """Entry names."""
+        try:
+            entries = list(self.api.list_directory_contents(path))
+        except Exception as e:
+            if is_not_found(e):
+                raise StorageNotFoundError(f"{path} does not exist.") from e
+            raise
+        return sorted(e.name or e.path.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
     def mkdirs(self, path: str) -> None:
-        with_retries(lambda: self.api.create_directory(path), f"create-directory {path}")
+        """``create-directory`` (with parents)."""
+        self.api.create_directory(path)
 
     def delete(self, path: str, recursive: bool = False) -> None:
+        """Delete a file, or a directory (its content too with ``recursive``); missing is fine."""
         try:
             self.api.delete(path)
             return

@@ -1,6 +1,6 @@
 """Classic Spark (local, dedicated clusters): a ``QueryExecutionListener`` implemented in Python
 through py4j (no JVM jar), reading the analysed plan's write command and the executed plan's
-metrics.
+metrics, and the column lineage of the written query from its printed plan (``_lineage``).
 
 Callbacks arrive asynchronously on the listener bus (SPARK-25680), on a py4j callback thread: they
 only record, never talk to Pipes, and swallow their own errors. On exit the bus is drained with
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dagster_pipes_spark.spark._delta import (
+    REPLACE_WHERE_OPTION,
     DeltaCommandSpec,
     apply_operation_metrics,
     delta_command_spec,
@@ -22,7 +23,16 @@ from dagster_pipes_spark.spark._delta import (
     is_delta_class_name,
     is_delta_provider,
 )
+from dagster_pipes_spark.spark._lineage import ColumnLineage, attributes, lineage_from_tree
 from dagster_pipes_spark.spark._metadata import columns_from_schema_json
+from dagster_pipes_spark.spark._partitions import (
+    FLIPPED_OPERATORS,
+    PARTITION_OVERWRITE_MODE_CONF,
+    PARTITION_OVERWRITE_MODE_OPTION,
+    Conjunct,
+    conjuncts_from_sql,
+    literal_from_internal,
+)
 from dagster_pipes_spark.spark._record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
@@ -521,6 +531,231 @@ def _error_text(exception: JavaObject) -> str:
     return first[:500]
 
 
+# --- partitions -------------------------------------------------------------------------------
+
+_COMPARISONS = {
+    "EqualTo": "=",
+    "EqualNullSafe": "=",
+    "GreaterThanOrEqual": ">=",
+    "GreaterThan": ">",
+    "LessThanOrEqual": "<=",
+    "LessThan": "<",
+}
+#: Plan nodes between a write and a filter below it that keep every row's column values.
+_ROW_PRESERVING = frozenset(
+    {
+        "SubqueryAlias",
+        "View",
+        "Repartition",
+        "RepartitionByExpression",
+        "RebalancePartitions",
+        "Sort",
+        "Distinct",
+        "Deduplicate",
+        "GlobalLimit",
+        "LocalLimit",
+        "Offset",
+        "Sample",
+        "ResolvedHint",
+        "CollectMetrics",
+        "WriteFiles",
+    }
+)
+
+
+def _items(seq: JavaObject) -> list[JavaObject]:
+    """The elements of a Scala ``Seq``."""
+    return [seq.apply(i) for i in range(seq.size())]
+
+
+def _scala_map(mapping: JavaObject) -> dict[str, str]:
+    out: dict[str, str] = {}
+    iterator = mapping.iterator()
+    while iterator.hasNext():
+        pair = iterator.next()
+        out[str(pair._1())] = str(pair._2())
+    return out
+
+
+def _literal(expr: JavaObject) -> str | None:
+    """A foldable Catalyst expression (a ``Literal``, ``CAST('2024-01-02' AS DATE)``) in Spark SQL."""
+    if not expr.foldable():
+        return None
+    return literal_from_internal(str(expr.dataType().typeName()), expr.eval(None))
+
+
+def _conjuncts(condition: JavaObject, columns: dict[int, str] | None) -> tuple[list[Conjunct], bool]:
+    """``(conjuncts, complete)``: the ``column <op> literal`` terms of an ``AND`` of a Catalyst
+    condition, on the attributes ``columns`` maps (expression id -> column name; ``None``: any
+    attribute, by its name), and whether every term was one."""
+    found: list[Conjunct] = []
+    complete = True
+    stack = [condition]
+    while stack:
+        expr = stack.pop()
+        name = str(expr.nodeName())
+        if name == "And":
+            stack += [expr.right(), expr.left()]
+            continue
+        op = _COMPARISONS.get(name)
+        term = None
+        if op is not None:
+            for column_side, literal_side, flipped in (
+                (expr.left(), expr.right(), False),
+                (expr.right(), expr.left(), True),
+            ):
+                column = _attribute_column(column_side, columns)
+                literal = _literal(literal_side) if column is not None else None
+                if column is not None and literal is not None:
+                    term = (column, FLIPPED_OPERATORS[op] if flipped else op, literal)
+                    break
+        if term is None:
+            complete = False
+        else:
+            found.append(term)
+    return found, complete
+
+
+def _attribute_column(expr: JavaObject, columns: dict[int, str] | None) -> str | None:
+    if str(expr.nodeName()) != "AttributeReference":
+        return None
+    if columns is None:
+        return str(expr.name())
+    return columns.get(int(expr.exprId().id()))
+
+
+def _filter_conjuncts(query: JavaObject, columns: dict[int, str]) -> list[Conjunct]:
+    """Conjuncts every row of a write's query satisfies: the terms on the written ``columns`` of the
+    filters on the query's spine (followed through projections that pass the columns on)."""
+    found: list[Conjunct] = []
+    node = query
+    for _ in range(64):
+        name = str(node.nodeName())
+        if name == "Project":
+            passed: dict[int, str] = {}
+            for item in _items(node.projectList()):
+                target = columns.get(int(item.exprId().id()))
+                if target is None:
+                    continue
+                source = item.child() if str(item.nodeName()) == "Alias" else item
+                if str(source.nodeName()) == "AttributeReference":
+                    passed[int(source.exprId().id())] = target
+            columns = passed
+        elif name == "Filter":
+            found.extend(_conjuncts(node.condition(), columns)[0])
+        elif name not in _ROW_PRESERVING:
+            break
+        children = node.children()
+        if not columns or children.size() != 1:
+            break
+        node = children.head()
+    return found
+
+
+def _option(options: JavaObject, key: str) -> str | None:
+    """A write option by case-insensitive name from a Scala ``Map[String, String]``."""
+    for name, value in _scala_map(options).items():
+        if name.lower() == key.lower():
+            return value
+    return None
+
+
+def read_partitions(
+    node: JavaObject, write: SparkWrite, metrics: dict[str, int], overwrite_mode: Callable[[], str]
+) -> None:
+    """What a successful write says about partitions: the target's partition columns, the static
+    spec, the partitions written (``numParts``), and what an overwrite replaced (its condition, or
+    for a dynamic partition overwrite the filters its rows passed)."""
+    name = str(node.nodeName())
+    if name == "InsertIntoHadoopFsRelationCommand":
+        attributes = _items(node.partitionColumns())
+        if not attributes:
+            return
+        static = _scala_map(node.staticPartitions())
+        write.partition_columns = tuple(str(a.name()) for a in attributes)
+        write.static_partitions = static or None
+        given = {k.lower() for k in static}
+        dynamic = {
+            int(a.exprId().id()): str(a.name()) for a in attributes if str(a.name()).lower() not in given
+        }
+        if not dynamic:
+            write.num_partitions = 1
+            return
+        write.num_partitions = metrics.get("numParts")
+        mode = _option(node.options(), PARTITION_OVERWRITE_MODE_OPTION) or overwrite_mode()
+        if write.mode == "overwrite" and mode.lower() == "dynamic":
+            write.dynamic_overwrite = True
+            write.replaced = tuple(_filter_conjuncts(node.query(), dynamic))
+    elif name == "OverwriteByExpression":
+        found, complete = _conjuncts(node.deleteExpr(), None)
+        write.replaced = tuple(found) if complete and found else None
+    elif name.startswith("WriteIntoDelta"):  # Delta's replaceWhere
+        condition = _opt(node.options().replaceWhere())
+        write.replaced = conjuncts_from_sql(str(condition)) if condition is not None else None
+    elif name == "SaveIntoDataSourceCommand" and write.is_delta:
+        condition = _option(node.options(), REPLACE_WHERE_OPTION)
+        write.replaced = conjuncts_from_sql(condition) if condition is not None else None
+
+
+# --- column lineage ---------------------------------------------------------------------------
+
+_ALL_FIELDS = 2147483647  # print every column: lists are cut at spark.sql.debug.maxToStringFields
+_PATH_RELATION = re.compile(r"(?:^|- )Relation \[", re.MULTILINE)
+_NO_LINEAGE = frozenset({OP_MERGE, OP_UPDATE, OP_DELETE})
+
+
+def _written_query_text(node: JavaObject) -> tuple[JavaObject, str] | None:
+    """The analysed query a write command writes (``query``, an ``Option`` of it for Delta's CTAS,
+    or Delta's ``data`` DataFrame) and its ``treeString``."""
+    for chain in (("query",), ("data", "queryExecution", "analyzed")):
+        try:
+            query = node
+            for attr in chain:
+                query = getattr(query, attr)()
+        except Exception:
+            continue
+        try:
+            return query, str(query.treeString(False, False, _ALL_FIELDS, False))
+        except Exception:
+            pass
+        try:  # a scala.Option of the query
+            inner = _opt(query)
+            if inner is not None:
+                return inner, str(inner.treeString(False, False, _ALL_FIELDS, False))
+        except Exception:
+            continue
+    return None
+
+
+def _path_relations(query: JavaObject) -> dict[int, str]:
+    """Attribute id -> path of the file relations without a table that the query reads (its
+    subqueries included): the printed plan names tables, not paths."""
+    paths: dict[int, str] = {}
+    for plan in [query, *_items(query.subqueriesAll())]:
+        for leaf in _items(plan.collectLeaves()):
+            if str(leaf.nodeName()) != "LogicalRelation" or _opt(leaf.catalogTable()) is not None:
+                continue
+            path = _relation_target(leaf)[1]
+            if path is not None:
+                for _, expr_id in attributes(str(leaf.output().mkString(","))):
+                    paths[expr_id] = path
+    return paths
+
+
+def column_lineage_of(node: JavaObject, write: SparkWrite) -> ColumnLineage | None:
+    """Column lineage of the query a write command writes, from its printed analysed plan (one py4j
+    call, plus a few per file relation read by path). None for MERGE / UPDATE / DELETE."""
+    if write.operation in _NO_LINEAGE:
+        return None
+    found = _written_query_text(node)
+    if found is None:
+        return None
+    query, text = found
+    paths = _path_relations(query) if _PATH_RELATION.search(text) else {}
+    columns = [name for name, _ in write.columns] if write.columns else None
+    return lineage_from_tree(text, columns, paths)
+
+
 # --- the backend ------------------------------------------------------------------------------
 
 
@@ -546,9 +781,16 @@ class ClassicBackend:
     mechanism = "classic"
 
     def __init__(
-        self, spark: Any, collector: Collector, warn: Callable[[str], None], debug: Callable[[str], None]
+        self,
+        spark: Any,
+        collector: Collector,
+        warn: Callable[[str], None],
+        debug: Callable[[str], None],
+        *,
+        lineage: bool = True,
     ) -> None:
         self._spark = spark
+        self._lineage = lineage  # read column lineage from each write's plan
         self._collector = collector
         self._warn = warn
         self._debug = debug
@@ -592,10 +834,21 @@ class ClassicBackend:
             if write.outer and write.table and write.locations is None:
                 write.locations = self._table_locations(node)
             if exception is None:
+                metrics: dict[str, int] = {}
                 try:
-                    apply_metrics(write, write_metrics(qe.executedPlan()))
+                    metrics = write_metrics(qe.executedPlan())
+                    apply_metrics(write, metrics)
                 except Exception as exc:
                     self._collector.hook_error("reading write metrics", exc)
+                try:
+                    read_partitions(node, write, metrics, self._overwrite_mode)
+                except Exception as exc:
+                    self._collector.hook_error("reading partitions", exc)
+                if self._lineage:
+                    try:
+                        write.column_lineage = column_lineage_of(node, write)
+                    except Exception as exc:
+                        self._collector.hook_error("reading column lineage", exc)
             else:
                 write.error = _error_text(exception)
             self._collector.add(write)
@@ -603,6 +856,11 @@ class ClassicBackend:
             self._collector.hook_error("QueryExecutionListener", exc)
         finally:
             self._collector.timed(time.perf_counter() - started)
+
+    def _overwrite_mode(self) -> str:
+        """The session's ``spark.sql.sources.partitionOverwriteMode`` (``static`` / ``dynamic``)."""
+        conf = self._spark._jsparkSession.sessionState().conf()
+        return str(conf.getConfString(PARTITION_OVERWRITE_MODE_CONF, "static")).lower()
 
     def _call_listener_manager(self, method_name: str) -> None:
         """``listenerManager().<method_name>(proxy)`` with the one Java proxy of our listener."""

@@ -9,25 +9,41 @@ listener API is reachable, so the Python writer classes are instrumented instead
   :func:`report_spark_writes` block is open on a Connect session, and restored afterwards.
 * Row counts of DataFrame writes come from a string-named observation (``count(1)`` in a
   ``CollectMetrics`` node on top of the written plan) whose value the server returns with the write
-  command's ExecutionInfo: no second job, no wait (an ``Observation`` object would wait for the
-  server's listener bus, ~0.1 s per write). SQL writes get
+  command's ExecutionInfo (Spark 4 clients; Spark 3.5 clients drop it, so their client's fetch is
+  instrumented to keep it): no second job, no wait (an ``Observation`` object would wait for the
+  server's listener bus, ~0.1 s per write). A server that sends no observed metrics of commands
+  (before Spark 4) gives no row count, and a debug log says why. SQL writes get
   theirs from Delta history only (``DESCRIBE HISTORY``), read on exit, once per Delta table.
 * On exit, table names are qualified and schemas read with one ``DESCRIBE TABLE EXTENDED`` per
   table; path writes take the written DataFrame's schema.
+* Column lineage: the written DataFrame's plan (when it reads anything but local data) or the SQL
+  statement is kept, and explained on exit (``EXPLAIN EXTENDED``: analysis and planning on the
+  server, no job), once per distinct plan, concurrently; the analysed plan is read by ``_lineage``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from dagster_pipes_spark.spark._delta import enrich_from_delta_history
+from dagster_pipes_spark.spark._delta import REPLACE_WHERE_OPTION, enrich_from_delta_history
+from dagster_pipes_spark.spark._lineage import lineage_from_explain
 from dagster_pipes_spark.spark._parallel import parallel_map
+from dagster_pipes_spark.spark._partitions import (
+    FLIPPED_OPERATORS,
+    PARTITION_OVERWRITE_MODE_CONF,
+    PARTITION_OVERWRITE_MODE_OPTION,
+    Conjunct,
+    conjuncts_from_sql,
+    literal_from_internal,
+    sql_insert_partitions,
+)
 from dagster_pipes_spark.spark._record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
@@ -160,42 +176,115 @@ def _merge_write(writer: Any, api: str) -> SparkWrite | None:
 
 
 class _Observed:
-    """A row-count ``CollectMetrics`` put on top of a writer's plan, and what came back."""
+    """A row-count ``CollectMetrics`` put on top of a writer's plan, and what came back.
+
+    A string-named observation (not an ``Observation`` object, whose delivery waits on the
+    server's listener bus): the server sends its value with the write command's response. Spark 4
+    clients hand it to the writer's ``_callback`` (the command's ExecutionInfo); Spark 3.5 clients
+    receive it and drop it, so :func:`_wrap_fetch` keeps it for the observations open on this thread.
+    Either way the number is the server's own count of the written rows, or none.
+    """
 
     def __init__(self, writer: Any) -> None:
         from pyspark.sql.connect import plan
-        from pyspark.sql.connect.functions import builtin as sf
+
+        try:
+            from pyspark.sql.connect.functions import builtin as sf
+        except ImportError:  # Spark 3.5: a module, not a package
+            from pyspark.sql.connect import functions as sf  # type: ignore[no-redef]
 
         self.writer = writer
         self.name = f"{ROWS_METRIC}_{uuid.uuid4().hex}"
         self.child = writer._write._child
-        self.callback = writer._callback
         self.execution_info: Any = None
-        # A string-named observation (not an ``Observation`` object, whose delivery waits on the
-        # server's listener bus): its values come back in the command's ExecutionInfo.
+        self.observed: Any = None  # a fetched PlanObservedMetrics (Spark 3.5 clients)
         writer._write._child = plan.CollectMetrics(self.child, self.name, [sf.count(sf.lit(1)).alias("rows")])
+        self.callback = getattr(writer, "_callback", None)
+        if self.callback is None:
+            _observing().append(self)
+            return
+        callback = self.callback
 
         def capture(execution_info: Any) -> None:
             self.execution_info = execution_info
-            self.callback(execution_info)
+            callback(execution_info)
 
         writer._callback = capture
 
     @staticmethod
     def supported(writer: Any) -> bool:
-        """Clients before Spark 4 return no ExecutionInfo from commands."""
-        return hasattr(writer, "_callback") and hasattr(getattr(writer, "_write", None), "_child")
+        """Whether the writer's plan can be observed and the value can come back: through the
+        writer's ExecutionInfo callback (Spark 4), else through the instrumented fetch (3.5)."""
+        if not hasattr(getattr(writer, "_write", None), "_child"):
+            return False
+        return getattr(writer, "_callback", None) is not None or _fetch_instrumented()
 
     def restore(self) -> None:
         self.writer._write._child = self.child
-        self.writer._callback = self.callback
+        if self.callback is not None:
+            self.writer._callback = self.callback
+        else:
+            with contextlib.suppress(ValueError):
+                _observing().remove(self)
 
     def rows(self) -> int | None:
+        """The observed row count, or None when the server sent none."""
+        value: Any = None
         try:
-            value = dict(self.execution_info.flows).get(self.name, {}).get("rows")
+            if self.execution_info is not None:
+                value = dict(self.execution_info.flows).get(self.name, {}).get("rows")
+            elif self.observed is not None and len(self.observed.metrics) == 1:
+                literal = self.observed.metrics[0]
+                value = getattr(literal, literal.WhichOneof("literal_type") or "", None)
         except Exception:
             return None
-        return int(value) if isinstance(value, int) else None
+        return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _plan_dataframe(plan: Any, spark: Any) -> Any:
+    """A Connect DataFrame of a logical plan (``DataFrame(plan, session)`` from Spark 4;
+    ``DataFrame.withPlan(plan, session)`` in Spark 3.5, whose constructor takes the session only)."""
+    from pyspark.sql.connect.dataframe import DataFrame
+
+    with_plan = getattr(DataFrame, "withPlan", None)
+    return with_plan(plan, spark) if with_plan is not None else DataFrame(plan, spark)
+
+
+def _observing() -> list[_Observed]:
+    """The observations of writes in progress on this thread (Spark 3.5 clients)."""
+    pending = getattr(_STATE, "observing", None)
+    if pending is None:
+        pending = _STATE.observing = []
+    return pending
+
+
+def _fetch_instrumented() -> bool:
+    with _LOCK:
+        return any(name == "_execute_and_fetch" for _, name, _, _ in _PATCHES)
+
+
+def _wrap_fetch(original: Callable[..., Any]) -> Callable[..., Any]:
+    """``SparkConnectClient._execute_and_fetch`` keeping the observed metrics (a list of objects
+    with ``name`` and ``metrics``) that belong to observations open on this thread."""
+
+    @functools.wraps(original)
+    def _execute_and_fetch(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, *args, **kwargs)
+        pending = getattr(_STATE, "observing", None)
+        if pending:
+            try:
+                by_name = {o.name: o for o in pending}
+                for item in result if isinstance(result, tuple) else ():
+                    for metric in item if isinstance(item, list) else ():
+                        observed = by_name.get(getattr(metric, "name", None))
+                        if observed is not None and hasattr(metric, "metrics"):
+                            observed.observed = metric
+            except Exception:
+                pass  # no row count rather than a failed write
+        return result
+
+    _execute_and_fetch.__dagster_pipes_hook__ = True  # type: ignore[attr-defined]
+    return _execute_and_fetch
 
 
 def _targets_delta(writer: Any, backend: ConnectBackend) -> bool:
@@ -231,17 +320,16 @@ def _wrap_writer(
             return original(self, *args, **kwargs)
         started = time.perf_counter()
         observed: _Observed | None = None
-        if (
-            observe
-            and backends[0].count_rows
-            and _Observed.supported(self)
-            and not _targets_delta(self, backends[0])
-        ):
-            try:
-                observed = _Observed(self)
-            except Exception as exc:
-                for b in backends:
-                    b.collector.hook_error(f"{api} (row count)", exc)
+        unavailable: str | None = None  # why a write that is not Delta gets no row count
+        if observe and backends[0].count_rows and not _targets_delta(self, backends[0]):
+            if not _Observed.supported(self):
+                unavailable = "this Spark Connect client returns no observed metrics of commands"
+            else:
+                try:
+                    observed = _Observed(self)
+                except Exception as exc:
+                    for b in backends:
+                        b.collector.hook_error(f"{api} (row count)", exc)
         elapsed = time.perf_counter() - started
         error: BaseException | None = None
         try:
@@ -261,16 +349,35 @@ def _wrap_writer(
                 write = read(self, api)
                 if write is not None:
                     write.api = api
+                    if error is None:
+                        try:
+                            _read_partitions(self, api, write, backends[0])
+                        except Exception as exc:
+                            for b in backends:
+                                b.collector.hook_error(f"{api} (partitions)", exc)
                     if error is not None:
                         write.error = _error_text(error)
                     elif observed is not None:
                         write.rows = observed.rows()
+                        if write.rows is None:
+                            unavailable = "the server sent no value for the row-count observation"
                         if write.path is not None:
                             write.source = observed.child
                     elif write.path is not None:
                         write.source = getattr(getattr(self, "_write", None), "_child", None)
+                    written = getattr(getattr(self, "_write", None), "_child", None)
+                    if error is None and backends[0].lineage and written is not None:
+                        plan = observed.child if observed is not None else written
+                        if _reads_sources(plan):  # explained on exit
+                            write.lineage_input = plan
+                        else:  # local data or range(): known to have no source
+                            write.column_lineage = {}
                     for b in backends:
                         b.collector.add(write if len(backends) == 1 else _copy(write))
+                        if unavailable and error is None:
+                            b._debug(
+                                f"[spark writes] no row count for {api} to {write.target}: {unavailable}"
+                            )
             except Exception as exc:
                 for b in backends:
                     b.collector.hook_error(api, exc)
@@ -341,6 +448,13 @@ def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
             started = time.perf_counter()
             try:
                 fmt = parsed.format
+                partitions = None
+                if error is None and parsed.operation in (OP_INSERT, OP_INSERT_OVERWRITE):
+                    try:
+                        partitions = _sql_partitions(self, sqlQuery, parsed.mode)
+                    except Exception as exc:
+                        for b in backends:
+                            b.collector.hook_error("sql (partitions)", exc)
                 for b in backends:
                     write = SparkWrite(
                         parsed.operation,
@@ -352,6 +466,10 @@ def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
                         api="sql",
                         error=_error_text(error) if error is not None else None,
                     )
+                    if partitions is not None:
+                        write.static_partitions, write.replaced, write.dynamic_overwrite = partitions
+                    if error is None and b.lineage and parsed.operation in _SQL_WITH_LINEAGE:
+                        write.lineage_input = (sqlQuery, args, kwargs)
                     b.collector.add(write)
             except Exception as exc:
                 for b in backends:
@@ -362,6 +480,134 @@ def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
 
     sql.__dagster_pipes_hook__ = True  # type: ignore[attr-defined]
     return sql
+
+
+# --- partitions -------------------------------------------------------------------------------
+
+_COMPARISONS = {"==": "=", "<=>": "=", ">=": ">=", ">": ">", "<=": "<=", "<": "<"}
+#: Client plan nodes between a write and a filter below it that keep every row's column values.
+_ROW_PRESERVING = frozenset(
+    {"SubqueryAlias", "Repartition", "RepartitionByExpression", "Sort", "Limit", "Offset", "Deduplicate"}
+    | {"Sample", "Hint", "CollectMetrics"}
+)
+_PLAIN_NAME = re.compile(r"`?([A-Za-z_][A-Za-z0-9_]*)`?")
+
+
+def _overwrite_mode(spark: Any) -> str:
+    """The session's ``spark.sql.sources.partitionOverwriteMode`` (one round trip)."""
+    with _Busy():
+        return str(spark.conf.get(PARTITION_OVERWRITE_MODE_CONF, "static") or "static").lower()
+
+
+def _condition_conjuncts(column: Any, lenient: bool) -> tuple[Conjunct, ...] | None:
+    """Conjuncts of a client-side ``Column`` condition: SQL text (``where("...")``, ``F.expr``) or
+    comparisons of a column with a literal joined with ``&``."""
+    expr = getattr(column, "_expr", column)
+    kind = type(expr).__name__
+    if kind == "SQLExpression":
+        return conjuncts_from_sql(str(expr._expr), lenient=lenient)
+    if kind != "UnresolvedFunction":
+        return () if lenient else None
+    name, args = str(expr._name).lower(), list(expr._args)
+    if name == "and" and len(args) == 2:
+        found: list[Conjunct] = []
+        for arg in args:
+            part = _condition_conjuncts(arg, lenient)
+            if part is None:
+                return None
+            found.extend(part)
+        return tuple(found)
+    op = _COMPARISONS.get(name)
+    if op is not None and len(args) == 2:
+        for column_side, literal_side, flipped in ((args[0], args[1], False), (args[1], args[0], True)):
+            if (
+                type(column_side).__name__ == "ColumnReference"
+                and type(literal_side).__name__ == "LiteralExpression"
+            ):
+                literal = literal_from_internal(literal_side._dataType.typeName(), literal_side._value)
+                if literal is not None:
+                    column_name = str(column_side.name()).split(".")[-1].strip("`")
+                    return ((column_name, FLIPPED_OPERATORS[op] if flipped else op, literal),)
+    return () if lenient else None
+
+
+def _reference_name(column: Any) -> str | None:
+    """The column name a projection passes on unchanged, or ``None`` for anything else."""
+    expr = getattr(column, "_expr", column)
+    if isinstance(expr, str):
+        text = expr
+    elif type(expr).__name__ == "ColumnReference":
+        text = str(expr.name())
+    elif type(expr).__name__ == "SQLExpression":
+        text = str(expr._expr)
+    else:
+        return None
+    match = _PLAIN_NAME.fullmatch(text.strip())
+    return match.group(1).lower() if match else None
+
+
+def _filter_conjuncts(plan: Any) -> tuple[Conjunct, ...]:
+    """Conjuncts every row of a written client plan satisfies: the ``column <op> literal`` terms of
+    the filters on its spine, through projections that pass columns on under their own names."""
+    found: list[Conjunct] = []
+    names: set[str] | None = None  # the columns still passed on (None: all)
+    node = plan
+    for _ in range(64):
+        kind = type(node).__name__
+        if kind == "Project":
+            passed = [_reference_name(c) for c in node._columns]
+            if any(name is None for name in passed):
+                break
+            names = {n for n in passed if n} & names if names is not None else {n for n in passed if n}
+        elif kind == "Filter":
+            for term in _condition_conjuncts(node.filter, lenient=True) or ():
+                if names is None or term[0].lower() in names:
+                    found.append(term)
+        elif kind not in _ROW_PRESERVING:
+            break
+        node = getattr(node, "_child", None)
+        if node is None:
+            break
+    return tuple(found)
+
+
+def _read_partitions(writer: Any, api: str, write: SparkWrite, backend: ConnectBackend) -> None:
+    """What a DataFrame write says about partitions: a Delta ``replaceWhere``, a V2 overwrite
+    condition, or for a dynamic partition overwrite the filters its rows passed."""
+    op = writer._write
+    if api == "overwrite":
+        write.replaced = _condition_conjuncts(op.overwrite_condition, lenient=False)
+        return
+    if api == "overwritePartitions":
+        write.dynamic_overwrite = True
+        write.replaced = _filter_conjuncts(op._child)
+        return
+    if api not in ("save", "insertInto", "saveAsTable") or write.mode != "overwrite":
+        return
+    options = {str(k).lower(): str(v) for k, v in (op.options or {}).items() if v is not None}
+    if op.partitioning_cols:
+        write.partition_columns = tuple(str(c) for c in op.partitioning_cols)
+    condition = options.get(REPLACE_WHERE_OPTION.lower())
+    if condition and _targets_delta(writer, backend):
+        write.replaced = conjuncts_from_sql(condition)
+        return
+    if api == "saveAsTable" or (api == "save" and not op.partitioning_cols):  # replaces it all
+        return
+    mode = options.get(PARTITION_OVERWRITE_MODE_OPTION.lower()) or _overwrite_mode(writer._spark)
+    if mode.lower() == "dynamic":
+        write.dynamic_overwrite = True
+        write.replaced = _filter_conjuncts(op._child)
+
+
+def _sql_partitions(
+    spark: Any, sql: str, mode: str | None
+) -> tuple[dict[str, str] | None, tuple[Conjunct, ...] | None, bool] | None:
+    """``(static partition spec, replaced condition, dynamic overwrite)`` of an ``INSERT``."""
+    found = sql_insert_partitions(sql)
+    if found is None or (found.static is None and found.replace_where is None):
+        return None
+    dynamic = bool(mode == "overwrite" and found.static is not None and _overwrite_mode(spark) == "dynamic")
+    return found.static, found.replace_where, dynamic
 
 
 def _patch_specs() -> list[tuple[type, str, Callable[[Callable[..., Any]], Callable[..., Any]]]]:
@@ -410,6 +656,12 @@ def _patch_specs() -> list[tuple[type, str, Callable[[Callable[..., Any]], Calla
             )
         )
     specs.append((SparkSession, "sql", _wrap_sql))
+    try:  # where Spark 3.5 clients drop the observed metrics of commands
+        from pyspark.sql.connect.client.core import SparkConnectClient
+    except ImportError:
+        pass
+    else:
+        specs.append((SparkConnectClient, "_execute_and_fetch", _wrap_fetch))
     return specs
 
 
@@ -454,21 +706,36 @@ def is_instrumented() -> bool:
 
 def _describe_table(
     spark: Any, parts: tuple[str, ...]
-) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]:
-    """``(qualified_parts, columns, provider)`` from ``DESCRIBE TABLE EXTENDED``."""
+) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None, tuple[str, ...]]:
+    """``(qualified_parts, columns, provider, partition_columns)`` from ``DESCRIBE TABLE EXTENDED``."""
     rows = spark.sql("DESCRIBE TABLE EXTENDED " + ".".join(quote_identifier(p) for p in parts)).collect()
     columns: list[tuple[str, str]] = []
     info: dict[str, str] = {}
+    partition_columns: list[str] = []
     in_columns = True
+    in_partitions = False
     for row in rows:
         name = (row[0] or "").strip()
         value = (row[1] or "").strip() if len(row) > 1 and row[1] is not None else ""
         if in_columns:
             if not name or name.startswith("#"):
                 in_columns = False
+                in_partitions = name in ("# Partition Information", "# Partitioning")
             else:
                 columns.append((name, value))
             continue
+        if name in ("# Partition Information", "# Partitioning"):  # V1 / V2 (e.g. Delta) tables
+            in_partitions = True
+        elif in_partitions and name and not name.startswith("#"):
+            if _PLAIN_NAME.fullmatch(name):
+                partition_columns.append(name.strip("`"))
+            elif name.startswith("Part ") and _PLAIN_NAME.fullmatch(
+                value
+            ):  # "Part 0 | ds"; a transform such as days(ts) is not a column
+                partition_columns.append(value.strip("`"))
+            continue
+        elif not name or name.startswith("#"):
+            in_partitions = in_partitions and name == "# col_name"
         if name and not name.startswith("#") and name not in info:
             info[name] = value
     qualified: tuple[str, ...] | None = None
@@ -476,7 +743,37 @@ def _describe_table(
     if info.get("Catalog") and database and info.get("Table"):
         qualified = (info["Catalog"], *split_identifier(database), info["Table"])
     provider = info.get("Provider")
-    return qualified, columns or None, provider.lower() if provider else None
+    return qualified, columns or None, provider.lower() if provider else None, tuple(partition_columns)
+
+
+# --- column lineage ---------------------------------------------------------------------------
+
+_MAX_FIELDS_CONF = "spark.sql.debug.maxToStringFields"
+#: SQL writes whose statement has a query to explain (not MERGE / UPDATE / DELETE / COPY INTO)
+_SQL_WITH_LINEAGE = frozenset({OP_INSERT, OP_INSERT_OVERWRITE, OP_CTAS, OP_RTAS, OP_CREATE_OR_REPLACE})
+#: client plan leaves whose rows are in the plan itself
+_SOURCELESS_LEAVES = frozenset({"LocalRelation", "CachedLocalRelation", "Range"})
+
+
+def _reads_sources(plan: Any) -> bool:
+    """Whether a client plan may read a table, a file or SQL (worth explaining on exit): a DataFrame
+    built from local data or ``range`` has no source, and its plan (which may hold the data) is
+    not kept."""
+    from pyspark.sql.connect.plan import LogicalPlan
+
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        children = [
+            child
+            for value in vars(node).values()
+            for child in (value if isinstance(value, (list, tuple)) else (value,))
+            if isinstance(child, LogicalPlan)
+        ]
+        if not children and type(node).__name__ not in _SOURCELESS_LEAVES:
+            return True
+        stack.extend(children)
+    return False
 
 
 class ConnectBackend:
@@ -492,8 +789,11 @@ class ConnectBackend:
         debug: Callable[[str], None],
         *,
         count_rows: bool = True,
+        lineage: bool = True,
     ) -> None:
         self.spark = spark
+        #: explain the written plans on exit for column lineage
+        self.lineage = lineage
         #: count rows of non-Delta writes with a named observation (a few ms of server time per write)
         self.count_rows = count_rows
         self.collector = collector
@@ -535,7 +835,7 @@ class ConnectBackend:
 
         def describe(
             key: tuple[str, ...],
-        ) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None]:
+        ) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None, tuple[str, ...]]:
             with _Busy():
                 return _describe_table(self.spark, tables[key])
 
@@ -547,10 +847,11 @@ class ConnectBackend:
             if isinstance(info, BaseException):
                 self._debug(f"[spark writes] DESCRIBE TABLE {write.target} failed: {_error_text(info)}")
                 continue
-            qualified, columns, provider = info
+            qualified, columns, provider, partition_columns = info
             if qualified and len(qualified) >= len(write.table):
                 write.table = qualified
             write.columns = write.columns or columns
+            write.partition_columns = write.partition_columns or partition_columns or None
             if provider:
                 write.format = write.format or provider
                 if write.is_delta is None:
@@ -577,10 +878,8 @@ class ConnectBackend:
         plan_ids = list(plans)
 
         def schema_of(plan_id: int) -> list[tuple[str, str]]:
-            from pyspark.sql.connect.dataframe import DataFrame
-
             with _Busy():
-                schema = DataFrame(plans[plan_id], self.spark).schema
+                schema = _plan_dataframe(plans[plan_id], self.spark).schema
             return [(f.name, f.dataType.simpleString()) for f in schema.fields]
 
         schemas = dict(zip(plan_ids, parallel_map(schema_of, plan_ids), strict=True))
@@ -599,6 +898,67 @@ class ConnectBackend:
         enrich_from_delta_history(writes, run_sql, probe_unknown=True, on_error=self._debug)
         for write in writes:
             write.source = None
+        if self.lineage:
+            self._column_lineage(writes)
+
+    def _column_lineage(self, writes: list[SparkWrite]) -> None:
+        """Column lineage of the written plans and SQL statements: one ``EXPLAIN EXTENDED`` each
+        (analysis and planning on the server, no job), run concurrently."""
+        inputs: dict[int, Any] = {}
+        for write in writes:
+            if write.lineage_input is not None:
+                inputs.setdefault(id(write.lineage_input), write.lineage_input)
+        keys = list(inputs)
+
+        def explain(key: int) -> str:
+            item = inputs[key]
+            with _Busy():
+                if isinstance(item, tuple):  # (statement, args, kwargs) of SparkSession.sql
+                    query, args, kwargs = item
+                    return str(self.spark.sql("EXPLAIN EXTENDED " + query, *args, **kwargs).collect()[0][0])
+                return str(_plan_dataframe(item, self.spark)._explain_string(extended=True))
+
+        with self._all_fields_in_plans(bool(keys)):
+            texts = dict(zip(keys, parallel_map(explain, keys), strict=True))
+        for write in writes:
+            item, write.lineage_input = write.lineage_input, None
+            if item is None:
+                continue
+            text = texts[id(item)]
+            if isinstance(text, BaseException):
+                self._debug(f"[spark writes] no column lineage for {write.target}: {_error_text(text)}")
+                continue
+            write.column_lineage = lineage_from_explain(
+                text, [name for name, _ in write.columns] if write.columns else None
+            )
+            if write.column_lineage is None:
+                self._debug(f"[spark writes] no column lineage for {write.target}: plan not understood")
+
+    @contextlib.contextmanager
+    def _all_fields_in_plans(self, needed: bool) -> Iterator[None]:
+        """Let explained plans print every column (``spark.sql.debug.maxToStringFields``, 25 by
+        default, cuts longer lists: their columns would get no lineage); the setting is restored."""
+        changed, previous = False, None
+        if needed:
+            try:
+                with _Busy():
+                    previous = self.spark.conf.get(_MAX_FIELDS_CONF, None)
+                    self.spark.conf.set(_MAX_FIELDS_CONF, str(2**31 - 1))
+                changed = True
+            except Exception as exc:  # e.g. a serverless session that does not allow it
+                self._debug(f"[spark writes] plans keep their column limit: {_error_text(exc)}")
+        try:
+            yield
+        finally:
+            if changed:
+                try:
+                    with _Busy():
+                        if previous is None:
+                            self.spark.conf.unset(_MAX_FIELDS_CONF)
+                        else:
+                            self.spark.conf.set(_MAX_FIELDS_CONF, previous)
+                except Exception as exc:
+                    self._warn(f"[spark writes] could not restore {_MAX_FIELDS_CONF}: {_error_text(exc)}")
 
     def application_id(self) -> str | None:
         with _Busy():

@@ -36,6 +36,8 @@ from dagster_pipes_spark.spark._record import (
 from dagster_pipes_spark.spark._targets import quote_identifier
 
 DELTA_PROVIDER = "delta"
+#: The Delta write option that overwrites only the rows matching a predicate.
+REPLACE_WHERE_OPTION = "replaceWhere"
 
 # --- plan nodes -------------------------------------------------------------------------------
 

@@ -6,11 +6,16 @@ Nothing here imports pyspark.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from dagster_pipes_spark._protocol import to_asset_key_path
+from dagster_pipes_spark.spark._lineage import LineageSource, merge_lineage
+from dagster_pipes_spark.spark._partitions import PartitionScope, partition_row_count, written_partitions
 from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
-from dagster_pipes_spark.spark._targets import is_uri
+from dagster_pipes_spark.spark._targets import is_uri, quote_identifier
 
 # --- metadata ---------------------------------------------------------------------------------
 
@@ -38,19 +43,35 @@ def _distinct(values: Iterable[str | None]) -> list[str]:
     return out
 
 
-def build_metadata(writes: Sequence[SparkWrite], application_id: str | None) -> dict[str, Any]:
-    """Pipes metadata for one asset from the (successful) writes that map to it, oldest first."""
+def build_metadata(
+    writes: Sequence[SparkWrite],
+    application_id: str | None,
+    partition_scope: PartitionScope | None = None,
+    *,
+    source_key: Callable[[LineageSource], str | None] | None = None,
+) -> dict[str, Any]:
+    """Pipes metadata for one asset from the (successful) writes that map to it, oldest first.
+
+    ``partition_scope``: the partition(s) the step targets, for ``dagster/partition_row_count``.
+    ``source_key``: the asset key of a table or path the writes read, for ``dagster/column_lineage``.
+    """
     md: dict[str, Any] = {}
     rows = _sum_known(w.rows for w in writes)
     if rows is not None:
         md["dagster/row_count"] = _mv(rows, "int")
+    partition_rows = partition_row_count(partition_scope, writes)
+    if partition_rows is not None:
+        md["dagster/partition_row_count"] = _mv(partition_rows, "int")
     last = writes[-1]
     tables = _distinct(w.target for w in writes if w.table)
     paths = _distinct(w.path for w in writes if not w.table and w.path)
     if last.table:
-        md["dagster/table_name"] = _mv(last.target, "text")
+        md["dagster/table_name"] = _mv(dagster_table_name(last.table), "text")
     elif last.path:
         md["dagster/uri"] = _mv(last.path, "url" if is_uri(last.path) else "path")
+    kind = storage_kind(last.format)
+    if kind and (last.table or last.path):
+        md["dagster/storage_kind"] = _mv(kind, "text")
     if len(tables) + len(paths) > 1:
         md["spark/targets"] = _mv(tables + paths, "json")
     columns = next((w.columns for w in reversed(writes) if w.columns), None)
@@ -58,6 +79,9 @@ def build_metadata(writes: Sequence[SparkWrite], application_id: str | None) -> 
         md["dagster/column_schema"] = _mv(
             {"columns": [{"name": name, "type": kind} for name, kind in columns]}, "table_schema"
         )
+    lineage = column_lineage(writes, source_key) if source_key is not None else None
+    if lineage:
+        md["dagster/column_lineage"] = _mv(lineage, "table_column_lineage")
     md["spark/operation"] = _mv(", ".join(_distinct(w.operation for w in writes)), "text")
     modes = _distinct(w.mode for w in writes)
     if modes:
@@ -66,6 +90,12 @@ def build_metadata(writes: Sequence[SparkWrite], application_id: str | None) -> 
     if formats:
         md["spark/format"] = _mv(", ".join(formats), "text")
     md["spark/num_writes"] = _mv(len(writes), "int")
+    written = [spec for w in writes for spec in written_partitions(w) or ()]
+    if written:
+        md["spark/partitions_written"] = _mv([dict(p) for p in dict.fromkeys(_frozen(written))], "json")
+    counts = [w.num_partitions for w in writes if w.partition_columns]
+    if counts and all(c is not None for c in counts):
+        md["spark/num_partitions_written"] = _mv(sum(c or 0 for c in counts), "int")
     for key, attr in (("spark/files_written", "files"), ("spark/bytes_written", "bytes")):
         total = _sum_known(getattr(w, attr) for w in writes)
         if total is not None:
@@ -87,6 +117,95 @@ def build_metadata(writes: Sequence[SparkWrite], application_id: str | None) -> 
     summaries = [w.summary() for w in writes[-MAX_WRITES_IN_METADATA:]]
     md["spark/writes"] = _mv(summaries, "json")
     return md
+
+
+def column_lineage(
+    writes: Sequence[SparkWrite], source_key: Callable[[LineageSource], str | None]
+) -> dict[str, Any] | None:
+    """``dagster/column_lineage`` of one asset's writes: for each written column with known sources,
+    ``{"asset_key": [parts], "column_name": ...}`` per source column, sorted. Asset keys travel as
+    lists of parts: Dagster reads a string as ONE part (``"a/b"`` would be the key ``["a/b"]``).
+    None when a write's lineage is unknown or no column has a source asset."""
+    merged = merge_lineage([w.column_lineage for w in writes])
+    if not merged:
+        return None
+    keys: dict[LineageSource, list[str] | None] = {}
+    deps_by_column: dict[str, list[dict[str, Any]]] = {}
+    for column, deps in merged.items():
+        entries: set[tuple[tuple[str, ...], str]] = set()
+        for source, source_column in deps:
+            if source not in keys:
+                key = source_key(source)
+                keys[source] = to_asset_key_path(key) if key else None
+            parts = keys[source]
+            if parts:
+                entries.add((tuple(parts), source_column))
+        if entries:
+            deps_by_column[column] = [
+                {"asset_key": list(parts), "column_name": name} for parts, name in sorted(entries)
+            ]
+    return {"deps_by_column": deps_by_column} if deps_by_column else None
+
+
+def _frozen(specs: Iterable[dict[str, str]]) -> list[tuple[tuple[str, str], ...]]:
+    return [tuple(spec.items()) for spec in specs]
+
+
+# --- table names and storage kinds --------------------------------------------------------------
+
+SESSION_CATALOG = "spark_catalog"
+#: What Unity Catalog, Databricks' catalog explorer and dbt-databricks call the session catalog.
+DATABRICKS_SESSION_CATALOG = "hive_metastore"
+
+
+def canonical_table(parts: Sequence[str]) -> tuple[str, ...]:
+    """A table's name parts as Dagster should know them: as Spark qualified them, except that on
+    Databricks (``DATABRICKS_RUNTIME_VERSION`` set) the session catalog ``spark_catalog`` is
+    ``hive_metastore``, the name Unity Catalog and other Databricks integrations use."""
+    out = tuple(parts)
+    if out and out[0].lower() == SESSION_CATALOG and os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+        out = (DATABRICKS_SESSION_CATALOG, *out[1:])
+    return out
+
+
+def dagster_table_name(parts: Sequence[str]) -> str:
+    """``dagster/table_name``: the dotted, fully qualified name (``catalog.schema.table``, as
+    dagster-dbt and other integrations write it; Dagster compares names case-insensitively). A part
+    containing a dot is backtick-quoted."""
+    return ".".join(quote_identifier(p) if "." in p or "`" in p else p for p in canonical_table(parts))
+
+
+#: ``dagster/storage_kind`` values, most specific first (table formats before file formats).
+_STORAGE_KINDS = (
+    "delta",
+    "iceberg",
+    "hudi",
+    "parquet",
+    "orc",
+    "avro",
+    "csv",
+    "json",
+    "xml",
+    "text",
+    "jdbc",
+    "hive",
+)
+_KIND_WORD = re.compile(r"[a-z][a-z0-9_]*")
+
+
+def storage_kind(fmt: str | None) -> str | None:
+    """The storage kind of a provider / format name (``delta``, ``parquet``, ``iceberg``...);
+    class names such as ``DeltaDataSource`` or ``org.apache.iceberg.spark.source.IcebergSource``
+    are reduced to their kind."""
+    if not fmt:
+        return None
+    text = fmt.strip().lower()
+    if text in _STORAGE_KINDS:
+        return text
+    for kind in _STORAGE_KINDS:
+        if kind in text:
+            return kind
+    return text if _KIND_WORD.fullmatch(text) else None
 
 
 def data_version_for(writes: Sequence[SparkWrite]) -> str | None:

@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dagster_pipes_spark.spark._lineage import ColumnLineage
 
 # --- operations and modes ---------------------------------------------------------------------
 
@@ -69,11 +72,23 @@ class SparkWrite:
     error: str | None = None
     asset_key: str | None = None
     api: str | None = None
+    # partitions (see ``_partitions``): what the write replaced, as conjuncts (column, operator,
+    # literal SQL) -- an overwrite condition; for a dynamic partition overwrite, a condition every
+    # written row satisfies -- the target's partition columns, the static partition spec, whether
+    # it was a dynamic partition overwrite, and how many partitions it wrote (Spark's numParts)
+    replaced: tuple[tuple[str, str, str], ...] | None = None
+    partition_columns: tuple[str, ...] | None = None
+    static_partitions: dict[str, str] | None = None
+    dynamic_overwrite: bool = False
+    num_partitions: int | None = None
+    #: written column -> the source columns flowing into it (``_lineage``); None: not known
+    column_lineage: ColumnLineage | None = None
     # bookkeeping for the backends
     inner: bool = field(default=False, repr=False)  # may be the nested half of a following CTAS
     outer: bool = field(default=False, repr=False)  # a CTAS/RTAS whose data went in a nested write
     locations: tuple[str, ...] | None = field(default=None, repr=False)  # where an outer's table lives
     source: Any = field(default=None, repr=False, compare=False)
+    lineage_input: Any = field(default=None, repr=False, compare=False)  # Connect: explained on exit
 
     @property
     def target(self) -> str:
@@ -119,7 +134,8 @@ class SparkWriteReport:
     Filled when the context exits: ``writes`` (successful, in order), ``failed_writes``, and
     ``materializations`` (asset key -> the metadata sent to Dagster). ``hook_seconds`` is the time
     spent in the hooks themselves while the block ran; ``exit_seconds`` the time spent on exit
-    (waiting for Spark's events, history look-ups, reporting).
+    (waiting for Spark's events, history look-ups, reporting). ``checks``: asset key -> check name
+    -> ``SparkCheckResult`` of the ``checks=`` run on exit.
     """
 
     mechanism: str = "none"
@@ -129,6 +145,7 @@ class SparkWriteReport:
     hook_seconds: float = 0.0
     hook_calls: int = 0
     exit_seconds: float = 0.0
+    checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Collector:
@@ -184,6 +201,8 @@ def _absorb(inner: SparkWrite, outer: SparkWrite) -> None:
     inner.is_delta = outer.is_delta if outer.is_delta is not None else inner.is_delta
     inner.error = outer.error or inner.error
     inner.api = outer.api or inner.api
+    if outer.column_lineage is not None:
+        inner.column_lineage = outer.column_lineage
     for attr in ("rows", "files", "bytes"):
         if getattr(inner, attr) is None:
             setattr(inner, attr, getattr(outer, attr))

@@ -6,19 +6,23 @@ from the session and imported on first use.
 
 from __future__ import annotations
 
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dagster_pipes_spark.spark._metadata import build_metadata, data_version_for
+from dagster_pipes_spark.spark._lineage import LineageSource
+from dagster_pipes_spark.spark._metadata import build_metadata, canonical_table, data_version_for
+from dagster_pipes_spark.spark._partitions import PartitionScope
+from dagster_pipes_spark.spark._pipes import is_mock
 from dagster_pipes_spark.spark._record import Collector, SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._targets import AssetResolver, AssetsArg
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.connect.session import SparkSession as ConnectSparkSession
+
+    from dagster_pipes_spark.spark._checks import ChecksArg
 
 # --- the hook session -------------------------------------------------------------------------
 
@@ -42,12 +46,6 @@ class Backend(Protocol):
 
     def application_id(self) -> str | None:
         """The Spark application id, if known."""
-
-
-def is_mock(obj: Any) -> bool:
-    """Whether ``obj`` is a ``unittest.mock`` object (the no-op Pipes context outside Dagster)."""
-    mock_module = sys.modules.get("unittest.mock")
-    return mock_module is not None and isinstance(obj, mock_module.NonCallableMock)
 
 
 def _already_materialized(exc: BaseException) -> bool:
@@ -114,6 +112,9 @@ class HookSession:
             return
         scope = self._scope()
         self._guard(backend.prepare, writes)
+        for write in writes:
+            if write.table:
+                write.table = canonical_table(write.table)
         resolver = AssetResolver(self.assets, scope)
         by_key: dict[str, list[SparkWrite]] = {}
         for write in writes:
@@ -134,8 +135,14 @@ class HookSession:
             app_id = backend.application_id()
         except Exception:
             pass
+        partition_scope = self._partition_scope()
+
+        def source_key(source: LineageSource) -> str | None:
+            table = canonical_table(source.table) if source.table else None
+            return resolver.resolve_source(table, source.path)
+
         for key, key_writes in by_key.items():
-            metadata = build_metadata(key_writes, app_id)
+            metadata = build_metadata(key_writes, app_id, partition_scope, source_key=source_key)
             try:
                 self.pipes.report_asset_materialization(
                     metadata=metadata, data_version=data_version_for(key_writes), asset_key=key
@@ -151,6 +158,14 @@ class HookSession:
                     self.log("warning", f"[spark writes] could not report asset {key}: {exc}")
                 continue
             self.report.materializations[key] = metadata
+
+    def _partition_scope(self) -> PartitionScope | None:
+        """The partition(s) the step targets, for ``dagster/partition_row_count``."""
+        try:
+            return PartitionScope.from_pipes(self.pipes)
+        except Exception as exc:
+            self.log("debug", f"[spark writes] partition scope unavailable: {type(exc).__name__}: {exc}")
+            return None
 
     def _guard(self, fn: Callable[[list[SparkWrite]], None], writes: list[SparkWrite]) -> None:
         try:
@@ -175,7 +190,7 @@ def _is_connect_session(spark: Any) -> bool:
         return False
 
 
-def _make_backend(spark: Any, session: HookSession, count_rows: bool) -> Backend:
+def _make_backend(spark: Any, session: HookSession, count_rows: bool, lineage: bool = True) -> Backend:
     def warn(message: str) -> None:
         session.log("warning", message)
 
@@ -185,10 +200,10 @@ def _make_backend(spark: Any, session: HookSession, count_rows: bool) -> Backend
     if _is_connect_session(spark):
         from dagster_pipes_spark.spark._connect import ConnectBackend
 
-        return ConnectBackend(spark, session.collector, warn, debug, count_rows=count_rows)
+        return ConnectBackend(spark, session.collector, warn, debug, count_rows=count_rows, lineage=lineage)
     from dagster_pipes_spark.spark._classic import ClassicBackend
 
-    return ClassicBackend(spark, session.collector, warn, debug)
+    return ClassicBackend(spark, session.collector, warn, debug, lineage=lineage)
 
 
 @contextmanager
@@ -199,6 +214,8 @@ def report_spark_writes(
     *,
     timeout: float = 30.0,
     count_rows: bool = True,
+    column_lineage: bool = True,
+    checks: Mapping[Any, ChecksArg] | None = None,
 ) -> Iterator[SparkWriteReport]:
     """Report every successful batch write ``spark`` makes inside the block as a materialization.
 
@@ -218,6 +235,18 @@ def report_spark_writes(
         count_rows: on Spark Connect, count the rows of non-Delta DataFrame writes with a named
             observation returned with the write (no second job; a few ms of server time per write).
             ``False`` reports those writes without ``dagster/row_count``.
+        column_lineage: report ``dagster/column_lineage``: which columns of which source tables and
+            paths flow into each written column (read from the analysed plan: classic, one py4j call
+            per write; Spark Connect, one ``explain`` per distinct written plan on exit, no job).
+            Sources map to asset keys like targets (``assets``), without needing to be in scope; a
+            table ``assets`` does not name maps to the in-scope key equal to its trailing name
+            parts, else to its bare name.
+        checks: asset key -> checks (as for :func:`~dagster_pipes_spark.spark.report_spark_checks`),
+            run on exit, after the materializations, on the table (or Parquet/Delta/ORC/Avro path)
+            last written for each asset, in one Spark action per asset (plus one for failing rows).
+            Invalid definitions raise before the block runs; a check that cannot be evaluated on
+            the written data (e.g. a missing column), or an asset the block did not write, is
+            reported failed with the reason as ``error``. Not run when the block raises.
 
     Yields:
         A :class:`SparkWriteReport`, filled on exit with the writes seen and what was reported.
@@ -227,6 +256,11 @@ def report_spark_writes(
     Errors inside the hooks are logged, never raised into Spark or the job; the hooks are removed
     on exit, also when the block raises.
     """
+    write_checks = None
+    if checks is not None:
+        from dagster_pipes_spark.spark._check_eval import WriteChecks
+
+        write_checks = WriteChecks(checks, pipes)  # invalid checks raise before the block runs
     report = SparkWriteReport()
     if pipes is None or is_mock(pipes):
         yield report
@@ -237,7 +271,7 @@ def report_spark_writes(
         session.log("warning", "[spark writes] no SparkSession given; writes will not be reported")
     else:
         try:
-            candidate = _make_backend(spark, session, count_rows)
+            candidate = _make_backend(spark, session, count_rows, column_lineage)
             candidate.start()
             backend = candidate
             report.mechanism = candidate.mechanism
@@ -247,7 +281,11 @@ def report_spark_writes(
                 f"[spark writes] cannot observe this session's writes ({type(exc).__name__}: {exc});"
                 " report materializations explicitly",
             )
+    completed = False
     try:
         yield report
+        completed = True
     finally:
         session.finish(backend, timeout)
+        if write_checks is not None:
+            report.checks = write_checks.run(spark, pipes, report.writes, completed)

@@ -164,29 +164,48 @@ class AssetResolver:
             if key is None:
                 return None, "the assets callable returned None"
         else:
-            found, key = self._lookup(write)
+            found, key = self._lookup(write.table, write.path)
             if not found:
-                key = self._default(write)
+                key = self._default(write.table)
             if key is None:
                 return None, "no asset key maps to it" if not found else "it is mapped to None"
         if key not in self._scope_set:
             return None, f"asset key {key!r} is not in scope {self.scope}"
         return key, ""
 
-    def _lookup(self, write: SparkWrite) -> tuple[bool, str | None]:
-        if write.table:
-            parts = tuple(p.lower() for p in write.table)
+    def resolve_source(self, table: Sequence[str] | None, path: str | None) -> str | None:
+        """Asset key of a table or path a write reads (for column lineage), or ``None``.
+
+        The same mapping or callable as for targets; a table the mapping does not name takes the
+        in-scope key equal to its trailing name parts, else its bare name (``orders`` for
+        ``main.sales.orders``). The key need not be in scope.
+        """
+        if self._fn is not None:
+            try:
+                return coerce_asset_key(self._fn(".".join(table) if table else path or ""))
+            except Exception:  # a user callable must not break reporting
+                return None
+        found, key = self._lookup(table, path)
+        if found:
+            return key
+        if not table:
+            return None
+        return self._default(table) or escape_asset_key_path([table[-1]])
+
+    def _lookup(self, table: Sequence[str] | None, path: str | None) -> tuple[bool, str | None]:
+        if table:
+            parts = tuple(p.lower() for p in table)
             for entry, key in self._tables:
                 if len(entry) <= len(parts) and parts[len(parts) - len(entry) :] == entry:
                     return True, key
-        if write.path is not None and write.path in self._paths:
-            return True, self._paths[write.path]
+        if path is not None and path in self._paths:
+            return True, self._paths[path]
         return False, None
 
-    def _default(self, write: SparkWrite) -> str | None:
-        if not write.table:
+    def _default(self, table: Sequence[str] | None) -> str | None:
+        if not table:
             return None
-        parts = tuple(p.lower() for p in write.table)
+        parts = tuple(p.lower() for p in table)
         best: tuple[int, str] | None = None
         for key_parts, key in self._scope_parts:
             n = len(key_parts)

@@ -1,0 +1,299 @@
+"""``report_spark_checks`` against the hand-written loop and a single ``count()``, side by side.
+
+Ten checks over ``--rows`` rows (default 10 million) generated with ``spark.range`` (nothing
+cached; every approach recomputes the data from scratch, as it would re-read a table):
+
+* **checks**: one ``report_spark_checks`` call (one Spark action: a single aggregation; all checks
+  pass, so no second action for failing rows), reporting to a stub Pipes context;
+* **loop**: what is written by hand today -- one ``df.filter(...).count()`` per row-level check,
+  ``df.count()`` for the row count, a ``max()`` for freshness, the schema for the contract -- and
+  the same ten reports;
+* **count**: a single ``df.count()``, the floor of any pass over the data. Column pruning means it
+  computes none of the columns, which every check must read;
+* **read** (for reference): one aggregation that only reads the five checked columns
+  (``count(1), sum(hash(...))``): what any single pass over those columns costs.
+
+Two sets of ten checks: ``plain`` (expect / not_null / accepted_values / row_count / fresh /
+has_columns) and ``with unique`` (one of them replaced by ``unique("order_id")`` over 10 million
+distinct keys, where an exact distinct count dominates every approach that has one). The
+approaches alternate within each round (rotating the order); medians and ratios are reported.
+
+    .venv/bin/python benchmarks/bench_spark_checks.py [--rows 10000000] [--rounds 3] [--mechanism classic]
+
+``--mechanism connect`` runs the same on Spark Connect (a local server on a free port), ``all`` both,
+each in its own process. ``--source parquet`` first writes the generated rows to a Parquet table
+(not timed) and checks that, not cached: every pass pays a real scan, as on a cluster (where
+``count()`` reads only the files' footers, and each hand-written count only its column);
+``--source joined`` checks the generated orders joined to a 1,000-row customer dimension, the
+DataFrame a job checks before writing it (each hand-written count recomputes the join); ``all``
+runs the three. Results go to ``benchmarks/results/spark_checks.{json,txt}``. The machine
+must be quiet for final figures: other load easily swamps the differences.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+GOAL_VS_LOOP = 5.0  # report_spark_checks at least this many times faster than the loop
+GOAL_VS_COUNT = 1.5  # and within this factor of a single count()
+SOURCES = ("range", "parquet", "joined")
+
+
+class StubPipes:
+    """The slice of ``PipesContext`` the checks use, recording reports instead of sending them."""
+
+    asset_keys = ("orders",)
+
+    def __init__(self) -> None:
+        self.reports: dict[str, bool] = {}
+        self.log = logging.getLogger("bench.pipes")
+
+    def report_asset_check(
+        self,
+        check_name: str,
+        passed: bool,
+        severity: str = "ERROR",
+        metadata: Any = None,
+        asset_key: Any = None,
+    ) -> None:
+        assert check_name not in self.reports
+        self.reports[check_name] = passed
+
+
+def _frame(spark: Any, rows: int, now: int) -> Any:
+    """Orders; every column nullable, as every column read from files is (``spark.range`` alone
+    would let Spark drop ``IS NULL`` filters on its non-nullable ``id`` without reading a row)."""
+    columns = {
+        "order_id": "id",
+        "customer_id": "id % 1000",
+        "amount": "CAST(id % 100000 AS DOUBLE) / 100",
+        "status": "element_at(array('new', 'paid', 'shipped'), CAST(id % 3 + 1 AS INT))",
+        "updated_at": f"timestamp_seconds({now} - id % 86400)",
+    }
+    return spark.range(rows).selectExpr(
+        *(f"IF(id >= 0, {sql}, NULL) AS {name}" for name, sql in columns.items())
+    )
+
+
+def _check_sets() -> dict[str, tuple[dict[str, Any], dict[str, Callable[[Any], bool]]]]:
+    """Per set: the checks for ``report_spark_checks`` and the hand-written equivalents (name ->
+    function of the DataFrame returning ``passed``)."""
+    from dagster_pipes_spark.spark import accepted_values, fresh, has_columns, not_null, row_count, unique
+
+    day = timedelta(days=2)
+    checks: dict[str, Any] = {
+        "amount_non_negative": "amount >= 0",
+        "amount_bounded": "amount < 1000",
+        "order_id_not_null": not_null("order_id"),
+        "customer_not_null": not_null("customer_id"),
+        "status_known": accepted_values("status", ["new", "paid", "shipped"]),
+        "customer_in_range": "customer_id BETWEEN 0 AND 999",
+        "enough_rows": row_count(min=1000),
+        "fresh": fresh("updated_at", max_age=day),
+        "contract": has_columns({"order_id": "bigint", "amount": "double", "status": "string"}),
+        "status_not_null": not_null("status"),
+    }
+    loop: dict[str, Callable[[Any], bool]] = {
+        "amount_non_negative": lambda df: df.filter("amount < 0 OR amount IS NULL").count() == 0,
+        "amount_bounded": lambda df: df.filter("amount >= 1000 OR amount IS NULL").count() == 0,
+        "order_id_not_null": lambda df: df.filter("order_id IS NULL").count() == 0,
+        "customer_not_null": lambda df: df.filter("customer_id IS NULL").count() == 0,
+        "status_known": lambda df: (
+            df.filter("status IS NULL OR status NOT IN ('new', 'paid', 'shipped')").count() == 0
+        ),
+        "customer_in_range": lambda df: df.filter("NOT (customer_id BETWEEN 0 AND 999)").count() == 0,
+        "enough_rows": lambda df: df.count() >= 1000,
+        "fresh": lambda df: (
+            time.time() - df.selectExpr("max(updated_at)").collect()[0][0].timestamp() <= day.total_seconds()
+        ),
+        "contract": lambda df: {"order_id", "amount", "status"} <= set(df.columns),
+        "status_not_null": lambda df: df.filter("status IS NULL").count() == 0,
+    }
+    with_unique = {k: v for k, v in checks.items() if k != "status_not_null"}
+    with_unique["order_id_unique"] = unique("order_id")
+    loop_unique = {k: v for k, v in loop.items() if k != "status_not_null"}
+    loop_unique["order_id_unique"] = lambda df: (
+        df.where("order_id IS NOT NULL").groupBy("order_id").count().where("`count` > 1").count() == 0
+    )
+    return {"plain": (checks, loop), "with unique": (with_unique, loop_unique)}
+
+
+def run_mechanism(mechanism: str, rows: int, rounds: int, source: str) -> dict[str, Any]:
+    """Time the approaches for both check sets in one session."""
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, str(REPO))
+    from dagster_pipes_spark.spark import report_spark_checks
+    from dagster_pipes_spark.testing._notebook import make_spark_session
+
+    # the emulator's quick-start settings, but with the JIT and whole-stage codegen of a real cluster
+    spark = make_spark_session(
+        mechanism,
+        {
+            "spark.sql.codegen.wholeStage": "true",
+            "spark.driver.extraJavaOptions": "",
+            "spark.driver.memory": "2g",
+        },
+    )
+    df = _frame(spark, rows, int(time.time()))
+    tmp = tempfile.mkdtemp(prefix="bench-spark-checks-")
+    if source == "parquet":  # written once, read (not cached) by every approach
+        df.write.parquet(os.path.join(tmp, "orders"))
+        df = spark.read.parquet(os.path.join(tmp, "orders"))
+    elif source == "joined":  # a transformed DataFrame, checked before it is written
+        customers = spark.range(1000).selectExpr("id AS customer_id", "concat('c', id) AS customer_name")
+        df = df.join(customers, "customer_id")
+    out: dict[str, Any] = {
+        "mechanism": mechanism,
+        "source": source,
+        "rows": rows,
+        "rounds": rounds,
+        "sets": {},
+    }
+    for label, (checks, loop) in _check_sets().items():
+
+        def ours(checks: dict[str, Any] = checks) -> None:
+            pipes = StubPipes()
+            results = report_spark_checks(pipes, df, checks, asset_key="orders")
+            assert all(r.passed for r in results.values()) and len(pipes.reports) == len(checks)
+
+        def hand_written(loop: dict[str, Callable[[Any], bool]] = loop) -> None:
+            pipes = StubPipes()
+            for name, check in loop.items():
+                passed = check(df)
+                assert passed, name
+                pipes.report_asset_check(name, passed=passed, metadata={"checked": True}, asset_key="orders")
+
+        def count() -> None:
+            assert df.count() == rows
+
+        def read() -> None:
+            columns = "order_id, customer_id, amount, status, updated_at"
+            assert df.selectExpr("count(1)", f"sum(hash({columns}))").collect()[0][0] == rows
+
+        approaches = {"checks": ours, "loop": hand_written, "count": count, "read": read}
+        for fn in approaches.values():  # warm-up: JIT, codegen caches
+            fn()
+        times: dict[str, list[float]] = {name: [] for name in approaches}
+        names = list(approaches)
+        for r in range(rounds):
+            for name in names[r % len(names) :] + names[: r % len(names)]:
+                started = time.perf_counter()
+                approaches[name]()
+                times[name].append(time.perf_counter() - started)
+        medians = {name: statistics.median(values) for name, values in times.items()}
+        out["sets"][label] = {
+            "checks": len(checks),
+            "median_seconds": medians,
+            "seconds": times,
+            "loop_over_checks": medians["loop"] / medians["checks"],
+            "checks_over_count": medians["checks"] / medians["count"],
+            "checks_over_read": medians["checks"] / medians["read"],
+        }
+    spark.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _print(results: list[dict[str, Any]]) -> str:
+    lines = []
+    header = (
+        "mechanism",
+        "source",
+        "set",
+        "checks (s)",
+        "loop (s)",
+        "count (s)",
+        "read (s)",
+        "loop/checks",
+        "checks/count",
+        "checks/read",
+    )
+    rows = []
+    for result in results:
+        for label, s in result["sets"].items():
+            m = s["median_seconds"]
+            rows.append(
+                (
+                    result["mechanism"],
+                    result["source"],
+                    label,
+                    f"{m['checks']:.2f}",
+                    f"{m['loop']:.2f}",
+                    f"{m['count']:.2f}",
+                    f"{m['read']:.2f}",
+                    f"{s['loop_over_checks']:.1f}x",
+                    f"{s['checks_over_count']:.2f}x",
+                    f"{s['checks_over_read']:.2f}x",
+                )
+            )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    lines.append(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+    lines.append("-+-".join("-" * w for w in widths))
+    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    first = results[0]
+    lines.append(
+        f"\n{first['rows']:,} rows, 10 checks per set, {first['rounds']} rounds (medians). Goals: loop/checks"
+        f" >= {GOAL_VS_LOOP:g}x, checks/count <= {GOAL_VS_COUNT:g}x."
+    )
+    text = "\n".join(lines)
+    print(text)
+    return text
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--mechanism", choices=("classic", "connect", "all"), default="classic")
+    parser.add_argument("--source", choices=(*SOURCES, "all"), default="range")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process mode
+    args = parser.parse_args()
+    if args.one:
+        print(json.dumps(run_mechanism(args.mechanism, args.rows, args.rounds, args.source)))
+        return
+    mechanisms = ("classic", "connect") if args.mechanism == "all" else (args.mechanism,)
+    sources = SOURCES if args.source == "all" else (args.source,)
+    results = []
+    for mechanism in mechanisms:  # one process each: a JVM per session kind and source
+        for source in sources:
+            child = ["--one", "--mechanism", mechanism, "--source", source]
+            child += ["--rows", str(args.rows), "--rounds", str(args.rounds)]
+            proc = subprocess.run(
+                [sys.executable, __file__, *child], capture_output=True, text=True, check=False
+            )
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stderr[-4000:])
+                raise SystemExit(f"{mechanism} / {source} run failed")
+            results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    head = f"Python {platform.python_version()} | nproc {os.cpu_count()} | load average {load}"
+    print(head)
+    text = _print(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "spark_checks.json").write_text(
+        json.dumps({"environment": head, "results": results}, indent=2)
+    )
+    (RESULTS / "spark_checks.txt").write_text(head + "\n" + text + "\n")
+
+
+if __name__ == "__main__":
+    main()

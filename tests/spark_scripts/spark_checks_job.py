@@ -1,0 +1,282 @@
+"""External side of the Spark checks tests: opens Pipes, starts Spark (classic or Connect, from the
+``mechanism`` extra), builds data with known numbers of NULLs, duplicates, out-of-range and unknown
+values, and reports checks with ``report_spark_checks`` and ``report_spark_writes(checks=...)``.
+
+On classic Spark it also counts the jobs each call starts (a job group and ``statusTracker``, with
+adaptive execution off so that one action is one job) and sends the counts as a custom message.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from datetime import timedelta
+from typing import Any
+from unittest import mock
+
+import dagster_pipes_spark as pipes_lib
+from dagster_pipes_spark import DagsterPipesError
+from dagster_pipes_spark.spark import (
+    accepted_values,
+    expect,
+    fresh,
+    has_columns,
+    not_null,
+    report_spark_checks,
+    report_spark_writes,
+    row_count,
+    unique,
+)
+from dagster_pipes_spark.testing._notebook import make_spark_session
+
+# order_id, customer, amount, status, hours before `now` of updated_at (None: NULL)
+ORDERS: list[tuple[Any, ...]] = [
+    (1, "a", "10.50", "new", 1),
+    (1, "a", "11.00", "paid", 2),  # order 1 three times: two rows beyond the first
+    (1, "b", "-3.00", "paid", 3),  # negative amount
+    (2, "c", "5.00", "shipped", 4),
+    (2, "c", "6.00", "lost", 5),  # order 2 twice; unknown status
+    (3, "d", None, "new", 6),  # NULL amount
+    (4, "e", "7.25", "returned", None),  # unknown status
+    (5, "f", "-0.01", "new", 8),  # negative amount
+    (6, "g", "1.00", None, 9),  # NULL status
+    (7, "h", "2.00", "paid", 10),
+    (8, "i", "3.00", "shipped", 11),
+    (9, "j", "4.00", "new", None),
+    (10, "k", "5.00", None, 13),  # NULL status
+    (11, "l", "6.00", "paid", 14),
+    (12, "m", "7.00", "shipped", 15),
+    (13, "n", "8.00", "new", 16),
+    (14, None, "9.00", "paid", 17),  # NULL customer: not counted by unique(order_id, customer)
+    (None, "o", "1.00", "new", 18),  # three NULL order ids
+    (None, "p", "2.00", "paid", 19),
+    (None, "q", "3.00", "shipped", 20),
+]
+
+ORDER_CHECKS: dict[str, Any] = {
+    "amount_non_negative": "amount >= 0",
+    "order_id_not_null": not_null("order_id"),
+    "order_id_unique": unique("order_id"),
+    "order_customer_unique": unique("order_id", "customer", severity="WARN"),
+    "status_known": accepted_values("status", ["new", "paid", "shipped"], severity="WARN"),
+    "enough_rows": row_count(min=1000),
+    "not_too_many_rows": row_count(max=100),
+    "fresh_day": fresh("updated_at", max_age=timedelta(days=1)),
+    "fresh_minute": fresh("updated_at", max_age=60),
+    "contract": has_columns({"order_id": "bigint", "amount": "decimal(10,2)"}),
+    "contract_strict": has_columns({"order_id": "int", "missing_col": None, "status": "STRING"}),
+    "small_amounts": expect("amount < 100", severity="WARN", description="no order above 100"),
+}
+
+
+def _sql(value: Any) -> str:
+    return "NULL" if value is None else (repr(value) if isinstance(value, str) else str(value))
+
+
+def orders_frame(spark: Any, now: int) -> Any:
+    rows = ", ".join(
+        "(" + ", ".join(_sql(v) for v in (*row[:4], None if row[4] is None else now - 3600 * row[4])) + ")"
+        for row in ORDERS
+    )
+    return spark.sql(f"SELECT * FROM VALUES {rows} AS t(order_id, customer, amount, status, ts)").selectExpr(
+        "CAST(order_id AS BIGINT) AS order_id",
+        "customer",
+        "CAST(amount AS DECIMAL(10,2)) AS amount",
+        "status",
+        "timestamp_seconds(ts) AS updated_at",
+    )
+
+
+def sparse_frame(spark: Any) -> Any:
+    """10 rows; ``note`` NULL in 9, ``score`` NULL in 8 (and -1 once), ``code`` NULL in all."""
+    return spark.range(1, 11).selectExpr(
+        "id",
+        "IF(id = 1, 'only', NULL) AS note",
+        "CASE id WHEN 1 THEN 5 WHEN 2 THEN -1 END AS score",
+        "CAST(NULL AS STRING) AS code",
+    )
+
+
+class JobCounter:
+    """Spark jobs started inside a block (classic): a job group and the status tracker."""
+
+    def __init__(self, spark: Any, label: str) -> None:
+        self.sc = spark.sparkContext
+        self.label = label
+        self.jobs = -1
+
+    def __enter__(self) -> JobCounter:
+        self.sc.setJobGroup(self.label, self.label)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.jobs = len(self.sc.statusTracker().getJobIdsForGroup(self.label))
+        self.sc.setLocalProperty("spark.jobGroup.id", None)
+
+
+def count_jobs(spark: Any, pipes: Any, orders: Any) -> dict[str, int]:
+    """Jobs per call on classic Spark, adaptive execution off (with it on, every shuffle stage of
+    an action runs as a job of its own)."""
+    spark.conf.set("spark.sql.adaptive.enabled", "false")
+    clean = clean_frame(spark, 0)
+    counts: dict[str, int] = {}
+    try:
+        with JobCounter(spark, "checks_all_pass") as counter:
+            report_spark_checks(mock.MagicMock(), clean, CLEAN_CHECKS)
+        counts["all_pass"] = counter.jobs
+        with JobCounter(spark, "hand_written_loop") as counter:
+            for condition in ("id < 0", "id IS NULL", "bucket NOT IN (0, 1, 2, 3, 4, 5, 6)", "label IS NULL"):
+                clean.filter(condition).count()
+        counts["loop_of_4"] = counter.jobs
+        with JobCounter(spark, "failing_row_checks") as counter:
+            report_spark_checks(
+                mock.MagicMock(), orders, {"neg": "amount >= 0", "status": accepted_values("status", ["new"])}
+            )
+        counts["failing_with_sample"] = counter.jobs
+        with JobCounter(spark, "failing_no_sample") as counter:
+            report_spark_checks(mock.MagicMock(), orders, {"neg": "amount >= 0"}, sample_size=0)
+        counts["failing_sample_size_0"] = counter.jobs
+        with JobCounter(spark, "schema_only") as counter:
+            report_spark_checks(mock.MagicMock(), orders, {"contract": has_columns(["order_id"])})
+        counts["schema_only"] = counter.jobs
+    finally:
+        spark.conf.set("spark.sql.adaptive.enabled", "true")
+    return counts
+
+
+CLEAN_CHECKS: dict[str, Any] = {
+    "id_non_negative": "id >= 0",
+    "id_not_null": not_null("id"),
+    "id_unique": unique("id"),
+    "bucket_label_unique": unique("bucket", "label"),
+    "bucket_known": accepted_values("bucket", [0, 1, 2, 3, 4, 5, 6]),
+    "exact_rows": row_count(min=1000, max=1000),
+    "fresh": fresh("ts", max_age=timedelta(hours=1)),
+    "contract": has_columns(["id", "bucket", "label", "ts"]),
+}
+
+
+def clean_frame(spark: Any, now: int) -> Any:
+    return spark.range(1000).selectExpr(
+        "id", "id % 7 AS bucket", "CAST(id AS STRING) AS label", f"timestamp_seconds({now} - id) AS ts"
+    )
+
+
+def bad_inputs(spark: Any, pipes: Any, orders: Any) -> dict[str, str]:
+    """Each bad call's DagsterPipesError message (nothing may run on Spark, nothing be reported)."""
+    cases: dict[str, tuple[Any, Any]] = {
+        "does_not_parse": (orders, {"broken": "amount >= "}),
+        "unknown_column": (orders, {"typo": "amountt >= 0", "fine": not_null("order_id")}),
+        "not_boolean": (orders, {"sum": "amount + 1"}),
+        "unknown_severity": (orders, {"sev": not_null("order_id", severity="FATAL")}),
+        "empty_mapping": (orders, {}),
+        "not_a_check": (orders, {"answer": 42}),
+        "fresh_not_a_time": (orders, {"stale": fresh("status", max_age=60)}),
+        "missing_table": ("no_such_table", {"rows": row_count(min=1)}),
+        "unknown_asset": (orders, {"rows": row_count(min=1)}),
+        "no_asset_key": (orders, {"rows": row_count(min=1)}),
+    }
+    out: dict[str, str] = {}
+    for case, (data, checks) in cases.items():
+        key = {"unknown_asset": "not_an_asset", "no_asset_key": None}.get(case, "orders")
+        try:
+            report_spark_checks(pipes, data, checks, asset_key=key, spark=spark)
+        except DagsterPipesError as exc:
+            out[case] = str(exc)
+        else:
+            out[case] = "no error"
+    return out
+
+
+def main() -> None:
+    warnings.filterwarnings("ignore")
+    with pipes_lib.open_dagster_pipes() as pipes:
+        mechanism = pipes.extras["mechanism"]
+        tmp = pipes.extras["tmp"]
+        now = int(pipes.extras["now"])
+        spark = make_spark_session(mechanism, {"spark.sql.warehouse.dir": os.path.join(tmp, "warehouse")})
+        orders = orders_frame(spark, now)
+        spark.sql("CREATE TABLE empty_src (id BIGINT, status STRING, updated_at TIMESTAMP) USING parquet")
+
+        jobs: dict[str, int] = {}
+        if mechanism == "classic":
+            with JobCounter(spark, "bad_inputs") as counter:
+                bad = bad_inputs(spark, pipes, orders)
+            jobs["bad_inputs"] = counter.jobs
+            jobs.update(count_jobs(spark, pipes, orders))
+        else:
+            bad = bad_inputs(spark, pipes, orders)
+
+        results = report_spark_checks(pipes, orders, ORDER_CHECKS, asset_key="orders")
+        pipes.log.info("orders: " + ", ".join(f"{n}={r.passed}" for n, r in results.items()))
+        report_spark_checks(
+            pipes,
+            "empty_src",
+            {
+                "id_not_null": not_null("id"),
+                "id_unique": unique("id"),
+                "id_positive": "id > 0",
+                "status_known": accepted_values("status", ["new"]),
+                "has_rows": row_count(min=1),
+                "fresh": fresh("updated_at", max_age=timedelta(days=1)),
+            },
+            asset_key="empty",
+            spark=spark,
+        )
+        report_spark_checks(
+            pipes,
+            sparse_frame(spark),
+            {
+                "note_not_null": not_null("note"),
+                "note_unique": unique("note"),
+                "id_note_not_null": not_null("id", "note"),
+                "id_note_unique": unique("id", "note"),
+                "score_positive": "score > 0",
+                "code_known": accepted_values("code", ["x", "y"]),
+            },
+            asset_key="sparse",
+        )
+        report_spark_checks(
+            pipes,
+            spark.sql("SELECT * FROM VALUES ('1'), ('2'), ('x'), ('4') AS t(code)"),
+            {
+                "code_not_null": not_null("code"),
+                "code_positive": "CAST(code AS INT) > 0",  # analyzes, then fails on 'x' (ANSI cast)
+                "four_rows": row_count(min=4, max=4),
+            },
+            asset_key="risky",
+        )
+        report_spark_checks(pipes, clean_frame(spark, now), CLEAN_CHECKS, asset_key="clean")
+        unreadable = spark.range(3).selectExpr("IF(id >= 0, raise_error('source unreadable'), id) AS n")
+        try:  # no check needing the data can run: the schema check is reported, then the call raises
+            report_spark_checks(
+                pipes,
+                unreadable,
+                {"n_not_null": not_null("n"), "n_positive": "n > 0", "n_column": has_columns(["n"])},
+                asset_key="broken",
+            )
+        except DagsterPipesError as exc:
+            bad["nothing_evaluable"] = str(exc)
+
+        written_checks = {
+            "written": {"rows": row_count(min=5), "ids": unique("id"), "bad_column": expect("nope > 0")},
+            "unwritten": {"rows": row_count(min=1)},
+        }
+        with report_spark_writes(spark, pipes, checks=written_checks) as report:
+            spark.range(6).selectExpr("id", "id * 2 AS twice").write.saveAsTable("written")
+        pipes.report_custom_message(
+            {
+                "bad": bad,
+                "jobs": jobs,
+                "report_checks": {key: sorted(checks) for key, checks in report.checks.items()},
+                "orders_results": {
+                    name: [r.passed, r.failed_rows, r.total_rows, len(r.sample)]
+                    for name, r in results.items()
+                },
+            }
+        )
+        spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,434 @@
+"""``report_spark_checks`` end to end: a Dagster ``multi_asset`` with ``AssetCheckSpec``s launches an
+external PySpark job (``spark_scripts/spark_checks_job.py``) through ``PipesSubprocessClient``; the
+job checks data built with known numbers of NULLs, duplicates, out-of-range and unknown values, an
+empty table and NULL-heavy columns, and we assert the exact figures Dagster recorded. One run on
+classic Spark (where a failing blocking check stops the downstream asset, and Spark jobs are
+counted) and one on Spark Connect (where the blocking check passes and the downstream runs). The
+shipped notebook using the checks runs through the emulator's Jobs API. The definition-level
+validation is unit-tested without Spark at the end."""
+
+import datetime as dt
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+from _helpers import external_env
+
+from dagster_pipes_spark import DagsterPipesError
+from dagster_pipes_spark.spark import (
+    accepted_values,
+    expect,
+    fresh,
+    has_columns,
+    not_null,
+    report_spark_checks,
+    row_count,
+    unique,
+)
+from dagster_pipes_spark.spark._checks import Columns, coerce_checks, normalize_type, sql_literal
+
+pytest.importorskip("pyspark")
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "tests" / "spark_scripts" / "spark_checks_job.py"
+NOW = int(time.time())
+
+# (asset, check) -> (passed, failed_rows, total_rows, severity); None: the figure is not reported
+EXPECTED: dict[tuple[str, str], tuple[bool, int | None, int | None, str]] = {
+    ("orders", "amount_non_negative"): (False, 3, 20, "ERROR"),  # -3.00, -0.01 and one NULL
+    ("orders", "order_id_not_null"): (False, 3, 20, "ERROR"),
+    ("orders", "order_id_unique"): (False, 3, 20, "ERROR"),  # 17 keyed rows, 14 distinct ids
+    ("orders", "order_customer_unique"): (False, 2, 20, "WARN"),  # 16 keyed rows, 14 distinct pairs
+    ("orders", "status_known"): (False, 4, 20, "WARN"),  # 'lost', 'returned' and two NULLs
+    ("orders", "enough_rows"): (False, None, 20, "ERROR"),
+    ("orders", "not_too_many_rows"): (True, None, 20, "ERROR"),
+    ("orders", "fresh_day"): (True, None, 20, "ERROR"),
+    ("orders", "fresh_minute"): (False, None, 20, "ERROR"),
+    ("orders", "contract"): (True, None, 20, "ERROR"),
+    ("orders", "contract_strict"): (False, None, 20, "ERROR"),
+    ("orders", "small_amounts"): (False, 1, 20, "WARN"),  # the NULL amount is not < 100
+    ("empty", "id_not_null"): (True, 0, 0, "ERROR"),
+    ("empty", "id_unique"): (True, 0, 0, "ERROR"),
+    ("empty", "id_positive"): (True, 0, 0, "ERROR"),
+    ("empty", "status_known"): (True, 0, 0, "ERROR"),
+    ("empty", "has_rows"): (False, None, 0, "ERROR"),
+    ("empty", "fresh"): (False, None, 0, "ERROR"),
+    ("sparse", "note_not_null"): (False, 9, 10, "ERROR"),
+    ("sparse", "note_unique"): (True, 0, 10, "ERROR"),  # one non-NULL note
+    ("sparse", "id_note_not_null"): (False, 9, 10, "ERROR"),
+    ("sparse", "id_note_unique"): (True, 0, 10, "ERROR"),
+    ("sparse", "score_positive"): (False, 9, 10, "ERROR"),  # 8 NULLs and -1
+    ("sparse", "code_known"): (False, 10, 10, "ERROR"),  # NULL everywhere
+    ("risky", "code_not_null"): (True, 0, 4, "ERROR"),
+    ("risky", "code_positive"): (False, None, None, "ERROR"),  # fails at run time: reported with error
+    ("risky", "four_rows"): (True, None, 4, "ERROR"),
+    ("clean", "id_non_negative"): (True, 0, 1000, "ERROR"),
+    ("clean", "id_not_null"): (True, 0, 1000, "ERROR"),
+    ("clean", "id_unique"): (True, 0, 1000, "ERROR"),
+    ("clean", "bucket_label_unique"): (True, 0, 1000, "ERROR"),
+    ("clean", "bucket_known"): (True, 0, 1000, "ERROR"),
+    ("clean", "exact_rows"): (True, None, 1000, "ERROR"),
+    ("clean", "fresh"): (True, None, 1000, "ERROR"),
+    ("clean", "contract"): (True, None, 1000, "ERROR"),
+    ("written", "rows"): (True, None, 6, "ERROR"),
+    ("written", "ids"): (True, 0, 6, "ERROR"),
+    ("written", "bad_column"): (False, None, None, "ERROR"),  # reads a column the table lacks
+    ("unwritten", "rows"): (False, None, None, "ERROR"),  # nothing written in the block
+    # the data cannot be computed: only the schema check is reported, then the call raises
+    ("broken", "n_column"): (True, None, None, "ERROR"),
+}
+ASSETS = sorted({asset for asset, _ in EXPECTED})
+#: the blocking check of each run: fails on classic (stopping the downstream), passes on Connect
+BLOCKING = {"classic": ("orders", "amount_non_negative"), "connect": ("clean", "id_non_negative")}
+
+
+@dataclass
+class Run:
+    mechanism: str
+    success: bool
+    failure: str | None
+    checks: dict[tuple[str, str], Any]  # AssetCheckEvaluation
+    materialized: list[str]  # asset keys, in event order
+    event_order: list[str]  # "mat:<asset>" / "check:<asset>/<name>", in event order
+    message: dict[str, Any]  # the job's custom message
+    logs: list[str]
+
+
+def _run(mechanism: str) -> Run:
+    tmp = tempfile.mkdtemp(prefix=f"pipes-spark-checks-{mechanism}-")
+    custom: list[Any] = []
+    specs = [
+        dg.AssetCheckSpec(name, asset=asset, blocking=(asset, name) == BLOCKING[mechanism])
+        for asset, name in EXPECTED
+    ]
+
+    @dg.multi_asset(specs=[dg.AssetSpec(a) for a in ASSETS], check_specs=specs, name=f"checks_{mechanism}")
+    def checked(context: dg.AssetExecutionContext):  # no return annotation: dagster reads it
+        invocation = dg.PipesSubprocessClient(cwd=tmp).run(
+            command=[sys.executable, str(SCRIPT)],
+            context=context,
+            extras={"mechanism": mechanism, "tmp": tmp, "now": NOW},
+            env=external_env(),
+        )
+        custom.extend(invocation.get_custom_messages())
+        yield from invocation.get_results()
+
+    @dg.asset(deps=["orders"], name="orders_report")
+    def orders_report() -> None:
+        return None
+
+    instance = dg.DagsterInstance.ephemeral()
+    result = dg.materialize([checked, orders_report], instance=instance, raise_on_error=False)
+    checks: dict[tuple[str, str], Any] = {}
+    materialized: list[str] = []
+    order: list[str] = []
+    failure = None
+    for event in result.all_events:
+        if event.event_type_value == "ASSET_MATERIALIZATION":
+            key = event.event_specific_data.materialization.asset_key.to_user_string()  # type: ignore[union-attr]
+            materialized.append(key)
+            order.append(f"mat:{key}")
+        elif event.event_type_value == "ASSET_CHECK_EVALUATION":
+            evaluation = event.event_specific_data
+            asset = evaluation.asset_key.to_user_string()  # type: ignore[union-attr]
+            checks[(asset, evaluation.check_name)] = evaluation  # type: ignore[union-attr]
+            order.append(f"check:{asset}/{evaluation.check_name}")  # type: ignore[union-attr]
+        elif event.event_type_value == "STEP_FAILURE" and failure is None:
+            failure = str(event.event_specific_data.error)  # type: ignore[union-attr]
+    logs = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.user_message]
+    message = custom[0] if custom else {}
+    return Run(mechanism, result.success, failure, checks, materialized, order, message, logs)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, Run]:
+    """Both Dagster runs, started together: most of a run is Spark start-up and waiting."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {mechanism: pool.submit(_run, mechanism) for mechanism in BLOCKING}
+        return {mechanism: future.result() for mechanism, future in futures.items()}
+
+
+@pytest.fixture(params=sorted(BLOCKING))
+def run(request: pytest.FixtureRequest, runs: dict[str, Run]) -> Run:
+    outcome = runs[request.param]
+    if not outcome.checks:
+        print("\n".join(outcome.logs[-60:]), outcome.failure)
+    return outcome
+
+
+def _md(evaluation: Any) -> dict[str, Any]:
+    """Metadata values as plain values (tables as the MetadataValue itself)."""
+    return {
+        k: v if k == "failed_rows_sample" else getattr(v, "value", v) for k, v in evaluation.metadata.items()
+    }
+
+
+def test_every_check_reported_with_exact_figures(run: Run) -> None:
+    assert sorted(run.checks) == sorted(EXPECTED)
+    for key, (passed, failed_rows, total_rows, severity) in EXPECTED.items():
+        evaluation = run.checks[key]
+        md = _md(evaluation)
+        figures = (evaluation.passed, md.get("failed_rows"), md.get("total_rows"), evaluation.severity.value)
+        assert figures == (passed, failed_rows, total_rows, severity), key
+        if failed_rows is not None:
+            fraction = failed_rows / total_rows if total_rows else 0.0
+            assert md["failed_fraction"] == pytest.approx(fraction), key
+            assert isinstance(evaluation.metadata["failed_fraction"], dg.FloatMetadataValue)
+        assert isinstance(md["definition"], str) and md["definition"], key
+
+
+def test_definitions_and_descriptions(run: Run) -> None:
+    md = _md(run.checks[("orders", "amount_non_negative")])
+    assert md["definition"] == "expect('amount >= 0')"
+    assert _md(run.checks[("orders", "status_known")])["definition"] == (
+        "accepted_values('status', ['new', 'paid', 'shipped'])"
+    )
+    assert (
+        _md(run.checks[("orders", "order_customer_unique")])["definition"] == "unique('order_id', 'customer')"
+    )
+    assert _md(run.checks[("orders", "fresh_day")])["definition"] == "fresh('updated_at', max_age=1d)"
+    assert _md(run.checks[("orders", "enough_rows")])["definition"] == "row_count(min=1000)"
+    small = _md(run.checks[("orders", "small_amounts")])
+    assert small["description"] == "no order above 100"
+    assert _md(run.checks[("orders", "order_id_unique")])["distinct_keys"] == 14
+
+
+def _sample(run: Run, asset: str, check: str) -> tuple[list[str], list[dict[str, Any]], dict[str, str]]:
+    table = run.checks[(asset, check)].metadata["failed_rows_sample"]
+    assert isinstance(table, dg.TableMetadataValue)
+    columns = [c.name for c in table.schema.columns]
+    types = {c.name: c.type for c in table.schema.columns}
+    return columns, [dict(r.data) for r in table.records], types
+
+
+def test_failing_rows_samples(run: Run) -> None:
+    columns, records, types = _sample(run, "orders", "amount_non_negative")
+    assert columns == ["amount", "order_id", "customer", "status", "updated_at"]  # read column first
+    assert types["amount"] == "decimal(10,2)" and types["order_id"] == "bigint"
+    assert sorted(str(r["amount"]) for r in records) == ["-0.01", "-3.0", "None"]  # all 3 failing rows
+
+    columns, records, _ = _sample(run, "orders", "status_known")
+    assert columns[0] == "status" and len(records) == 4
+    assert sorted(str(r["status"]) for r in records) == ["None", "None", "lost", "returned"]
+
+    columns, records, _ = _sample(run, "orders", "order_id_unique")  # rows of duplicated keys
+    assert columns[0] == "order_id" and 2 <= len(records) <= 5
+    assert {r["order_id"] for r in records} <= {1, 2}
+
+    columns, records, _ = _sample(run, "orders", "order_customer_unique")
+    assert columns[:2] == ["order_id", "customer"]
+    assert {(r["order_id"], r["customer"]) for r in records} == {(1, "a"), (2, "c")}
+
+    _, records, _ = _sample(run, "sparse", "code_known")
+    assert len(records) == 5  # sample_size caps the 10 failing rows
+
+    for key, (passed, *_) in EXPECTED.items():  # passing and table-level checks carry no sample
+        if passed or key[1] in ("enough_rows", "fresh_minute", "contract_strict", "has_rows", "fresh"):
+            assert "failed_rows_sample" not in run.checks[key].metadata, key
+
+
+def test_fresh_reports_the_newest_value(run: Run) -> None:
+    day = run.checks[("orders", "fresh_day")].metadata
+    assert isinstance(day["newest"], dg.TimestampMetadataValue)
+    assert day["newest"].value == NOW - 3600
+    assert day["max_age_seconds"].value == 86400.0
+    assert 3600 <= day["age_seconds"].value < 3600 + 600
+    minute = _md(run.checks[("orders", "fresh_minute")])
+    assert minute["newest"] == NOW - 3600 and minute["max_age_seconds"] == 60.0
+    assert _md(run.checks[("empty", "fresh")])["newest"] == "no rows"
+
+
+def test_has_columns_names_what_is_missing_or_different(run: Run) -> None:
+    md = _md(run.checks[("orders", "contract_strict")])
+    assert md["missing_columns"] == ["missing_col"]
+    assert md["mismatched_types"] == {"order_id": {"expected": "int", "actual": "bigint"}}
+    assert "missing_columns" not in _md(run.checks[("orders", "contract")])
+
+
+def test_a_check_failing_at_run_time_is_reported_with_its_error(run: Run) -> None:
+    md = _md(run.checks[("risky", "code_positive")])
+    assert "CAST_INVALID_INPUT" in md["error"] and "'x'" in md["error"]
+    assert "failed_rows" not in md
+    assert any("evaluating its 3 checks one by one" in text for text in run.logs)
+
+
+def test_checks_of_report_spark_writes_run_after_the_materialization(run: Run) -> None:
+    assert "written" in run.materialized
+    mat = run.event_order.index("mat:written")
+    assert all(run.event_order.index(f"check:written/{n}") > mat for n in ("rows", "ids", "bad_column"))
+    error = _md(run.checks[("written", "bad_column")])["error"]
+    assert "`nope`" in error and "available columns: id bigint, twice bigint" in error
+    assert "no write to asset unwritten was seen" in _md(run.checks[("unwritten", "rows")])["error"]
+    assert run.message["report_checks"] == {"unwritten": ["rows"], "written": ["bad_column", "ids", "rows"]}
+
+
+def test_bad_input_raises_before_any_spark_job_naming_the_check(run: Run) -> None:
+    bad = run.message["bad"]
+    assert "check 'broken'" in bad["does_not_parse"] and "does not parse" in bad["does_not_parse"]
+    typo = bad["unknown_column"]
+    assert "check 'typo'" in typo and "`amountt`" in typo and "check 'fine'" not in typo
+    assert "available columns: order_id bigint, customer string, amount decimal(10,2)" in typo
+    assert "check 'sum'" in bad["not_boolean"] and "decimal(11,2), not boolean" in bad["not_boolean"]
+    assert "check 'sev'" in bad["unknown_severity"] and "'FATAL'" in bad["unknown_severity"]
+    assert "the mapping is empty" in bad["empty_mapping"]
+    assert "check 'answer'" in bad["not_a_check"] and "int 42" in bad["not_a_check"]
+    assert "check 'stale'" in bad["fresh_not_a_time"] and "column is string" in bad["fresh_not_a_time"]
+    assert "no_such_table" in bad["missing_table"]
+    assert "'not_an_asset' is not in scope" in bad["unknown_asset"]
+    assert "needs `asset_key=`: 8 assets are in scope" in bad["no_asset_key"]
+    assert bad["nothing_evaluable"].startswith("`report_spark_checks` cannot evaluate any check on")
+    assert "source unreadable" in bad["nothing_evaluable"]
+    if run.mechanism == "classic":
+        assert run.message["jobs"]["bad_inputs"] == 0
+
+
+def test_spark_jobs_per_call_on_classic(runs: dict[str, Run]) -> None:
+    """One aggregation job for eight passing checks (four hand-written counts take four); a failure
+    adds one job for the sample of failing rows, none with ``sample_size=0``; ``has_columns`` none."""
+    jobs = runs["classic"].message["jobs"]
+    assert jobs == {
+        "bad_inputs": 0,
+        "all_pass": 1,
+        "loop_of_4": 4,
+        "failing_with_sample": 2,
+        "failing_sample_size_0": 1,
+        "schema_only": 0,
+    }
+
+
+def test_blocking_check_stops_the_downstream_asset(runs: dict[str, Run]) -> None:
+    classic, connect = runs["classic"], runs["connect"]
+    assert not classic.success and classic.failure is not None
+    assert "blocking asset check" in classic.failure and "amount_non_negative" in classic.failure
+    assert "orders" in classic.materialized and "orders_report" not in classic.materialized
+    # the same job with a passing blocking check: the downstream asset runs
+    assert connect.success, connect.failure
+    assert "orders_report" in connect.materialized
+
+
+def test_summary_log_line(run: Run) -> None:
+    line = next(text for text in run.logs if text.startswith("[spark checks] orders:"))
+    assert "12 checks, 9 failed" in line and "2 Spark action(s)" in line
+
+
+# --- the shipped notebook ---------------------------------------------------------------------
+
+
+def test_shipped_checks_notebook_runs_through_the_jobs_api(tmp_path: Path) -> None:
+    from dagster_databricks import PipesDatabricksClient, PipesDbfsMessageReader
+    from databricks.sdk.service import jobs
+
+    from dagster_pipes_spark.testing import Emulator
+
+    notebook = REPO / "notebooks" / "payments_checks.py"
+    names = [
+        "amount_non_negative",
+        "payment_id_not_null",
+        "payment_id_unique",
+        "method_known",
+        "enough_rows",
+        "fresh",
+        "contract",
+    ]
+    with Emulator(root=tmp_path / "ws") as ws:
+        path = "/Workspace/Shared/payments_checks"
+        ws.jobs.workspace_path(path).parent.mkdir(parents=True, exist_ok=True)
+        ws.jobs.workspace_path(path).write_text(notebook.read_text())
+        ws.jobs.extra_env["PYTHONPATH"] = str(REPO)
+        client = ws.workspace_client()
+
+        @dg.asset(name="payments", check_specs=[dg.AssetCheckSpec(n, asset="payments") for n in names])
+        def payments(context: dg.AssetExecutionContext):  # no return annotation: dagster reads it
+            task = {
+                "task_key": "nb",
+                "existing_cluster_id": "0101-000000-test",
+                "notebook_task": {"notebook_path": path},
+            }
+            return (
+                PipesDatabricksClient(
+                    client=client,
+                    poll_interval_seconds=0.5,
+                    message_reader=PipesDbfsMessageReader(client=client, interval=1),
+                )
+                .run(task=jobs.SubmitTask.from_dict(task), context=context, extras={"rows": 30})
+                .get_results()
+            )
+
+        result = dg.materialize([payments], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+    assert result.success
+    [mat] = result.get_asset_materialization_events()
+    assert mat.materialization.metadata["dagster/row_count"].value == 30
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert sorted(evaluations) == sorted(names)
+    failed = {n: e for n, e in evaluations.items() if not e.passed}
+    assert list(failed) == ["method_known"]  # every third payment is 'cash'
+    assert failed["method_known"].severity == dg.AssetCheckSeverity.WARN
+    assert failed["method_known"].metadata["failed_rows"].value == 10
+    assert evaluations["payment_id_unique"].metadata["total_rows"].value == 30
+    sample = failed["method_known"].metadata["failed_rows_sample"]
+    assert isinstance(sample, dg.TableMetadataValue)
+    assert [r.data["method"] for r in sample.records] == ["cash"] * 5
+
+
+# --- definitions, without Spark ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("checks", "expected"),
+    [
+        ({}, "the mapping is empty"),
+        ([("a", "x > 0")], "expected a dict"),
+        ({"a": 1.5}, "check 'a': expected a SQL string or expect(...)"),
+        ({"a": ""}, "non-empty SQL string"),
+        ({"a": not_null("x", severity="fatal")}, "check 'a' (not_null('x')): unknown severity 'fatal'"),
+        ({"a": not_null()}, "not_null needs at least one column"),
+        ({"a": unique("x", "")}, "column names must be non-empty strings"),
+        ({"a": accepted_values("s", [])}, "needs at least one value"),
+        ({"a": accepted_values("s", ["x", None])}, "None is never accepted"),
+        ({"a": accepted_values("s", [object()])}, "is not a str, number, bool, date"),
+        ({"a": row_count()}, "row_count needs `min`, `max` or both"),
+        ({"a": row_count(min=5, max=1)}, "min=5 is greater than max=1"),
+        ({"a": row_count(min=-1)}, "must be a non-negative int"),
+        ({"a": fresh("t", max_age=dt.timedelta(0))}, "must be a positive timedelta"),
+        ({"a": has_columns({"x": ""})}, "must be a Spark SQL type name"),
+        ({"a": expect("x > 0", description=3)}, "`description` must be a string"),  # type: ignore[arg-type]
+    ],
+)
+def test_invalid_definitions_name_the_check(checks: Any, expected: str) -> None:
+    with pytest.raises(DagsterPipesError, match="Invalid") as info:
+        coerce_checks(checks, "report_spark_checks")
+    assert expected in str(info.value)
+
+
+def test_every_invalid_check_is_listed_and_nothing_touches_the_data() -> None:
+    data: Any = object()  # not a DataFrame: the definitions fail first
+    with pytest.raises(DagsterPipesError) as info:
+        report_spark_checks(None, data, {"a": row_count(), "b": not_null("x", severity="X"), "c": "x > 0"})
+    text = str(info.value)
+    assert "check 'a'" in text and "check 'b'" in text and "check 'c'" not in text
+    with pytest.raises(DagsterPipesError, match="sample_size"):
+        report_spark_checks(None, data, {"c": "x > 0"}, sample_size=-1)
+    with pytest.raises(DagsterPipesError, match="expected a DataFrame"):
+        report_spark_checks(None, data, {"c": "x > 0"})
+
+
+def test_definition_text_and_sql() -> None:
+    assert accepted_values("s", "x").definition == "accepted_values('s', ['x'])"
+    assert has_columns(["a", "b"]).definition == "has_columns(['a', 'b'])"
+    assert has_columns({"a": "bigint"}).definition == "has_columns({'a': 'bigint'})"
+    assert fresh("t", max_age=dt.timedelta(hours=2, minutes=30)).definition == "fresh('t', max_age=2h30m)"
+    assert fresh("t", max_age=1.5).definition == "fresh('t', max_age=1.5s)"
+    assert row_count(min=1, max=10).definition == "row_count(min=1, max=10)"
+    assert sql_literal("it's") == "'it\\'s'" and sql_literal(3, as_string=True) == "'3'"
+    assert sql_literal(True) == "TRUE" and sql_literal(dt.date(2024, 1, 2)) == "DATE '2024-01-02'"
+    assert normalize_type("DECIMAL(10, 2)") == "decimal(10,2)" and normalize_type("long") == "bigint"
+    assert normalize_type("varchar(20)") == "string" and normalize_type("Integer") == "int"
+    columns = Columns((("Amount", "double"), ("my col", "string")))
+    assert columns.ref("amount") == "`Amount`" and columns.ref("s.x") == "`s`.`x`"
+    assert columns.read_by("amount > 0 AND `my col` <> 'amount'") == ["Amount", "my col"]
