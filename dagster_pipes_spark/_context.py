@@ -25,7 +25,7 @@ from ._protocol import (
     PipesMessage,
     PipesPartitionKeyRange,
     PipesTimeWindow,
-    escape_asset_key_path,
+    coerce_asset_key,
     make_message,
     pipes_exception_from_tb,
 )
@@ -384,11 +384,9 @@ class PipesContext:
 
     def _resolve_asset_key(self, asset_key: Any, method: str) -> str:
         if asset_key is not None and not isinstance(asset_key, str):
-            if isinstance(asset_key, Sequence) and all(isinstance(p, str) for p in asset_key):
-                asset_key = escape_asset_key_path(asset_key)
-            elif hasattr(asset_key, "to_escaped_user_string"):  # a dagster.AssetKey
-                asset_key = asset_key.to_escaped_user_string()
-            else:
+            try:  # a list of parts or a dagster.AssetKey
+                asset_key = coerce_asset_key(asset_key)
+            except TypeError:
                 _check_type(asset_key, str, method, "asset_key")
         defined = self._data["asset_keys"]
         if defined:

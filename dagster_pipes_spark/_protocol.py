@@ -182,3 +182,18 @@ def to_asset_key_path(asset_key: str) -> list[str]:
 def escape_asset_key_path(path: Sequence[str]) -> str:
     """Render asset-key parts as the escaped string the orchestrator sends and expects back."""
     return "/".join(part.replace("\\", "\\\\").replace("/", "\\/") for part in path)
+
+
+def coerce_asset_key(value: Any) -> str | None:
+    """The escaped key string of an asset key given as a string (taken as escaped already), a sequence
+    of parts, or a ``dagster.AssetKey``; ``None`` for ``None`` or an empty key; ``TypeError`` otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value or None
+    path = getattr(value, "path", None)  # dagster.AssetKey (which is not iterable)
+    if isinstance(path, (list, tuple)) and all(isinstance(p, str) for p in path):
+        return escape_asset_key_path(path) or None
+    if isinstance(value, Sequence) and all(isinstance(p, str) for p in value):
+        return escape_asset_key_path(list(value)) or None
+    raise TypeError(f"not an asset key: {value!r}")

@@ -31,6 +31,7 @@ from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
+from dagster_pipes_spark._protocol import coerce_asset_key
 from dagster_pipes_spark.spark._checks import (
     PREFIX,
     TOTAL,
@@ -45,7 +46,7 @@ from dagster_pipes_spark.spark._checks import (
     make_result,
 )
 from dagster_pipes_spark.spark._pipes import log, reports, resolve_asset_key
-from dagster_pipes_spark.spark._targets import coerce_asset_key, quote_identifier
+from dagster_pipes_spark.spark._targets import quote_identifier
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
-from dagster_pipes_spark.spark._targets import coerce_asset_key
+from dagster_pipes_spark._protocol import coerce_asset_key
 
 
 def is_mock(obj: Any) -> bool:

@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
 
-from dagster_pipes_spark._protocol import escape_asset_key_path, to_asset_key_path
+from dagster_pipes_spark._protocol import coerce_asset_key, escape_asset_key_path, to_asset_key_path
 from dagster_pipes_spark.spark._record import SparkWrite
 
 # --- identifiers and paths --------------------------------------------------------------------
@@ -106,20 +105,6 @@ AssetKeyLike = str | Sequence[str]
 AssetsMapping = Mapping[str, AssetKeyLike | None]
 AssetsCallable = Callable[[str], AssetKeyLike | None]
 AssetsArg = AssetsMapping | AssetsCallable | None
-
-
-def coerce_asset_key(value: Any) -> str | None:
-    """An asset key given as a string, a sequence of parts, or a ``dagster.AssetKey``."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value or None
-    path = getattr(value, "path", None)  # dagster.AssetKey
-    if isinstance(path, (list, tuple)) and all(isinstance(p, str) for p in path):
-        return escape_asset_key_path(path) or None
-    if isinstance(value, Sequence) and all(isinstance(p, str) for p in value):
-        return escape_asset_key_path(list(value)) or None
-    raise TypeError(f"not an asset key: {value!r}")
 
 
 class AssetResolver:
