@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from dagster_pipes_spark.spark._lineage import LineageSource
 from dagster_pipes_spark.spark._metadata import build_metadata, canonical_table, data_version_for
 from dagster_pipes_spark.spark._partitions import PartitionScope
-from dagster_pipes_spark.spark._pipes import is_mock
+from dagster_pipes_spark.spark._pipes import is_mock, log
 from dagster_pipes_spark.spark._record import Collector, SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._targets import AssetResolver, AssetsArg
 
@@ -65,10 +65,7 @@ class HookSession:
 
     def log(self, level: str, message: str) -> None:
         """Log through the Pipes context; never raises."""
-        try:
-            getattr(self.pipes.log, level)(message)
-        except Exception:
-            pass
+        log(self.pipes, level, message)
 
     def _scope(self) -> list[str]:
         try:
