@@ -16,7 +16,12 @@ from ._channels import (
 from ._context import PipesContext, open_dagster_pipes
 from ._context_loaders import PipesContextLoader, PipesDefaultContextLoader
 from ._encoding import decode_env_var, decode_param, encode_env_var, encode_param
-from ._errors import DagsterPipesError, DagsterPipesTerminated, DagsterPipesWarning
+from ._errors import (
+    DagsterPipesError,
+    DagsterPipesMessageLossError,
+    DagsterPipesTerminated,
+    DagsterPipesWarning,
+)
 from ._params import (
     PipesAutoParamsLoader,
     PipesCliArgsParamsLoader,
@@ -182,6 +187,7 @@ __all__ = [
     "PIPES_PROTOCOL_VERSION",
     "PIPES_PROTOCOL_VERSION_FIELD",
     "DagsterPipesError",
+    "DagsterPipesMessageLossError",
     "DagsterPipesTerminated",
     "DagsterPipesWarning",
     "DbutilsFileStore",

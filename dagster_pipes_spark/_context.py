@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final
 from . import _lifecycle
 from ._channels import LineChannel, serialize_message
 from ._context_loaders import PipesContextLoader, PipesDefaultContextLoader
-from ._errors import DagsterPipesError, DagsterPipesWarning
+from ._errors import DagsterPipesError, DagsterPipesMessageLossError, DagsterPipesWarning
 from ._metadata import find_unserializable_key, normalize_metadata
 from ._params import PipesAutoParamsLoader, PipesParamsLoader
 from ._protocol import (
@@ -182,7 +182,10 @@ class PipesContext:
         if exc_type is not None and exc_value is not None:
             from traceback import TracebackException
 
-            self.close(pipes_exception_from_tb(TracebackException(exc_type, exc_value, traceback)))
+            try:
+                self.close(pipes_exception_from_tb(TracebackException(exc_type, exc_value, traceback)))
+            except DagsterPipesMessageLossError:
+                pass  # the block's own error propagates (the job fails); the loss is on stderr
         else:
             self.close()
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
-from ._errors import DagsterPipesError
+from ._errors import DagsterPipesError, UnreadableAnswerError
 from ._protocol import PipesContextData, PipesParams
 
 _REQUIRED_KEYS = ("run_id",)
@@ -30,6 +30,15 @@ def parse_context(text: str | bytes, where: str) -> PipesContextData:
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DagsterPipesError(f"The Pipes context at {where} is not valid JSON ({e}).") from e
     return check_context(data, where)
+
+
+def parse_downloaded_context(data: bytes, where: str) -> PipesContextData:
+    """:func:`parse_context` for a payload just downloaded from storage: one that does not parse is
+    an :class:`UnreadableAnswerError` (the answer was garbled on the way; reading again may succeed)."""
+    try:
+        return parse_context(data, where)
+    except DagsterPipesError as e:
+        raise UnreadableAnswerError(str(e)) from e
 
 
 def check_context(data: Any, where: str) -> PipesContextData:

@@ -32,3 +32,14 @@ class DagsterPipesTerminated(BaseException):
             f"The external process received {name} (signal {signum}) and is terminating; "
             "every message reported before it was delivered."
         )
+
+
+class DagsterPipesMessageLossError(DagsterPipesError):
+    """Raised when a Pipes context closes and a report (a materialization, an asset check, a custom
+    message or ``closed``) could not be delivered to Dagster: the run's results are incomplete, so the
+    job must not look successful. Writers take ``on_message_loss="warn"`` to only warn instead."""
+
+
+class UnreadableAnswerError(DagsterPipesError):
+    """Storage answered a request with something that cannot be read (a truncated body, a proxy's HTML
+    page where JSON was expected): a transient failure, retried like an outage."""

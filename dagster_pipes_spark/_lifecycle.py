@@ -24,7 +24,7 @@ import time
 from types import FrameType, TracebackType
 from typing import Any, Protocol
 
-from ._errors import DagsterPipesTerminated
+from ._errors import DagsterPipesMessageLossError, DagsterPipesTerminated
 from ._protocol import PipesException, pipes_exception_from_tb
 
 
@@ -105,6 +105,7 @@ def _excepthook(exc_type: type[BaseException], exc: BaseException, tb: Traceback
 
 def _at_exit() -> None:
     ctx = _active
+    lost_reports = False
     if ctx is not None and not ctx.is_closed:
         exc = _uncaught
         try:
@@ -112,10 +113,11 @@ def _at_exit() -> None:
                 ctx.close(_exception_info(exc))
             else:
                 ctx.close()
+        except DagsterPipesMessageLossError as e:
+            lost_reports = exc is None  # after an uncaught error the exit status is non-zero already
+            _stderr(f"[dagster-pipes] {e}\n")
         except Exception as e:  # noqa: BLE001 - last chance: report, never mask the exit
-            sys.__stderr__.write(
-                f"[dagster-pipes] closing at exit failed: {e!r}\n"
-            ) if sys.__stderr__ else None
+            _stderr(f"[dagster-pipes] closing at exit failed: {e!r}\n")
     signum = _received_signal
     if signum is not None and _previous_handler in (signal.SIG_DFL, None):
         # Die with the usual status for the signal, after every message went out.
@@ -126,6 +128,26 @@ def _at_exit() -> None:
             pass
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
+    elif lost_reports:
+        # A report never reached Dagster: the process must not exit 0 (atexit cannot set the
+        # status any other way; this is the last of our handlers to matter).
+        _stderr("[dagster-pipes] exiting with status 1: reports were lost (see above).\n")
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        os._exit(1)
+
+
+def _stderr(text: str) -> None:
+    stream = sys.__stderr__
+    if stream is not None:
+        try:
+            stream.write(text)
+            stream.flush()
+        except (OSError, ValueError):
+            pass
 
 
 def _exception_info(exc: BaseException) -> PipesException:

@@ -11,6 +11,7 @@ the reason. All drills of the module run concurrently (each has its own emulator
 about as long as its slowest drill (~1.5 min).
 """
 
+import contextlib
 import json
 import re
 import signal
@@ -35,7 +36,8 @@ from _failure_drill import (
     run_drills,
 )
 
-from dagster_pipes_spark import DagsterPipesError
+from dagster_pipes_spark import DagsterPipesError, DagsterPipesMessageLossError
+from dagster_pipes_spark._protocol import make_message
 from dagster_pipes_spark._transports.databricks import PipesFileStoreMessageWriterChannel
 from dagster_pipes_spark._transports.retry import Deadline, RetryPolicy, classify
 from dagster_pipes_spark._transports.sdk import SdkDbfsFileStore, SdkVolumesFileStore
@@ -98,7 +100,9 @@ def test_end_of_body_to_exit_within_flush_timeout(drills, drill):
     result = _result(drills, drill)
     _check_delivery(drill, result)
     elapsed = result["exit_seconds"]
-    assert result["returncode"] == 0, result["stderr"]
+    # reports (custom messages, `closed`) were lost: the job must not look green
+    assert result["returncode"] == 1, result["stderr"]
+    assert "DagsterPipesMessageLossError: 16 report(s)" in result["stderr"], result["stderr"]
     if drill.fault == "403":
         assert elapsed < SLACK, elapsed
         assert result["stats"]["faults"] == 1  # one attempt: a permanent error is not retried
@@ -292,17 +296,35 @@ def test_messages_written_after_a_permanent_error_are_counted_not_kept(ws, capfd
     ws.faults(rate=1.0, statuses=[403], endpoints=["PUT /api/2.0/fs/files"])
     channel = PipesFileStoreMessageWriterChannel(store, f"{VOLUME}/denied", interval=0)
     started = time.monotonic()
+
+    def log(n: int) -> str:
+        return json.dumps(make_message("log", {"message": str(n), "level": "INFO"}))
+
     with channel.buffered_upload_loop():
-        channel.write_line('{"n": 0}')
+        channel.write_line(log(0))
         channel.flush()  # returns at the permanent error
         assert channel.upload_calls == 1
         for n in range(1, 1000):
-            channel.write_line(json.dumps({"n": n}))
+            channel.write_line(log(n))
     assert time.monotonic() - started < 2.0
     assert not channel._pending  # nothing kept in memory once nothing can be delivered
     assert ws.stats["faults"] == 1
     err = capfd.readouterr().err
-    assert f"1000 message(s) were not delivered to {VOLUME}/denied via sdk" in err
+    assert re.search(
+        rf"1000 message\(s\) were not delivered to {VOLUME}/denied via sdk [^\n]*; all of them log lines", err
+    )
+    # a lost report (here: a materialization) fails the job, unless the writer only warns
+    for on_loss in ("raise", "warn"):
+        channel = PipesFileStoreMessageWriterChannel(
+            store, f"{VOLUME}/denied", interval=0, on_message_loss=on_loss
+        )
+        with contextlib.ExitStack() as stack:
+            if on_loss == "raise":
+                stack.enter_context(pytest.raises(DagsterPipesMessageLossError, match="1 report"))
+            with channel.buffered_upload_loop():
+                channel.write_line(log(0))
+                channel.write_line(json.dumps(make_message("report_asset_materialization", {})))
+        assert "2 message(s) were not delivered" in capfd.readouterr().err
 
 
 def test_flush_timeout_is_validated():

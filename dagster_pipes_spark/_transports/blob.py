@@ -11,10 +11,18 @@ lost. This channel therefore:
   the backlog stays at about one chunk for a run of any length, and latency follows ``interval``
   (a faster reader + matching ``interval`` is faster);
 * packs everything pending at close into as few chunks as possible, ``closed`` last;
-* retries a failed upload with the channel's :class:`~.retry.RetryPolicy` (transient errors only),
-  always under the same index with the same payload, so a delivered chunk is never rewritten, a chunk
-  is never skipped while a later one is delivered, and messages stay queued until they are uploaded;
+* retries a failed upload with the channel's :class:`~.retry.RetryPolicy` (transient errors only,
+  an unreadable answer included), always under the same index with the same payload, so a chunk whose
+  answer was lost is rewritten identically, a chunk is never skipped while a later one is delivered,
+  and messages stay queued until they are uploaded; a server's ``Retry-After`` is honoured, closing
+  or not;
 * stops at the first permanent error (such as HTTP 403): nothing later is attempted;
+* keeps memory bounded in a long outage: pending messages beyond ``max_pending_bytes`` spill to a
+  temporary file, and past its cap the oldest *log lines* are dropped (counted), never a report
+  (:mod:`.pending`);
+* fails the job when a report is lost: ``close()`` raises :class:`DagsterPipesMessageLossError` when a
+  materialization, an asset check, a custom message or ``closed`` could not be delivered, unless
+  ``on_message_loss="warn"`` (lost log lines alone only warn);
 * is bounded: ``close()`` returns within ``flush_timeout`` seconds (at most
   ``TERMINATION_FLUSH_TIMEOUT`` after SIGTERM) even when every request fails or never answers —
   uploads run in a daemon thread that is abandoned at the deadline — and then says on stderr exactly
@@ -26,6 +34,7 @@ lost. This channel therefore:
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import sys
@@ -33,18 +42,26 @@ import threading
 import time
 import warnings
 from abc import abstractmethod
-from collections import deque
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from io import StringIO
-from typing import IO, TypeVar
+from typing import IO, Any, Literal, TypeVar, cast
 
 from .. import _lifecycle
 from .._channels import LineChannel
-from .._errors import DagsterPipesError, DagsterPipesWarning
+from .._errors import DagsterPipesError, DagsterPipesMessageLossError, DagsterPipesWarning
 from .._protocol import PipesMessage, PipesParams
 from .._writers import INCLUDE_STDIO_IN_MESSAGES_KEY, PipesMessageWriter, attach_stdio_capture
+from .pending import (
+    DEFAULT_MAX_MEMORY_BYTES,
+    DEFAULT_MAX_SPILL_BYTES,
+    EMPTY,
+    Chunk,
+    PendingMessages,
+    is_report,
+)
 from .retry import DEFAULT_RETRY_POLICY, Deadline, DeadlineExceededError, Failure, RetryPolicy, classify
+
+OnMessageLoss = Literal["raise", "warn"]
 
 #: Worst-case lag of the stock reader's poll period beyond its ``interval`` (see module docstring).
 READER_SLACK_SECONDS = 2.0
@@ -57,6 +74,26 @@ _CLOSING_PAUSE = 0.5
 #: Uploading stops this much before ``flush_timeout`` (at most a tenth of it), leaving time to report
 #: and return, so that ``close()`` returns within ``flush_timeout`` of being called.
 _CLOSE_MARGIN = 0.25
+
+
+def check_on_message_loss(value: str) -> OnMessageLoss:
+    """Validate an ``on_message_loss`` argument."""
+    if value not in ("raise", "warn"):
+        raise DagsterPipesError(
+            f"on_message_loss={value!r}: expected 'raise' (the default: a lost report fails the job) or "
+            "'warn' (only say so on stderr)."
+        )
+    return value  # type: ignore[return-value]
+
+
+def check_max_pending_bytes(value: int | None) -> int | None:
+    """Validate a ``max_pending_bytes`` argument (bytes > 0, or None for no cap)."""
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        raise DagsterPipesError(
+            f"max_pending_bytes={value!r}: expected a number of bytes > 0 (default "
+            f"{DEFAULT_MAX_MEMORY_BYTES:,}), or None to keep every pending message in memory."
+        )
+    return value
 
 
 def check_flush_timeout(flush_timeout: float) -> float:
@@ -76,7 +113,11 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
     is the orchestrator reader's ``interval`` (10 by default). ``max_chunk_bytes`` caps a chunk (None:
     unlimited); chunks are split between messages, and a single message larger than the cap raises
     ``DagsterPipesError``. ``flush_timeout`` bounds :meth:`close` (and :meth:`flush`); ``retry`` is the
-    :class:`~.retry.RetryPolicy` for uploads.
+    :class:`~.retry.RetryPolicy` for uploads. ``max_pending_bytes`` caps the messages kept in memory
+    while storage is slow or down (older ones spill to a temporary file; ``max_spill_bytes`` caps that,
+    past which the oldest log lines are dropped); a chunk is never larger than it either.
+    ``on_message_loss`` says what :meth:`close` does when a report could not be delivered: ``"raise"``
+    :class:`DagsterPipesMessageLossError` (the job fails) or ``"warn"`` (stderr only).
     """
 
     def __init__(
@@ -86,15 +127,23 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         max_chunk_bytes: int | None = None,
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         retry: RetryPolicy | None = None,
+        on_message_loss: OnMessageLoss = "raise",
+        max_pending_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
+        max_spill_bytes: int = DEFAULT_MAX_SPILL_BYTES,
     ):
         self.interval = interval
         self.max_chunk_bytes = max_chunk_bytes
         self.flush_timeout = check_flush_timeout(flush_timeout)
         self.retry = retry or DEFAULT_RETRY_POLICY
-        self._pending: deque[str] = deque()
+        self.on_message_loss = check_on_message_loss(on_message_loss)
+        self.max_pending_bytes = check_max_pending_bytes(max_pending_bytes)
+        self._pending = PendingMessages(
+            max_memory_bytes=self.max_pending_bytes, max_spill_bytes=max_spill_bytes
+        )
         self._cond = threading.Condition()
         self._counter = 1  # index of the next chunk to deliver (the in-flight one, if any)
-        self._inflight: list[str] | None = None  # retried as is until delivered
+        self._inflight: Chunk | None = None  # retried as is until delivered
+        self._resume_at = -math.inf  # not before this (a server's Retry-After)
         self._uploading = False
         self._next_upload_at = -math.inf
         self._stop = False
@@ -105,7 +154,8 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         self._failure: Failure | None = None  # permanent: nothing more is attempted
         self._last_error: Failure | None = None
         self._failing = False
-        self._dropped = 0  # messages written after a permanent failure (counted, not kept)
+        self._dropped = 0  # messages that will never be sent (after a permanent failure; counted, not kept)
+        self._dropped_reports = 0  # ... of which reports
         self._thread: threading.Thread | None = None
         self._reader_done_at = 0.0  # model of when the reader will have consumed the last chunk
         self._backlog_warned = False
@@ -136,6 +186,7 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         with self._cond:
             if self._failure is not None or self._abandoned:
                 self._dropped += 1  # it could only be delivered after a message that never will be
+                self._dropped_reports += is_report(line)
                 return
             self._pending.append(line)
             self._cond.notify_all()
@@ -143,9 +194,23 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
     def flush_messages(self) -> Sequence[PipesMessage]:
         """Remove and return every message not yet uploaded (stock-compatible helper)."""
         with self._cond:
-            lines = list(self._pending)
-            self._pending.clear()
+            lines = self._pending.take(None).lines
         return [json.loads(line) for line in lines]
+
+    @property
+    def pending_stats(self) -> dict[str, int]:
+        """Pending messages and where they are: ``messages``, ``memory_bytes``, ``spill_bytes``,
+        the peaks of both, and ``dropped_logs`` (dropped because memory and disk were full)."""
+        with self._cond:
+            p = self._pending
+            return {
+                "messages": len(p),
+                "memory_bytes": p.memory_bytes,
+                "spill_bytes": p.spill_bytes,
+                "peak_memory_bytes": p.peak_memory_bytes,
+                "peak_spill_bytes": p.peak_spill_bytes,
+                "dropped_logs": p.dropped_logs,
+            }
 
     @abstractmethod
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
@@ -181,7 +246,8 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         """Deliver what is left within ``flush_timeout`` (idempotent), then stop the uploader.
 
         Returns by the deadline whatever storage does; messages that could not be delivered are
-        counted on stderr with the path and the reason.
+        counted on stderr with the path and the reason, and if a report was among them (with
+        ``on_message_loss="raise"``, the default) :class:`DagsterPipesMessageLossError` is raised.
         """
         with self._cond:
             if self._closed:
@@ -204,12 +270,28 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         with self._cond:
             self._abandoned = self._has_work()
             self._cond.notify_all()
-        self._report_loss()
+        lost_reports = self._report_loss()
+        with self._cond:
+            if not self._uploading:  # a hung request may still read the spill file: leave it to exit
+                self._pending.close()
+        if lost_reports and self.on_message_loss == "raise":
+            raise DagsterPipesMessageLossError(
+                f"{lost_reports} report(s) (materializations, asset checks, custom messages or `closed`) "
+                f"could not be delivered to {self.destination()}, so Dagster does not have them: this "
+                "run's results are incomplete (the reason is on stderr above). Pass "
+                "on_message_loss='warn' to the message writer to only warn."
+            )
 
     # ----------------------------------------------------------------------------- internals
 
     def _has_work(self) -> bool:
         return self._inflight is not None or bool(self._pending)
+
+    def _chunk_cap(self) -> int | None:
+        """The most bytes one chunk may hold: the transport's limit, and never more than the memory
+        cap (a chunk is held in memory while it is uploaded)."""
+        caps = [c for c in (self.max_chunk_bytes, self.max_pending_bytes) if c is not None]
+        return min(caps) if caps else None
 
     def _start_uploader(self) -> None:
         with self._cond:
@@ -226,30 +308,15 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                 self._thread = None
         self._upload_loop()
 
-    def _take_chunk(self) -> list[str]:
-        """Pop the longest prefix of pending lines that fits in one chunk (caller holds _cond)."""
-        lines: list[str] = []
-        if self.max_chunk_bytes is None:
-            lines.extend(self._pending)
-            self._pending.clear()
-            return lines
-        size = 0
-        while self._pending:
-            n = len(self._pending[0]) + 1
-            if lines and size + n > self.max_chunk_bytes:
-                break
-            lines.append(self._pending.popleft())
-            size += n
-        return lines
-
     def _estimate_chunks(self) -> int:
         with self._cond:
             if not self._pending:
                 return 0
-            if self.max_chunk_bytes is None:
+            cap = self._chunk_cap()
+            if cap is None:
                 return 1
-            total = sum(len(line) + 1 for line in self._pending)
-        return -(-total // self.max_chunk_bytes)
+            total = self._pending.total_bytes
+        return -(-total // cap)
 
     def _estimated_backlog(self) -> int:
         """Chunks the orchestrator has probably not read yet, under the reader-cadence model."""
@@ -282,16 +349,20 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                             return
                         self._cond.wait()
                         continue
+                    now = time.monotonic()
+                    if now < self._resume_at:  # the server asked us to wait (Retry-After)
+                        self._cond.wait(self._resume_at - now)
+                        continue
                     if self._stop or self._urgent:
                         break
-                    wait = self._next_upload_at - time.monotonic()
+                    wait = self._next_upload_at - now
                     if wait <= 0:
                         break
                     self._cond.wait(wait)
                 if self._inflight is None:
-                    self._inflight = self._take_chunk()
-                lines, index = self._inflight, self._counter
-            delivered = self._deliver(lines, index)
+                    self._inflight = self._pending.take(self._chunk_cap())
+                chunk, index = self._inflight, self._counter
+            delivered = self._deliver(chunk.text, index)
             with self._cond:
                 now = time.monotonic()
                 self._next_upload_at = now + self.upload_period
@@ -299,7 +370,7 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                     self._inflight = None
                     self._counter += 1
                     self.uploaded_chunks += 1
-                    self.delivered_messages += len(lines)
+                    self.delivered_messages += len(chunk)
                     self._failing = False
                     self._last_error = None
                     self._reader_done_at = max(self._reader_done_at, now) + self.upload_period
@@ -307,19 +378,22 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
             if delivered:
                 self._maybe_warn_backlog()
             elif self._stop and self._failure is None:
-                if self._deadline.expired():
+                # Storage keeps failing while closing: the next round shortly, or when the server
+                # said (Retry-After) — unless that is past the deadline, which ends the uploads.
+                last = self._last_error
+                pause = max(_CLOSING_PAUSE, (last.retry_after or 0.0) if last is not None else 0.0)
+                if time.monotonic() + pause >= self._deadline.at:
                     return
-                self._deadline.wait(_CLOSING_PAUSE)  # storage keeps failing: the next round, shortly
+                self._deadline.wait(pause)
 
-    def _deliver(self, lines: list[str], index: int) -> bool:
-        """Upload ``lines`` as chunk ``index`` under the retry policy; whether it was delivered."""
-        payload = "\n".join(lines)
+    def _deliver(self, payload: str, index: int) -> bool:
+        """Upload ``payload`` as chunk ``index`` under the retry policy; whether it was delivered."""
 
         def attempt() -> None:
             self.upload_calls += 1
             self._uploading = True  # a request is out: storage has not answered yet
             try:
-                self.upload_messages_chunk(StringIO(payload), index)
+                self.upload_messages_chunk(cast(IO, _TextPayload(payload)), index)
             except Exception as e:
                 self._last_error = classify(e)
                 raise
@@ -334,14 +408,17 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         except Exception as e:  # noqa: BLE001 - every failure is classified; permanent ones end uploads
             failure = classify(e)
         with self._cond:
+            if failure.retry_after:
+                self._resume_at = max(self._resume_at, time.monotonic() + failure.retry_after)
             if self._abandoned:
                 return False
             first = not self._failing
             self._failing = True
             if not failure.transient:
                 self._failure = failure
-                self._dropped += len(self._pending)
-                self._pending.clear()
+                count, reports = self._pending.clear()
+                self._dropped += count
+                self._dropped_reports += reports
         if not failure.transient:
             _safe_stderr(
                 f"[dagster-pipes] uploading message chunk {index} to {self.destination()} failed with a "
@@ -355,14 +432,26 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
             )
         return False
 
-    def _report_loss(self) -> None:
+    def _report_loss(self) -> int:
+        """Say on stderr what was not delivered and why; returns how many reports that was."""
         with self._cond:
-            in_flight = len(self._inflight or [])
-            lost = in_flight + len(self._pending) + self._dropped
+            inflight = self._inflight or EMPTY
+            in_flight = len(inflight)
+            dropped_logs = self._pending.dropped_logs
+            lost = in_flight + len(self._pending) + self._dropped + dropped_logs
+            lost_reports = inflight.reports + self._pending.reports + self._dropped_reports
             hung = self._uploading
             failure, last, first = self._failure, self._last_error, self._counter
         if not lost:
-            return
+            return 0
+        if not in_flight and not len(self._pending) and not self._dropped:  # only the disk cap's drops
+            _safe_stderr(
+                f"[dagster-pipes] {dropped_logs} log message(s) were not delivered to {self.destination()}: "
+                f"storage was unavailable for so long that pending messages exceeded the memory cap "
+                f"({self.max_pending_bytes or 0:,} bytes) and the disk cap, so the oldest log lines "
+                "were dropped (no report was).\n"
+            )
+            return 0
         terminating = _lifecycle.termination_deadline()
         limit = (
             f"the {_lifecycle.TERMINATION_FLUSH_TIMEOUT:g} s allowed after SIGTERM"
@@ -382,10 +471,23 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
             why = f"storage kept failing until {limit} ran out; the last error was {last.describe()}"
         else:
             why = f"{limit} ran out before they could be uploaded"
+        reports = f"{lost_reports} of them report(s)" if lost_reports else "all of them log lines"
+        extra = (
+            f"; besides, {dropped_logs} older log line(s) were dropped when memory and disk were full"
+            if dropped_logs
+            else ""
+        )
+        maybe = ""
+        if in_flight and (hung or (last is not None and _may_have_applied(last))):
+            maybe = (
+                f" The {in_flight} message(s) of chunk {first} may have reached storage all the same: "
+                "its last request was sent but its answer was lost."
+            )
         _safe_stderr(
             f"[dagster-pipes] {lost} message(s) were not delivered to {self.destination()} (every message "
-            f"from chunk {first} on): {why}.\n"
+            f"from chunk {first} on; {reports}): {why}{extra}.{maybe}\n"
         )
+        return lost_reports
 
     def _maybe_warn_backlog(self) -> None:
         if not self._backlog_warned and self._estimated_backlog() > READER_DRAIN_BUDGET // 2:
@@ -394,6 +496,59 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                 "[dagster-pipes] messages are produced faster than Dagster's reader downloads chunks "
                 f"(one per ~{self.upload_period:.0f}s); the backlog grows and may not drain after the run.\n"
             )
+
+
+class _TextPayload(io.TextIOBase):
+    """A read-only text stream over a chunk's payload (what ``upload_messages_chunk`` receives), without
+    the copy ``io.StringIO`` makes (four bytes per character): a chunk can be tens of megabytes."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._pos = 0
+
+    def readable(self) -> bool:
+        """Always."""
+        return True
+
+    def read(self, size: int | None = -1) -> str:
+        """Up to ``size`` characters (all that is left by default)."""
+        start = self._pos
+        end = len(self._text) if size is None or size < 0 else min(len(self._text), start + size)
+        self._pos = end
+        return self._text[start:end] if start or end != len(self._text) else self._text
+
+    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
+        """One line, with its newline."""
+        nl = self._text.find("\n", self._pos)
+        end = len(self._text) if nl < 0 else nl + 1
+        if size is not None and size >= 0:
+            end = min(end, self._pos + size)
+        line, self._pos = self._text[self._pos : end], end
+        return line
+
+    def getvalue(self) -> str:
+        """The whole payload (as ``io.StringIO.getvalue``)."""
+        return self._text
+
+    def seekable(self) -> bool:
+        """Seeking to the start (or to a position ``tell`` gave) works."""
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Move to ``offset`` (from the start, the current position or the end)."""
+        base = {0: 0, 1: self._pos, 2: len(self._text)}[whence]
+        self._pos = max(0, min(len(self._text), base + offset))
+        return self._pos
+
+    def tell(self) -> int:
+        """The position, in characters."""
+        return self._pos
+
+
+def _may_have_applied(failure: Failure) -> bool:
+    """Whether a failed upload may still have been written: the server may have applied it before its
+    answer was lost (an unreadable or missing answer, a 500, a timeout), unlike a refusal (429, 503)."""
+    return failure.status is None or failure.status in (500, 502, 504)
 
 
 def _safe_stderr(text: str) -> None:
@@ -412,18 +567,8 @@ class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterCha
     a half-written chunk.
     """
 
-    def __init__(
-        self,
-        path: str,
-        *,
-        interval: float = 10,
-        max_chunk_bytes: int | None = None,
-        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
-        retry: RetryPolicy | None = None,
-    ):
-        super().__init__(
-            interval=interval, max_chunk_bytes=max_chunk_bytes, flush_timeout=flush_timeout, retry=retry
-        )
+    def __init__(self, path: str, *, interval: float = 10, **options: Any):
+        super().__init__(interval=interval, **options)
         self._path = path
 
     @property
@@ -456,8 +601,10 @@ class PipesBlobStoreMessageWriter(PipesMessageWriter[T_BlobStoreMessageWriterCha
     """Base for writers that upload message chunks to a blob store at the reader's pace.
 
     ``flush_timeout`` (seconds, default 60) bounds the final flush; ``retry`` (a
-    :class:`~.retry.RetryPolicy`) sets how failed uploads are retried. Subclasses pass both to their
-    channel.
+    :class:`~.retry.RetryPolicy`) sets how failed uploads are retried; ``on_message_loss``
+    (``"raise"``, the default, or ``"warn"``) whether a lost report fails the job; ``max_pending_bytes``
+    caps the pending messages kept in memory during an outage (older ones spill to disk). Subclasses
+    pass them all to their channel with :meth:`channel_options`.
     """
 
     INCLUDE_STDIO_IN_MESSAGES_KEY = INCLUDE_STDIO_IN_MESSAGES_KEY
@@ -468,10 +615,24 @@ class PipesBlobStoreMessageWriter(PipesMessageWriter[T_BlobStoreMessageWriterCha
         interval: float = 10,
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         retry: RetryPolicy | None = None,
+        on_message_loss: OnMessageLoss = "raise",
+        max_pending_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
     ):
         self.interval = interval
         self.flush_timeout = check_flush_timeout(flush_timeout)
         self.retry = retry or DEFAULT_RETRY_POLICY
+        self.on_message_loss = check_on_message_loss(on_message_loss)
+        self.max_pending_bytes = check_max_pending_bytes(max_pending_bytes)
+
+    def channel_options(self) -> dict[str, Any]:
+        """The delivery settings every channel of this writer takes (as keyword arguments)."""
+        return {
+            "interval": self.interval,
+            "flush_timeout": self.flush_timeout,
+            "retry": self.retry,
+            "on_message_loss": self.on_message_loss,
+            "max_pending_bytes": self.max_pending_bytes,
+        }
 
     @contextmanager
     def open(self, params: PipesParams) -> Iterator[T_BlobStoreMessageWriterChannel]:

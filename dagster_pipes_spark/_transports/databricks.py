@@ -19,13 +19,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from .._context_loaders import PipesContextLoader, parse_context
+from .._context_loaders import PipesContextLoader, parse_downloaded_context
 from .._errors import DagsterPipesError
 from .._protocol import PipesContextData, PipesExtras, PipesParams
-from .blob import DEFAULT_FLUSH_TIMEOUT, PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from .blob import (
+    DEFAULT_FLUSH_TIMEOUT,
+    OnMessageLoss,
+    PipesBlobStoreMessageWriter,
+    PipesBlobStoreMessageWriterChannel,
+)
 from .dbutils import DbutilsFileStore
 from .file_store import FileStore, Kind, StorageNotFoundError
 from .fuse import FuseFileStore
+from .pending import DEFAULT_MAX_MEMORY_BYTES
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .sdk import SdkDbfsFileStore, SdkVolumesFileStore
 
@@ -78,14 +84,17 @@ class _StoreContextLoader(_StoreBacked, PipesContextLoader):
         """Read and yield the context JSON at ``params["path"]`` (any size)."""
         path = _path_param(params, type(self).__name__)
         store = self.store
+        where = f"{path!r} ({store.describe()})"
         try:
-            data = self.retry.call(lambda: store.read_bytes(path), f"read the context {path}")
+            data = self.retry.call(
+                lambda: parse_downloaded_context(store.read_bytes(path), where), f"read the context {path}"
+            )
         except StorageNotFoundError as e:
             raise DagsterPipesError(
-                f"The Pipes context {path!r} does not exist ({self.store.describe()}). The orchestrator writes it "
+                f"The Pipes context {path!r} does not exist ({store.describe()}). The orchestrator writes it "
                 "before launching the run and deletes it afterwards: run this from Dagster, against the same workspace."
             ) from e
-        yield parse_context(data, f"{path!r} ({self.store.describe()})")
+        yield data
 
 
 class PipesDbfsContextLoader(_StoreContextLoader):
@@ -107,19 +116,8 @@ class PipesUnityCatalogVolumesContextLoader(_StoreContextLoader):
 class PipesFileStoreMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
     """Uploads chunks ``{path}/{index}.json`` through a :class:`FileStore`, atomically."""
 
-    def __init__(
-        self,
-        store: FileStore,
-        path: str,
-        *,
-        interval: float = 10,
-        max_chunk_bytes: int | None = None,
-        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
-        retry: RetryPolicy | None = None,
-    ):
-        super().__init__(
-            interval=interval, max_chunk_bytes=max_chunk_bytes, flush_timeout=flush_timeout, retry=retry
-        )
+    def __init__(self, store: FileStore, path: str, *, interval: float = 10, **options: Any):
+        super().__init__(interval=interval, **options)
         self.store = store
         self.path = path.rstrip("/")
 
@@ -147,22 +145,24 @@ class _StoreMessageWriter(_StoreBacked, PipesBlobStoreMessageWriter[PipesFileSto
         store: FileStore | None = None,
         flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
         retry: RetryPolicy | None = None,
+        on_message_loss: OnMessageLoss = "raise",
+        max_pending_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
     ) -> None:
         _StoreBacked.__init__(self, client=client, dbutils=dbutils, store=store, retry=retry)
         PipesBlobStoreMessageWriter.__init__(
-            self, interval=interval, flush_timeout=flush_timeout, retry=self.retry
+            self,
+            interval=interval,
+            flush_timeout=flush_timeout,
+            retry=self.retry,
+            on_message_loss=on_message_loss,
+            max_pending_bytes=max_pending_bytes,
         )
 
     def make_channel(self, params: PipesParams) -> PipesFileStoreMessageWriterChannel:
         """Build the channel for the directory in ``params["path"]``."""
         path = _path_param(params, type(self).__name__)
         return PipesFileStoreMessageWriterChannel(
-            self.store,
-            path,
-            interval=self.interval,
-            max_chunk_bytes=self._max_chunk_bytes,
-            flush_timeout=self.flush_timeout,
-            retry=self.retry,
+            self.store, path, max_chunk_bytes=self._max_chunk_bytes, **self.channel_options()
         )
 
 
@@ -180,6 +180,11 @@ class PipesDbfsMessageWriter(_StoreMessageWriter):
         flush_timeout: Seconds ``close()`` may spend delivering what is left (default 60; after
             SIGTERM at most 20). When it runs out, the undelivered messages are counted on stderr.
         retry: How failed uploads are retried (a :class:`RetryPolicy`; transient errors only).
+        on_message_loss: ``"raise"`` (default): if a materialization, asset check, custom message or
+            ``closed`` could not be delivered, closing raises ``DagsterPipesMessageLossError`` so the
+            job fails; ``"warn"``: stderr only. Lost log lines alone only warn.
+        max_pending_bytes: Pending messages kept in memory during an outage (default 32 MiB); older
+            ones spill to a temporary file, and past 1 GiB there the oldest log lines are dropped.
     """
 
     _kind: Kind = "dbfs"
@@ -195,7 +200,7 @@ class PipesUnityCatalogVolumesMessageWriter(_StoreMessageWriter):
     """Writes message chunks to a UC Volume (pairs with ``PipesUnityCatalogVolumesMessageReader``).
 
     Same arguments as :class:`PipesDbfsMessageWriter` (``interval``, ``client``/``dbutils``/``store``,
-    ``flush_timeout``, ``retry``).
+    ``flush_timeout``, ``retry``, ``on_message_loss``, ``max_pending_bytes``).
     """
 
     _kind: Kind = "volumes"
@@ -261,12 +266,7 @@ class PipesDatabricksMessageWriter(_StoreMessageWriter):
         """The Volumes or the DBFS writer's channel."""
         cls = PipesUnityCatalogVolumesMessageWriter if _is_volumes_path(params) else PipesDbfsMessageWriter
         self._chosen = cls(
-            interval=self.interval,
-            client=self._client,
-            dbutils=self._dbutils,
-            store=self._store,
-            flush_timeout=self.flush_timeout,
-            retry=self.retry,
+            client=self._client, dbutils=self._dbutils, store=self._store, **self.channel_options()
         )
         return self._chosen.make_channel(params)
 

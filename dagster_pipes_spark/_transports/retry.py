@@ -9,10 +9,12 @@ the name of a type:
 
 * transient (retried): HTTP 408, 429 and 5xx, the databricks-sdk classes ``TooManyRequests``,
   ``TemporarilyUnavailable``, ``InternalError``, ``DeadlineExceeded``… (through their status),
-  connection resets, timeouts and other I/O errors;
+  connection resets, timeouts and other I/O errors, and an *unreadable answer* — a body that does not
+  decode (JSON, text, base64, XML, HTTP framing: a truncated response, a gateway's HTML page) is a
+  fault of the response, not of the program, whatever Python base class the decoder's error has;
 * permanent (raised at once): HTTP 400, 401, 403, 409 and every other 4xx, the classes
   ``BadRequest``, ``Unauthenticated``, ``PermissionDenied``…, permission errors, and programming
-  errors (``TypeError``, ``ValueError``…);
+  errors (``TypeError``, ``ValueError``… other than the decoding errors above);
 * not found (permanent): HTTP 404/410, ``NotFound`` (and ``ResourceDoesNotExist``),
   ``FileNotFoundError`` and :class:`~.file_store.StorageNotFoundError`.
 
@@ -21,7 +23,10 @@ Anything else is treated as transient: retrying it costs bounded time, giving up
 
 from __future__ import annotations
 
+import binascii
 import errno
+import http.client
+import json
 import logging
 import math
 import random
@@ -34,7 +39,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
-from .._errors import DagsterPipesError
+from .._errors import DagsterPipesError, UnreadableAnswerError
 
 logger = logging.getLogger("dagster_pipes_spark")
 
@@ -61,6 +66,25 @@ _SDK_ERROR_STATUS: tuple[tuple[str, int], ...] = (
 _PERMANENT_ERRNOS = frozenset(
     {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.EINVAL, errno.EISDIR, errno.ENOTDIR}
 )
+
+
+def _unreadable_answer_types() -> tuple[type[BaseException], ...]:
+    """Errors that mean "the answer could not be decoded": raised while reading a response, by the
+    standard library's decoders or the XML parser cloud SDKs use."""
+    from xml.etree.ElementTree import ParseError
+
+    return (
+        UnreadableAnswerError,
+        json.JSONDecodeError,
+        UnicodeDecodeError,
+        binascii.Error,  # a base64 field (DBFS `data`) that is not base64
+        http.client.HTTPException,  # broken framing: IncompleteRead, BadStatusLine, LineTooLong...
+        ParseError,
+    )
+
+
+_UNREADABLE_ANSWER = _unreadable_answer_types()
+
 #: Errors of the program, not of storage: retrying cannot fix them.
 _PROGRAMMING_ERRORS: tuple[type[BaseException], ...] = (
     TypeError,
@@ -101,12 +125,16 @@ class Failure:
 
 def classify(exc: BaseException) -> Failure:
     """Classify a storage failure (see the module docstring). Looks through ``raise ... from`` chains,
-    so ``TimeoutError("Timed out") from TemporarilyUnavailable(...)`` is an HTTP 503."""
+    so ``TimeoutError("Timed out") from TemporarilyUnavailable(...)`` is an HTTP 503, and a
+    ``requests`` ``JSONDecodeError`` over ``json.JSONDecodeError`` is an unreadable answer."""
     chain = list(_chain(exc))
     for e in chain:
         status = _http_status(e)
         if status is not None:
             return Failure(_kind_for_status(status), e, status, _retry_after(e))
+    for e in chain:
+        if isinstance(e, _UNREADABLE_ANSWER):
+            return Failure("transient", e, None, _retry_after(e))
     for e in reversed(chain):  # the root cause decides ("Read timed out" under the SDK's "Timed out")
         kind = _kind_for_type(e)
         if kind is not None:
@@ -339,8 +367,8 @@ class RetryPolicy:
                 if not failure.transient or attempt == self.attempts:
                     raise
                 wait = self.delay(attempt, failure.retry_after)
-                end = min(own, outer.at if outer is not None else math.inf)
-                if time.monotonic() + wait >= end:
+                resume = time.monotonic() + wait
+                if resume >= min(own, outer.at if outer is not None else math.inf):
                     raise
                 logger.debug(
                     "dagster-pipes-spark: %s failed (%s); retry %d of %d in %.1fs",
@@ -350,9 +378,12 @@ class RetryPolicy:
                     self.attempts - 1,
                     wait,
                 )
-                sleeper.wait(wait)
-                if outer is not None and outer.expired():
-                    raise
+                # The whole wait, even when the deadline moves (close(), SIGTERM): a server's
+                # Retry-After is honoured; if the deadline now falls before the wait ends, give up.
+                while (now := time.monotonic()) < resume:
+                    if outer is not None and resume >= outer.at:
+                        raise
+                    sleeper.wait(resume - now)
         raise AssertionError("unreachable")  # pragma: no cover
 
 
