@@ -3,6 +3,7 @@
 Run with the project venv (as root for the stock rows, which map ``/dbfs`` and ``/Volumes``)::
 
     .venv/bin/python benchmarks/bench_failures.py [--runs 5] [--quick] [--parallel 12] [--no-stock]
+    .venv/bin/python benchmarks/bench_failures.py --fault-kinds [--runs 3] [--parallel 10]
 
 Methodology
 -----------
@@ -29,6 +30,12 @@ Methodology
 * Runs execute ``--parallel`` at a time (one thread and one ``materialize`` each), so figures include
   some scheduling noise on a busy machine. The script always exits 0: it is a report, not a test.
   Results (every run) go to ``benchmarks/results/failures.json`` and the report to ``failures.txt``.
+* ``--fault-kinds``: instead, the scenarios of ``tests/test_fault_injection.py`` (one fault kind each
+  — a lost answer to an applied write, resets in the request and in the answer, slow answers, a stall
+  past ``request_timeout``, 429 with ``Retry-After``, garbled 200 bodies, an outage that ends, a
+  seeded mix — on the chunk uploads or on the context read), ours only: how long the close (or the
+  context read) took under each, against the bound the test allows, and whether every message
+  arrived once and in order. Results: ``failures_kinds.json`` / ``failures_kinds.txt``.
 """
 
 from __future__ import annotations
@@ -151,14 +158,106 @@ HEADERS = [
 ]
 
 
+def fault_kinds(runs: int, parallel: int) -> int:
+    """The fault-kind scenarios of tests/test_fault_injection.py, ``runs`` times each."""
+    from _failure_drill import FaultJob, run_fault_jobs
+    from test_fault_injection import CASES, SLACK, Scenario, _check_exactly_once, _job_name
+
+    jobs: list[tuple[Scenario, str, FaultJob]] = [
+        (
+            s,
+            k,
+            FaultJob(
+                f"{_job_name(s, k)}-{r}",
+                k,
+                s.faults,
+                messages=s.messages,
+                body_seconds=s.body_seconds,
+                retry=s.retry,
+            ),
+        )
+        for r in range(runs)
+        for s, k in CASES
+    ]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-fault-kinds-") as tmp:
+        results = run_fault_jobs([j for _, _, j in jobs], Path(tmp), concurrency=parallel)
+    rows: dict[str, dict[str, Any]] = {}
+    for scenario, kind, job in jobs:
+        result = results[job.name]
+        row = rows.setdefault(
+            _job_name(scenario, kind),
+            {
+                "target": scenario.target,
+                "scenario": scenario.name,
+                "kind": kind,
+                "bound": scenario.bound,
+                "times": [],
+                "ok": 0,
+                "faults": [],
+            },
+        )
+        elapsed = result.get("close_seconds" if scenario.target == "messages" else "load_seconds")
+        if elapsed is not None:
+            row["times"].append(elapsed)
+        row["faults"].append(sum(1 for r in result.get("requests", []) if r.faulted))
+        try:
+            _check_exactly_once(result, scenario.messages)
+            row["ok"] += 1
+        except AssertionError:
+            pass
+    table = [
+        [
+            r["target"],
+            r["scenario"],
+            r["kind"],
+            f"{r['bound']:.1f}",
+            f"{statistics.median(r['times']):.2f}" if r["times"] else "-",
+            f"{max(r['times']):.2f}" if r["times"] else "-",
+            f"{sum(1 for t in r['times'] if t <= r['bound'] + SLACK)}/{runs}",
+            f"{r['ok']}/{runs}",
+            f"{min(r['faults'])}-{max(r['faults'])}",
+        ]
+        for r in rows.values()
+    ]
+    headers = ["target", "fault", "storage", "bound s", "median s", "max s", "in bound", "all once", "faults"]
+    report = (
+        f"Fault kinds through the real readers, {runs} run(s) each, default WorkspaceClient. 'median/max': "
+        "the close (messages) or the context read (context), in seconds; 'in bound': within the bound "
+        f"the test allows (+{SLACK:g} s slack); 'all once': every message delivered once, in order, "
+        f"`closed` received, exit 0.\n\n{_table(headers, table)}\n\nwall time: {time.monotonic() - started:.0f} s\n"
+    )
+    print(report)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    data = {
+        "benchmark": "bench_failures --fault-kinds",
+        "machine": machine_info(),
+        "runs": runs,
+        "rows": list(rows.values()),
+    }
+    (RESULTS / "failures_kinds.json").write_text(json.dumps(data, indent=2, default=str) + "\n")
+    (RESULTS / "failures_kinds.txt").write_text(report)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=5, help="runs per configuration (default 5)")
     parser.add_argument("--quick", action="store_true", help="2 runs per configuration")
     parser.add_argument("--parallel", type=int, default=12, help="drills running at once (default 12)")
     parser.add_argument("--no-stock", action="store_true", help="skip the stock rows")
+    parser.add_argument(
+        "--fault-kinds", action="store_true", help="the fault-kind scenarios of tests/test_fault_injection.py"
+    )
     args = parser.parse_args(argv)
     runs = 2 if args.quick else max(1, args.runs)
+    if args.fault_kinds:
+        import logging
+        import warnings
+
+        warnings.filterwarnings("ignore")
+        logging.getLogger("dagster_pipes_spark").setLevel(logging.WARNING)
+        return fault_kinds(runs, args.parallel)
 
     import logging
     import warnings

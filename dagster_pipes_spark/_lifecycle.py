@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 from ._errors import DagsterPipesMessageLossError, DagsterPipesTerminated
 from ._protocol import PipesException, pipes_exception_from_tb
+from ._redact import redact
 
 
 class Guarded(Protocol):
@@ -117,7 +118,7 @@ def _at_exit() -> None:
             lost_reports = exc is None  # after an uncaught error the exit status is non-zero already
             _stderr(f"[dagster-pipes] {e}\n")
         except Exception as e:  # noqa: BLE001 - last chance: report, never mask the exit
-            _stderr(f"[dagster-pipes] closing at exit failed: {e!r}\n")
+            _stderr(f"[dagster-pipes] closing at exit failed: {redact(repr(e))}\n")
     signum = _received_signal
     if signum is not None and _previous_handler in (signal.SIG_DFL, None):
         # Die with the usual status for the signal, after every message went out.

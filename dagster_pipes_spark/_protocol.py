@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final, Literal, TypedDict
 
+from ._redact import redact
+
 PIPES_PROTOCOL_VERSION: Final = "0.1"
 PIPES_PROTOCOL_VERSION_FIELD: Final = "__dagster_pipes_version"
 PIPES_METADATA_TYPE_INFER: Final = "__infer__"
@@ -150,8 +152,8 @@ def pipes_exception_from_tb(tb: TracebackException) -> PipesException:
         type_str = getattr(tb, "exc_type_str", None)
         name = type_str.split(".")[-1] if type_str else None
     return {
-        "message": "".join(tb.format_exception_only()),
-        "stack": tb.stack.format(),
+        "message": redact("".join(tb.format_exception_only())),
+        "stack": [redact(line) for line in tb.stack.format()],
         "name": name,
         "cause": pipes_exception_from_tb(tb.__cause__) if tb.__cause__ else None,
         "context": pipes_exception_from_tb(tb.__context__) if tb.__context__ else None,

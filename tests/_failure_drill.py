@@ -20,6 +20,7 @@ with databricks-sdk loaded), and records what reached Dagster and what the proce
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -199,3 +200,171 @@ def phases(result: dict[str, Any]) -> dict[str, list[int]]:
     for m in result.get("received", []):
         got.setdefault(m.get("phase", "?"), []).append(m.get("i"))
     return got
+
+
+# ------------------------------------------------------------------------------ fault-injection jobs
+
+FAULT_SCRIPT = TESTS / "scripts" / "fault_ext.py"
+#: Requests the external side makes to publish message chunks (DBFS put / streaming; Files upload).
+WRITE_ENDPOINTS = ("POST /api/2.0/dbfs/", "PUT /api/2.0/fs/files")
+#: The external side's context read (and only it: the reader never reads `context.json`).
+CONTEXT_READ = {"endpoints": ["GET /api/2.0/dbfs/read", "GET /api/2.0/fs/files"], "paths": ["context.json"]}
+
+
+@dataclass(frozen=True)
+class FaultJob:
+    """One real Dagster run whose external process (``tests/scripts/fault_ext.py``) works through
+    injected faults: ``faults`` (the options of ``FaultConfig``) are switched on once the orchestrator
+    has written the context, before the process starts, and cleared when it has exited."""
+
+    name: str
+    kind: str  # dbfs | volumes
+    faults: dict[str, Any]
+    messages: int = 60
+    body_seconds: float = 3.0
+    retry: dict[str, Any] | None = None
+    flush_timeout: float | None = None
+    print_lines: tuple[str, ...] = ()
+    env: dict[str, str] | None = None  # extra environment of the external process
+    token: str | None = None  # the workspace token (default: the emulator's)
+    stdio: bool = False  # the reader asks for stdout/stderr in messages
+    debug_logging: bool = False
+    doctor: bool = False
+    writer_options: dict[str, Any] | None = None  # more keyword arguments of the writer
+
+
+def run_fault_job(job: FaultJob, workdir: Path) -> dict[str, Any]:
+    """Run ``job`` against its own emulator; what reached Dagster, what the process did, and when."""
+    import dagster as dg
+    from dagster_databricks.pipes import (
+        PipesDbfsContextInjector,
+        PipesDbfsMessageReader,
+        PipesUnityCatalogVolumesContextInjector,
+        PipesUnityCatalogVolumesMessageReader,
+    )
+
+    from dagster_pipes_spark.testing import Emulator, FaultConfig
+
+    out_dir = workdir / job.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chunks: list[str] = []  # every chunk the real reader downloaded, as it returned it
+    result: dict[str, Any] = {"name": job.name, "chunks": chunks}
+    config = FaultConfig.from_json(job.faults)
+
+    class DbfsReader(PipesDbfsMessageReader):
+        def download_messages_chunk(self, index: int, params: Any) -> str | None:
+            chunk = super().download_messages_chunk(index, params)
+            if chunk:
+                chunks.append(chunk)
+            return chunk
+
+    class VolumesReader(PipesUnityCatalogVolumesMessageReader):
+        def download_messages_chunk(self, index: int, params: Any) -> str | None:
+            chunk = super().download_messages_chunk(index, params)
+            if chunk:
+                chunks.append(chunk)
+            return chunk
+
+    with Emulator(volumes=["main/default/pipes"], record_requests=True, token=job.token) as ws:
+        client = ws.workspace_client()  # the orchestrator side: the suite's fast-retrying client
+        if job.kind == "dbfs":
+            injector: Any = PipesDbfsContextInjector(client=client)
+            reader: Any = DbfsReader(client=client, interval=0, include_stdio_in_messages=job.stdio)
+        else:
+            injector = PipesUnityCatalogVolumesContextInjector(client=client, volume_path=VOLUME)
+            reader = VolumesReader(
+                client=client, volume_path=VOLUME, interval=0, include_stdio_in_messages=job.stdio
+            )
+        spec = {
+            "kind": job.kind,
+            "out": str(out_dir),
+            "messages": job.messages,
+            "body_seconds": job.body_seconds,
+            "retry": job.retry,
+            "flush_timeout": job.flush_timeout,
+            "print": list(job.print_lines),
+            "debug_logging": job.debug_logging,
+            "doctor": job.doctor,
+            "writer_options": job.writer_options or {},
+        }
+        tmpdir = out_dir / "tmp"  # the external process's TMPDIR: nothing may be left in it
+        tmpdir.mkdir(exist_ok=True)
+        env = {**external_env("ours"), **ws.env(), "TMPDIR": str(tmpdir), **(job.env or {})}
+
+        @dg.asset(name="fault_job")
+        def fault_asset(context):
+            with dg.open_pipes_session(
+                context=context, context_injector=injector, message_reader=reader
+            ) as session:
+                ws.configure_faults(config)
+                try:
+                    with open(out_dir / "stdout", "w") as so, open(out_dir / "stderr", "w") as se:
+                        proc = subprocess.Popen(
+                            [sys.executable, str(FAULT_SCRIPT), json.dumps(spec)],
+                            env={**env, **session.get_bootstrap_env_vars()},
+                            stdout=so,
+                            stderr=se,
+                        )
+                        try:
+                            proc.wait(timeout=HARD_LIMIT)
+                        except subprocess.TimeoutExpired:
+                            proc.kill()
+                            proc.wait()
+                            result["killed"] = True
+                        result["exit_at"] = time.time()
+                        result["returncode"] = proc.returncode
+                finally:
+                    ws.clear_faults()  # the orchestrator cleans up through the same workspace
+                # everything the emulator stores, before the orchestrator deletes its temporary files
+                result["stored"] = {
+                    str(p.relative_to(ws.root)): p.read_bytes() for p in ws.root.rglob("*") if p.is_file()
+                }
+            result["received"] = [m for m in session.get_custom_messages() if isinstance(m, dict)]
+            result["received_closed"] = session.message_handler.received_closed_message
+            results = list(session.get_results())
+            result["materializations"] = [r for r in results if isinstance(r, dg.MaterializeResult)]
+            yield from results or [dg.MaterializeResult()]
+
+        with dg.DagsterInstance.ephemeral() as instance:
+            run = dg.materialize([fault_asset], instance=instance, raise_on_error=False, run_config=QUIET)
+            entries = instance.all_logs(run.run_id)
+            result["logs"] = [r.user_message for r in entries if not r.is_dagster_event]
+            result["event_log"] = [dg.serialize_value(r) for r in entries]
+        result["success"] = run.success
+        result["requests"] = ws.requests
+    for name in ("started", "loaded", "body_end", "closed_at"):  # written by the external process
+        path = out_dir / name
+        result[name] = float(path.read_text()) if path.exists() else None
+    result["tmp_leftovers"] = sorted(str(p.relative_to(out_dir)) for p in (out_dir / "tmp").rglob("*"))
+    channel = out_dir / "channel.json"
+    result["channel"] = json.loads(channel.read_text()) if channel.exists() else None
+    result["stdout"] = (out_dir / "stdout").read_text(errors="replace")
+    result["stderr"] = (out_dir / "stderr").read_text(errors="replace")
+    result["loss"] = [(int(m.group(1)), m.group(2)) for m in LOSS_LINE.finditer(result["stderr"])]
+    body_end, closed = result["body_end"], result["closed_at"]
+    result["close_seconds"] = None if body_end is None or closed is None else closed - body_end
+    started, loaded = result["started"], result["loaded"]
+    result["load_seconds"] = None if started is None or loaded is None else loaded - started
+    return result
+
+
+def run_fault_jobs(
+    jobs: Sequence[FaultJob], workdir: Path, concurrency: int = 8
+) -> dict[str, dict[str, Any]]:
+    """Run jobs on threads, at most ``concurrency`` at once; results by job name."""
+    results: dict[str, dict[str, Any]] = {}
+    gate = threading.Semaphore(concurrency)
+
+    def one(job: FaultJob) -> None:
+        with gate:
+            try:
+                results[job.name] = run_fault_job(job, workdir)
+            except Exception:  # noqa: BLE001 - a failed job is reported, the others go on
+                results[job.name] = {"name": job.name, "error": traceback.format_exc()}
+
+    threads = [threading.Thread(target=one, args=(job,), daemon=True) for job in jobs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results

@@ -50,6 +50,7 @@ from .. import _lifecycle
 from .._channels import LineChannel
 from .._errors import DagsterPipesError, DagsterPipesMessageLossError, DagsterPipesWarning
 from .._protocol import PipesMessage, PipesParams
+from .._redact import redact
 from .._writers import INCLUDE_STDIO_IN_MESSAGES_KEY, PipesMessageWriter, attach_stdio_capture
 from .pending import (
     DEFAULT_MAX_MEMORY_BYTES,
@@ -362,7 +363,7 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                 if self._inflight is None:
                     self._inflight = self._pending.take(self._chunk_cap())
                 chunk, index = self._inflight, self._counter
-            delivered = self._deliver(chunk.text, index)
+            delivered = self._deliver(chunk.data, index)
             with self._cond:
                 now = time.monotonic()
                 self._next_upload_at = now + self.upload_period
@@ -386,14 +387,14 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                     return
                 self._deadline.wait(pause)
 
-    def _deliver(self, payload: str, index: int) -> bool:
+    def _deliver(self, payload: bytes, index: int) -> bool:
         """Upload ``payload`` as chunk ``index`` under the retry policy; whether it was delivered."""
 
         def attempt() -> None:
             self.upload_calls += 1
             self._uploading = True  # a request is out: storage has not answered yet
             try:
-                self.upload_messages_chunk(cast(IO, _TextPayload(payload)), index)
+                self.upload_messages_chunk(cast(IO, ChunkPayload(payload)), index)
             except Exception as e:
                 self._last_error = classify(e)
                 raise
@@ -498,13 +499,20 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
             )
 
 
-class _TextPayload(io.TextIOBase):
-    """A read-only text stream over a chunk's payload (what ``upload_messages_chunk`` receives), without
-    the copy ``io.StringIO`` makes (four bytes per character): a chunk can be tens of megabytes."""
+class ChunkPayload(io.TextIOBase):
+    """What ``upload_messages_chunk`` receives: a read-only text stream over a chunk (as the stock
+    library's ``StringIO``), which also hands over its bytes as they are (:attr:`data`, used by
+    :func:`payload_bytes`), so a chunk of tens of megabytes is neither decoded nor copied per attempt."""
 
-    def __init__(self, text: str) -> None:
-        self._text = text
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self._text: str | None = None
         self._pos = 0
+
+    def _value(self) -> str:
+        if self._text is None:
+            self._text = self.data.decode("utf-8")
+        return self._text
 
     def readable(self) -> bool:
         """Always."""
@@ -512,37 +520,50 @@ class _TextPayload(io.TextIOBase):
 
     def read(self, size: int | None = -1) -> str:
         """Up to ``size`` characters (all that is left by default)."""
+        text = self._value()
         start = self._pos
-        end = len(self._text) if size is None or size < 0 else min(len(self._text), start + size)
+        end = len(text) if size is None or size < 0 else min(len(text), start + size)
         self._pos = end
-        return self._text[start:end] if start or end != len(self._text) else self._text
+        return text if (start, end) == (0, len(text)) else text[start:end]
 
     def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
         """One line, with its newline."""
-        nl = self._text.find("\n", self._pos)
-        end = len(self._text) if nl < 0 else nl + 1
+        text = self._value()
+        nl = text.find("\n", self._pos)
+        end = len(text) if nl < 0 else nl + 1
         if size is not None and size >= 0:
             end = min(end, self._pos + size)
-        line, self._pos = self._text[self._pos : end], end
+        line, self._pos = text[self._pos : end], end
         return line
 
     def getvalue(self) -> str:
         """The whole payload (as ``io.StringIO.getvalue``)."""
-        return self._text
+        return self._value()
 
     def seekable(self) -> bool:
-        """Seeking to the start (or to a position ``tell`` gave) works."""
+        """Seeking works (positions are characters)."""
         return True
 
     def seek(self, offset: int, whence: int = 0) -> int:
         """Move to ``offset`` (from the start, the current position or the end)."""
-        base = {0: 0, 1: self._pos, 2: len(self._text)}[whence]
-        self._pos = max(0, min(len(self._text), base + offset))
+        size = len(self._value())
+        base = {0: 0, 1: self._pos, 2: size}[whence]
+        self._pos = max(0, min(size, base + offset))
         return self._pos
 
     def tell(self) -> int:
         """The position, in characters."""
         return self._pos
+
+
+def payload_bytes(payload: IO) -> bytes:
+    """The bytes of a chunk payload: as they are from a :class:`ChunkPayload` (no copy), else read
+    and encoded (a payload given by other code)."""
+    data = getattr(payload, "data", None)
+    if isinstance(data, bytes):
+        return data
+    read = payload.read()
+    return read.encode("utf-8") if isinstance(read, str) else bytes(read)
 
 
 def _may_have_applied(failure: Failure) -> bool:
@@ -554,7 +575,7 @@ def _may_have_applied(failure: Failure) -> bool:
 def _safe_stderr(text: str) -> None:
     stream = sys.__stderr__ or sys.stderr
     try:
-        stream.write(text)
+        stream.write(redact(text))
         stream.flush()
     except (OSError, ValueError, AttributeError):
         pass
@@ -587,8 +608,8 @@ class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterCha
         os.makedirs(self._path, exist_ok=True)
         final = os.path.join(self._path, f"{index}.json")
         tmp = os.path.join(self._path, f".{index}.json.{os.getpid()}.tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(payload.read())
+        with open(tmp, "wb") as f:
+            f.write(payload_bytes(payload))
         os.replace(tmp, final)
 
 

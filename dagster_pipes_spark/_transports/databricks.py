@@ -27,12 +27,13 @@ from .blob import (
     OnMessageLoss,
     PipesBlobStoreMessageWriter,
     PipesBlobStoreMessageWriterChannel,
+    payload_bytes,
 )
 from .dbutils import DbutilsFileStore
 from .file_store import FileStore, Kind, StorageNotFoundError
 from .fuse import FuseFileStore
 from .pending import DEFAULT_MAX_MEMORY_BYTES
-from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from .retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_or_explain
 from .sdk import SdkDbfsFileStore, SdkVolumesFileStore
 
 #: The stock DBFS reader reads a chunk without ``length``: the API then returns at most 0.5 MB.
@@ -86,8 +87,10 @@ class _StoreContextLoader(_StoreBacked, PipesContextLoader):
         store = self.store
         where = f"{path!r} ({store.describe()})"
         try:
-            data = self.retry.call(
-                lambda: parse_downloaded_context(store.read_bytes(path), where), f"read the context {path}"
+            data = call_or_explain(
+                self.retry,
+                lambda: parse_downloaded_context(store.read_bytes(path), where),
+                f"read the Pipes context {where}",
             )
         except StorageNotFoundError as e:
             raise DagsterPipesError(
@@ -127,10 +130,7 @@ class PipesFileStoreMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Publish one chunk."""
-        data = payload.read()
-        self.store.write_bytes(
-            f"{self.path}/{index}.json", data.encode("utf-8") if isinstance(data, str) else data
-        )
+        self.store.write_bytes(f"{self.path}/{index}.json", payload_bytes(payload))
 
 
 class _StoreMessageWriter(_StoreBacked, PipesBlobStoreMessageWriter[PipesFileStoreMessageWriterChannel]):

@@ -21,8 +21,8 @@ from typing import IO, Any, ClassVar
 from .._context_loaders import PipesContextLoader, parse_downloaded_context
 from .._errors import DagsterPipesError
 from .._protocol import PipesContextData, PipesParams
-from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
-from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
+from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel, payload_bytes
+from .retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_or_explain
 
 logger = logging.getLogger("dagster_pipes_spark")
 
@@ -75,11 +75,6 @@ def _required_str(params: PipesParams, key: str, owner: str) -> str:
     return value
 
 
-def _payload_bytes(payload: IO) -> bytes:
-    data = payload.read()
-    return data.encode("utf-8") if isinstance(data, str) else data
-
-
 class _ObjectStoreContextLoader(PipesContextLoader):
     _scheme: ClassVar[str]
 
@@ -101,12 +96,11 @@ class _ObjectStoreContextLoader(PipesContextLoader):
         bucket = _required_str(params, "bucket", type(self).__name__)
         key = _required_str(params, "key", type(self).__name__)
         where = f"{self._scheme}://{bucket}/{key}"
-        try:
-            data = self.retry.call(
-                lambda: parse_downloaded_context(self._read(bucket, key), where), f"read the context {where}"
-            )
-        except Exception as e:
-            raise DagsterPipesError(f"Cannot read the Pipes context {where}: {e}") from e
+        data = call_or_explain(
+            self.retry,
+            lambda: parse_downloaded_context(self._read(bucket, key), where),
+            f"read the Pipes context {where}",
+        )
         yield data
 
 
@@ -168,7 +162,7 @@ class PipesS3MessageWriterChannel(_ObjectStoreChannel):
 
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """PUT one chunk object."""
-        self._client.put_object(Body=_payload_bytes(payload), Bucket=self._bucket, Key=self._key(index))
+        self._client.put_object(Body=payload_bytes(payload), Bucket=self._bucket, Key=self._key(index))
 
 
 class PipesS3MessageWriter(_ObjectStoreMessageWriter):
@@ -198,7 +192,7 @@ class PipesGCSMessageWriterChannel(_ObjectStoreChannel):
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""
         self._client.bucket(self._bucket).blob(self._key(index)).upload_from_string(
-            _payload_bytes(payload), retry=None, timeout=self.retry.request_timeout
+            payload_bytes(payload), retry=None, timeout=self.retry.request_timeout
         )
 
 
@@ -229,7 +223,7 @@ class PipesAzureBlobStorageMessageWriterChannel(_ObjectStoreChannel):
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
         """Upload one chunk blob."""
         self._client.get_blob_client(self._bucket, self._key(index)).upload_blob(
-            _payload_bytes(payload), overwrite=True, retry_total=0, timeout=self.retry.request_timeout
+            payload_bytes(payload), overwrite=True, retry_total=0, timeout=self.retry.request_timeout
         )
 
 

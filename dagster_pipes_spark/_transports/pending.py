@@ -48,9 +48,10 @@ def is_report(line: str) -> bool:
 
 @dataclass(frozen=True)
 class Chunk:
-    """Messages taken for one upload: their text (newline-separated), how many, how many reports."""
+    """Messages taken for one upload: their bytes (newline-separated, as uploaded), how many, and how
+    many of them are reports."""
 
-    text: str
+    data: bytes
     count: int
     reports: int
 
@@ -60,10 +61,10 @@ class Chunk:
     @property
     def lines(self) -> list[str]:
         """The serialized messages."""
-        return self.text.split("\n") if self.count else []
+        return self.data.decode("utf-8").split("\n") if self.count else []
 
 
-EMPTY = Chunk("", 0, 0)
+EMPTY = Chunk(b"", 0, 0)
 
 
 class PendingMessages:
@@ -150,12 +151,12 @@ class PendingMessages:
             return first
         if not first.count:
             return self._take_memory(max_bytes, at_least_one=True)
-        budget = None if max_bytes is None else max_bytes - len(first.text) - 1
+        budget = None if max_bytes is None else max_bytes - len(first.data) - 1
         second = self._take_memory(budget, at_least_one=False)
         if not second.count:
             return first
         return Chunk(
-            f"{first.text}\n{second.text}", first.count + second.count, first.reports + second.reports
+            first.data + b"\n" + second.data, first.count + second.count, first.reports + second.reports
         )
 
     def _take_memory(self, max_bytes: int | None, *, at_least_one: bool) -> Chunk:
@@ -172,11 +173,11 @@ class PendingMessages:
         count = self._mem.count(b"\n", start, end)
         first = self._flags_at
         reports = sum(self._flags[first : first + count])
-        text = self._mem[start : end - 1].decode("utf-8")
+        data = bytes(self._mem[start : end - 1])
         self._mem_at, self._flags_at = end, first + count
         self._mem_reports -= reports
         self._compact_memory()
-        return Chunk(text, count, reports)
+        return Chunk(data, count, reports)
 
     def clear(self) -> tuple[int, int]:
         """Remove everything (what will never be sent); returns how many messages and reports."""
@@ -291,8 +292,7 @@ class PendingMessages:
         self._spilled_bytes -= size
         if not self._spilled:
             self._reset_file()
-        text = b"".join(parts)[:-1].decode("utf-8")
-        return Chunk(text, count, reports)
+        return Chunk(b"".join(parts)[:-1], count, reports)
 
     def _reset_file(self) -> None:
         self._spilled = self._spilled_reports = self._spilled_bytes = self._file_at = 0

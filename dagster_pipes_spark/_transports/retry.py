@@ -40,6 +40,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
 from .._errors import DagsterPipesError, UnreadableAnswerError
+from .._redact import redact
 
 logger = logging.getLogger("dagster_pipes_spark")
 
@@ -116,7 +117,7 @@ class Failure:
 
     def describe(self) -> str:
         """One line for logs and stderr: ``HTTP 503 (TemporarilyUnavailable: ...)``."""
-        text = " ".join(str(self.error).split()) or repr(self.error)
+        text = redact(" ".join(str(self.error).split()) or repr(self.error))
         if len(text) > 200:
             text = text[:197] + "..."
         what = f"{type(self.error).__name__}: {text}"
@@ -389,3 +390,23 @@ class RetryPolicy:
 
 #: The policy used when none is given.
 DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
+class StorageError(DagsterPipesError):
+    """A storage operation failed for good; the message names it and says why (credentials masked)."""
+
+
+def call_or_explain(policy: RetryPolicy, fn: Callable[[], _T], what: str) -> _T:
+    """``policy.call(fn, what)``; a failure other than the package's own errors is raised as a
+    :class:`StorageError` saying ``what`` failed and why. Its text is redacted and the storage
+    library's error is not chained (neither as cause nor as context): that error's text can echo
+    credentials (a proxy quoting the request headers), and a chained error is printed and sent in
+    ``closed``."""
+    failure: Failure | None = None
+    try:
+        return policy.call(fn, what)
+    except DagsterPipesError:
+        raise
+    except Exception as e:  # noqa: BLE001 - re-raised below, explained and redacted
+        failure = classify(e)
+    raise StorageError(f"Cannot {what}: {failure.describe()}")

@@ -18,6 +18,7 @@ import time
 import uuid
 from typing import Any
 
+from .._redact import register_secret
 from .file_store import (
     DBFS_MAX_BLOCK,
     FileStore,
@@ -64,6 +65,8 @@ def bounded_client(client: Any, request_timeout: float) -> Any:
     try:
         from databricks.sdk import WorkspaceClient
 
+        for secret in ("token", "client_secret", "password", "azure_client_secret"):
+            register_secret(getattr(config, secret, None))  # never printed nor sent by us
         ours = config.copy()  # shares the credentials; `Config.copy` also shares the attribute dict:
         if isinstance(getattr(ours, "_inner", None), dict):  # ... give ours its own before setting any
             ours._inner = dict(ours._inner)

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
-from ._faults import FaultInjector, RequestRecord, RequestStats
+from ._faults import Fault, FaultInjector, RequestRecord, RequestStats
 from ._http import ApiError, EndpointNotFoundError, Request, Response, Router
 from ._unserved import UnservedRequests
 
@@ -34,6 +35,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
         # Headers and body go out in separate writes; without TCP_NODELAY, Nagle's algorithm and
         # delayed ACKs add ~40 ms to every keep-alive request.
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def parse_request(self) -> bool:
+        # when the request line arrived (before headers and body): what the request log records
+        self.arrived = time.time()
+        return super().parse_request()
 
     def do_GET(self) -> None:
         self.server.front.serve(self)
@@ -69,7 +75,37 @@ def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
     return handler.rfile.read(length) if length > 0 else b""
 
 
-def _write(handler: BaseHTTPRequestHandler, method: str, response: Response) -> None:
+def _read_part_of_body(handler: BaseHTTPRequestHandler) -> None:
+    """Read about half of the request body (what arrived before a reset)."""
+    try:
+        length = int(handler.headers.get("Content-Length") or 0)
+    except ValueError:
+        length = 0
+    try:
+        if length > 1:
+            handler.rfile.read(length // 2)
+        elif "chunked" in (handler.headers.get("Transfer-Encoding") or "").lower():
+            handler.rfile.readline()
+    except OSError:
+        pass
+
+
+def _reset(handler: BaseHTTPRequestHandler) -> None:
+    """Abort the connection with a TCP RST (not an orderly FIN): ``SO_LINGER`` 0, then close."""
+    handler.close_connection = True
+    sock = handler.connection
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    except OSError:
+        pass
+    try:
+        handler.rfile.close()  # drop the reader's reference, so that close() closes the socket now
+        sock.close()
+    except OSError:
+        pass
+
+
+def _prepare(method: str, response: Response) -> tuple[dict[str, str], bytes]:
     headers = dict(response.headers)
     body = response.body
     if response.status in (204, 304):
@@ -81,6 +117,11 @@ def _write(handler: BaseHTTPRequestHandler, method: str, response: Response) -> 
         if response.status >= 400:
             headers["Content-Length"] = "0"
         body = b""
+    return headers, body
+
+
+def _write(handler: BaseHTTPRequestHandler, method: str, response: Response) -> None:
+    headers, body = _prepare(method, response)
     try:
         handler.send_response(response.status)
         for name, value in headers.items():
@@ -91,6 +132,27 @@ def _write(handler: BaseHTTPRequestHandler, method: str, response: Response) -> 
         handler.wfile.flush()
     except (BrokenPipeError, ConnectionResetError):
         handler.close_connection = True
+
+
+def _write_part_and_reset(
+    handler: BaseHTTPRequestHandler, method: str, response: Response, cut: float
+) -> None:
+    """Send the first ``cut`` of the answer's bytes (status line, headers, body), then reset."""
+    headers, body = _prepare(method, response)
+    reason = handler.responses.get(response.status, ("",))[0]
+    lines = [
+        f"{handler.protocol_version} {response.status} {reason}",
+        f"Server: {handler.version_string()}",
+        f"Date: {handler.date_time_string()}",
+        *(f"{name}: {value}" for name, value in headers.items()),
+    ]
+    raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    try:
+        handler.wfile.write(raw[: int(len(raw) * min(max(cut, 0.0), 0.999))])
+        handler.wfile.flush()
+    except OSError:
+        pass
+    _reset(handler)
 
 
 class HttpFront:
@@ -180,10 +242,10 @@ class HttpFront:
 
     # ------------------------------------------------------------------------------ serving
 
-    def _check_auth(self, req: Request) -> None:
+    def _check_auth(self, headers: dict[str, str]) -> None:
         if not self.require_auth:
             return
-        header = req.header("authorization") or ""
+        header = headers.get("authorization") or ""
         scheme, _, credential = header.partition(" ")
         if not header or scheme.lower() != "bearer" or not credential.strip():
             raise ApiError(401, "UNAUTHENTICATED", _UNAUTHENTICATED)
@@ -191,58 +253,98 @@ class HttpFront:
             raise ApiError(403, "PERMISSION_DENIED", "Invalid access token.")
 
     def serve(self, handler: BaseHTTPRequestHandler) -> None:
-        """Answer one request: route it, apply auth / faults / statistics, run the handler, write."""
+        """Answer one request: route it, check auth, decide its fault (before reading the body, so a
+        fault can reset the connection in the middle of it), run the handler, write the answer."""
         started = time.monotonic()
+        arrived = float(getattr(handler, "arrived", None) or time.time())
         method = handler.command.upper()
         split = urlsplit(handler.path)
         query = {k: v[-1] for k, v in parse_qs(split.query, keep_blank_values=True).items()}
+        headers = {k.lower(): v for k, v in handler.headers.items()}
+        request_line = f"{method} {handler.path}"
         endpoint: str | None = None
-        faulted = False
+        fault: Fault | None = None
+        early: ApiError | None = None  # an answer decided before the body was read
+        route = None
+        try:
+            route, params = self.router.resolve(method, split.path)
+            endpoint = route.name
+            if not route.internal:
+                if route.auth:
+                    self._check_auth(headers)
+                fault = self.injector.decide(endpoint, unquote(handler.path)) if route.faults else None
+                self.stats.count(endpoint, faulted=fault is not None, kind=fault.kind if fault else None)
+        except EndpointNotFoundError as exc:
+            self.unserved.add(exc.method, exc.path)
+            logger.warning("the emulator does not serve %s %s", exc.method, exc.path)
+            early = exc
+        except ApiError as exc:
+            early = exc
+        if fault is not None and fault.kind == "reset_request":
+            _read_part_of_body(handler)
+            self._record(method, split.path, query, endpoint, 0, fault, started, arrived)
+            logger.debug("%s %s -> connection reset in the request body (injected)", method, handler.path)
+            _reset(handler)
+            return
         try:
             body = _read_body(handler)
         except (ValueError, OSError):
             handler.close_connection = True
             body = b""
-        req = Request(
-            method=method,
-            raw_path=split.path,
-            query=query,
-            headers={k.lower(): v for k, v in handler.headers.items()},
-            body=body,
-        )
-        try:
-            route, req.params = self.router.resolve(method, split.path)
-            endpoint = route.name
-            if not route.internal:
-                if route.auth:
-                    self._check_auth(req)
-                fault = self.injector.decide(endpoint) if route.faults else None
-                faulted = fault is not None
-                self.stats.count(endpoint, faulted=faulted)
+        req = Request(method=method, raw_path=split.path, query=query, headers=headers, body=body)
+        if early is not None:
+            response = early.to_response()
+        else:
+            assert route is not None
+            req.params = params
+            try:
                 if fault is not None:
-                    raise fault
-            response = route.handler(req)
-        except EndpointNotFoundError as exc:
-            self.unserved.add(exc.method, exc.path)
-            logger.warning("the emulator does not serve %s %s", exc.method, exc.path)
-            response = exc.to_response()
-        except ApiError as exc:
-            response = exc.to_response()
-        except Exception as exc:  # a bug in the emulator: answer 500 rather than hang the client
-            logger.exception("emulator error serving %s %s", method, handler.path)
-            response = ApiError(500, "INTERNAL_ERROR", f"Emulator error: {exc!r}").to_response()
-        duration_ms = (time.monotonic() - started) * 1000
-        if self.record_requests:  # recorded before the answer goes out: a client never sees it missing
-            record = RequestRecord(
-                method=method,
-                path=req.path,
-                query=query,
-                endpoint=endpoint,
-                status=response.status,
-                faulted=faulted,
-                duration_ms=round(duration_ms, 3),
-            )
-            with self._records_lock:
-                self._records.append(record)
-        logger.debug("%s %s -> %s (%.1f ms)", method, handler.path, response.status, duration_ms)
-        _write(handler, method, response)
+                    fault.before(headers, request_line)
+                response = route.handler(req)
+            except ApiError as exc:
+                response = exc.to_response()
+            except Exception as exc:  # a bug in the emulator: answer 500 rather than hang the client
+                logger.exception("emulator error serving %s %s", method, handler.path)
+                response = ApiError(500, "INTERNAL_ERROR", f"Emulator error: {exc!r}").to_response()
+            if fault is not None and fault.applies_request:
+                response = fault.after(response, headers, request_line)
+        # recorded before the answer goes out: a client never sees it missing
+        self._record(method, split.path, query, endpoint, response.status, fault, started, arrived)
+        logger.debug(
+            "%s %s -> %s (%.1f ms)",
+            method,
+            handler.path,
+            response.status,
+            (time.monotonic() - started) * 1000,
+        )
+        if fault is not None and fault.kind == "reset_response":
+            _write_part_and_reset(handler, method, response, fault.cut)
+        else:
+            _write(handler, method, response)
+
+    def _record(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, str],
+        endpoint: str | None,
+        status: int,
+        fault: Fault | None,
+        started: float,
+        arrived: float,
+    ) -> None:
+        if not self.record_requests:
+            return
+        record = RequestRecord(
+            method=method,
+            path=unquote(path),
+            query=query,
+            endpoint=endpoint,
+            status=status,
+            faulted=fault is not None,
+            duration_ms=round((time.monotonic() - started) * 1000, 3),
+            fault=fault.kind if fault is not None else None,
+            at=arrived,
+        )
+        with self._records_lock:
+            self._records.append(record)
