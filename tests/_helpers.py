@@ -22,6 +22,31 @@ SHIM = TESTS / "shim"
 REPO = TESTS.parent
 
 
+#: Run by :func:`die_with_parent` before the command: the kernel sends it SIGKILL when the thread
+#: that started it ends (Linux ``prctl(PR_SET_PDEATHSIG)``; kept across ``exec``, so the command
+#: itself, e.g. a JVM exec'd by spark-submit, carries it), and it exits at once if that parent is
+#: already gone.
+_DIE_WITH_PARENT = (
+    "import ctypes, os, signal, sys\n"
+    "ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)\n"
+    "if os.getppid() != int(sys.argv[1]):\n"
+    "    os._exit(1)\n"
+    "os.execvp(sys.argv[2], sys.argv[2:])\n"
+)
+
+
+def die_with_parent(command: Sequence[str]) -> list[str]:
+    """``command`` made to die (SIGKILL) with the process starting it, however that one ends: a test
+    process that crashes or is killed leaves no server or JVM behind. Linux only (elsewhere unchanged).
+
+    The parent is the *thread* that starts the process (the kernel's rule): start it from a thread that
+    outlives it (the main thread; a thread that waits for it), never from a short-lived one.
+    """
+    if not sys.platform.startswith("linux"):
+        return list(command)
+    return [sys.executable, "-c", _DIE_WITH_PARENT, str(os.getpid()), *command]
+
+
 def external_env(
     impl: str = "ours", extra: Mapping[str, str] | None = None, first: str | None = None
 ) -> dict[str, str]:
@@ -78,7 +103,8 @@ def run_pipes(
     if keep_messages and reader is None:
         msgs_path = tempfile.mktemp(prefix="pipes-msgs-")
         reader = dg.PipesFileMessageReader(msgs_path, cleanup_file=False)
-    command = [sys.executable, str(script)] if isinstance(script, Path) else list(script)
+    # the external process (and the JVMs it starts, which end with it) never outlives this process
+    command = die_with_parent([sys.executable, str(script)] if isinstance(script, Path) else script)
     specs = [dg.AssetSpec(a, partitions_def=partitions_def) for a in assets]
     checks = [dg.AssetCheckSpec(name, asset=asset) for asset, name in check_specs]
 
@@ -98,20 +124,26 @@ def run_pipes(
         custom.extend(inv.get_custom_messages())
         yield from inv.get_results()
 
-    instance = dg.DagsterInstance.ephemeral()
-    result = dg.materialize(
-        [_step], raise_on_error=False, partition_key=partition_key, instance=instance, tags=tags
-    )
-    out = RunResult(success=result.success, custom_messages=custom)
-    for ev in result.all_events:
-        if ev.event_type_value == "ASSET_MATERIALIZATION":
-            mat = ev.event_specific_data.materialization  # type: ignore[union-attr]
-            out.materializations[mat.asset_key.to_user_string()] = mat
-        elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
-            out.checks.append(ev.event_specific_data)
-        elif ev.event_type_value == "STEP_FAILURE":
-            out.failure = str(ev.event_specific_data.error)  # type: ignore[union-attr]
-    out.logs, out.warnings, out.engine_events = _instance_logs(instance, result.run_id)
+    # Disposed here, in the thread that created it: its in-memory SQLite connections must not be left
+    # to the garbage collector, which may finalize them on another thread (the tests run Dagster on
+    # thread pools), where SQLAlchemy logs a ProgrammingError traceback from inside the collection;
+    # on CPython 3.11 that nested ``ast.parse`` (traceback carets) can corrupt an ``ast.parse`` the
+    # interrupted thread was running, e.g. pytest formatting a failure (``SystemError: AST
+    # constructor recursion depth mismatch``), which ended an xdist worker's session mid-test.
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [_step], raise_on_error=False, partition_key=partition_key, instance=instance, tags=tags
+        )
+        out = RunResult(success=result.success, custom_messages=custom)
+        for ev in result.all_events:
+            if ev.event_type_value == "ASSET_MATERIALIZATION":
+                mat = ev.event_specific_data.materialization  # type: ignore[union-attr]
+                out.materializations[mat.asset_key.to_user_string()] = mat
+            elif ev.event_type_value == "ASSET_CHECK_EVALUATION":
+                out.checks.append(ev.event_specific_data)
+            elif ev.event_type_value == "STEP_FAILURE":
+                out.failure = str(ev.event_specific_data.error)  # type: ignore[union-attr]
+        out.logs, out.warnings, out.engine_events = _instance_logs(instance, result.run_id)
     if msgs_path:
         with open(msgs_path) as f:
             out.messages_file = [json.loads(line) for line in f if line.strip()]

@@ -653,12 +653,20 @@ def _run(mechanism: str, scenario: str) -> Any:
     return run_pipes(JOB, assets=ASSETS, partitions_def=partitions_def, partition_key=key, extras=extras)
 
 
+#: The runs take minutes on a busy 2-core machine and the first test using them pays for them all.
+E2E_TIMEOUT = pytest.mark.timeout(900)
+
+
 @pytest.fixture(scope="module")
 def runs() -> dict[tuple[str, str], Any]:
-    """Every run, two at a time: most of a run is Spark starting and small jobs waiting."""
-    with ThreadPoolExecutor(max_workers=2) as pool:
+    """Every run, two at a time: most of a run is Spark starting and small jobs waiting. If the wait
+    is interrupted (a timeout), runs not started yet are dropped and the two under way finish."""
+    pool = ThreadPoolExecutor(max_workers=2)
+    try:
         futures = {run: pool.submit(_run, *run) for run in RUNS}
         return {run: future.result() for run, future in futures.items()}
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _metadata(result: Any, asset: str) -> dict[str, Any]:
@@ -699,6 +707,7 @@ def run(request: pytest.FixtureRequest, runs: dict[tuple[str, str], Any]) -> Any
     return request.param, result
 
 
+@E2E_TIMEOUT
 def test_predicate_selects_exactly_the_partition_and_the_overwrites_replace_only_it(run: Any) -> None:
     (_, scenario), result = run
     [report] = result.custom_messages
@@ -708,6 +717,7 @@ def test_predicate_selects_exactly_the_partition_and_the_overwrites_replace_only
     assert report["writes"] == 3
 
 
+@E2E_TIMEOUT
 def test_partition_row_count_for_exact_replacements_only(run: Any) -> None:
     (mechanism, scenario), result = run
     rows = len([r for r in _expected_tables(scenario)["events_dpo"] if r[0] >= 0])
@@ -720,6 +730,7 @@ def test_partition_row_count_for_exact_replacements_only(run: Any) -> None:
     assert append["dagster/row_count"] == rows and "dagster/partition_row_count" not in append
 
 
+@E2E_TIMEOUT
 def test_partitions_written_storage_kind_and_table_name(run: Any) -> None:
     (mechanism, scenario), result = run
     partition = {
@@ -737,6 +748,7 @@ def test_partitions_written_storage_kind_and_table_name(run: Any) -> None:
         assert _metadata(result, "events_dpo")["spark/num_partitions_written"] == 1
 
 
+@E2E_TIMEOUT
 def test_timezone_dst_and_quoting_predicates_in_spark(runs: dict[tuple[str, str], Any]) -> None:
     expected = [p["expected"] for p in probes()]
     for mechanism in ("classic", "connect"):
