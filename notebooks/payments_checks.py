@@ -4,8 +4,9 @@
 # MAGIC
 # MAGIC Launched by Dagster's `PipesDatabricksClient` (`notebook_task`). Writes the `payments` table (its
 # MAGIC materialization is reported automatically), then checks it with `report_spark_checks`: every
-# MAGIC check in one pass over the data, each reported as a Dagster asset check with the failing-row
-# MAGIC counts and a few failing rows. Outside Dagster the checks still run and print; nothing is reported.
+# MAGIC check in one pass over the data (the customer look-up and the aggregate condition included),
+# MAGIC each reported as a Dagster asset check with the failing-row counts and a few failing rows.
+# MAGIC Outside Dagster the checks still run and print; nothing is reported.
 
 # COMMAND ----------
 
@@ -23,9 +24,13 @@ from dagster_pipes_spark import (
 )
 from dagster_pipes_spark.spark import (
     accepted_values,
+    expect_aggregate,
     fresh,
     has_columns,
+    in_range,
+    matches,
     not_null,
+    relationships,
     report_spark_checks,
     report_spark_writes,
     row_count,
@@ -45,8 +50,10 @@ with open_dagster_pipes(
         "id % 7 AS customer_id",
         "CAST(id * 3 % 101 AS DECIMAL(10,2)) AS amount",
         "element_at(array('card', 'transfer', 'cash'), CAST(id % 3 + 1 AS INT)) AS method",
+        "format_string('PAY-%06d', id) AS reference",
         "current_timestamp() AS paid_at",
     )
+    customers = spark.range(7).selectExpr("id AS customer_id", "concat('customer ', id) AS name")
     with report_spark_writes(spark, pipes):
         payments.write.mode("overwrite").saveAsTable("payments")
 
@@ -58,6 +65,10 @@ with open_dagster_pipes(
             "payment_id_not_null": not_null("payment_id"),
             "payment_id_unique": unique("payment_id"),
             "method_known": accepted_values("method", ["card", "transfer"], severity="WARN"),
+            "amount_in_range": in_range("amount", min=0, max=100),
+            "card_reference": matches("reference", r"^PAY-[0-9]{6}$", where="method = 'card'"),
+            "customer_exists": relationships("customer_id", to=customers),
+            "cash_share": expect_aggregate("count_if(method = 'cash') <= 0.5 * count(*)"),
             "enough_rows": row_count(min=1),
             "fresh": fresh("paid_at", max_age=timedelta(hours=1)),
             "contract": has_columns({"payment_id": "bigint", "amount": "decimal(10,2)"}),

@@ -8,6 +8,7 @@ shipped notebook using the checks runs through the emulator's Jobs API. The defi
 validation is unit-tested without Spark at the end."""
 
 import datetime as dt
+import json
 import sys
 import tempfile
 import time
@@ -15,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import dagster as dg
 import pytest
@@ -24,13 +26,19 @@ from dagster_pipes_spark import DagsterPipesError
 from dagster_pipes_spark.spark import (
     accepted_values,
     expect,
+    expect_aggregate,
     fresh,
     has_columns,
+    in_range,
+    load_checks,
+    matches,
     not_null,
+    relationships,
     report_spark_checks,
     row_count,
     unique,
 )
+from dagster_pipes_spark.spark._check_kinds import aggregate_calls
 from dagster_pipes_spark.spark._checks import Columns, coerce_checks, normalize_type, sql_literal
 
 pytest.importorskip("pyspark")
@@ -82,6 +90,101 @@ EXPECTED: dict[tuple[str, str], tuple[bool, int | None, int | None, str]] = {
     ("unwritten", "rows"): (False, None, None, "ERROR"),  # nothing written in the block
     # the data cannot be computed: only the schema check is reported, then the call raises
     ("broken", "n_column"): (True, None, None, "ERROR"),
+    # the newer kinds, `where=` and thresholds (see `sales_frame` in the job for the 20 rows)
+    ("sales", "amount_in_range"): (False, 2, 20, "ERROR"),  # -5 and 20000; NULL does not fail
+    ("sales", "amount_in_range_tolerant"): (True, 2, 20, "ERROR"),  # 2/20 <= max_failed_fraction 0.1
+    ("sales", "amount_in_range_rows"): (False, 2, 20, "ERROR"),  # 2 > max_failed_rows 1
+    ("sales", "amount_in_range_de"): (False, 1, 10, "ERROR"),  # only the 10 DE rows; -5 is one
+    ("sales", "email_valid"): (False, 3, 20, "ERROR"),  # 'bad-email', 'x@y', 'u13@shop.DE'
+    ("sales", "email_valid_de"): (False, 2, 10, "ERROR"),
+    ("sales", "email_valid_de_warn"): (True, 2, 10, "WARN"),  # within max_failed_rows=2
+    ("sales", "customer_exists"): (False, 4, 20, "ERROR"),  # 6 three times, 99; NULL does not fail
+    ("sales", "customer_exists_de"): (False, 3, 10, "ERROR"),
+    ("sales", "customer_known"): (False, 1, 20, "ERROR"),  # `to` a DataFrame with ids 1..6
+    ("sales", "sale_id_unique"): (False, 1, 20, "ERROR"),
+    ("sales", "sale_id_unique_fr"): (True, 0, 10, "ERROR"),  # the two 19s: one DE, one FR
+    ("sales", "email_present"): (True, 1, 20, "WARN"),
+    ("sales", "big_sales_de"): (False, 6, 11, "ERROR"),  # 11 rows above 1000, 6 of them FR
+    ("sales", "fr_mostly_large"): (True, 3, 10, "ERROR"),  # 0.3 <= 0.5
+    ("sales", "revenue_positive"): (True, None, 20, "ERROR"),
+    ("sales", "no_huge_sale"): (False, None, 20, "ERROR"),
+    ("sales", "average_small"): (False, None, 20, "WARN"),
+    # the same data, checks from a DQX-format YAML file (DQX_RULES)
+    ("sales_rules", "email_is_not_null"): (False, 1, 20, "ERROR"),
+    ("sales_rules", "email_regex_match"): (False, 2, 10, "WARN"),  # filter: country = 'DE'
+    ("sales_rules", "amount_range"): (False, 2, 20, "ERROR"),
+    ("sales_rules", "country_is_in_list"): (False, 10, 20, "WARN"),
+    ("sales_rules", "sale_id_is_unique"): (False, 1, 20, "ERROR"),
+    ("sales_rules", "customer_id_foreign_key"): (False, 4, 20, "ERROR"),
+    ("sales_rules", "big_amounts_rare"): (False, 1, 20, "WARN"),  # DQX: a NULL result passes
+    ("sales_rules", "sales_count"): (True, None, 20, "ERROR"),
+    ("sales_rules", "sale_id_is_not_null"): (True, 0, 20, "ERROR"),  # for_each_column
+    ("sales_rules", "country_is_not_null"): (True, 0, 20, "ERROR"),
+    # and from a JSON file in the project's own format (OWN_CHECKS)
+    ("sales_json", "amount_ok"): (True, 2, 20, "ERROR"),
+    ("sales_json", "email_de"): (False, 2, 10, "ERROR"),
+    ("sales_json", "positive"): (False, 2, 20, "ERROR"),  # -5 and NULL
+    ("sales_json", "revenue"): (True, None, 20, "ERROR"),
+    ("sales_json", "has_rows"): (True, None, 20, "ERROR"),
+    ("sales_json", "email_warn"): (False, 1, 20, "WARN"),
+}
+DQX_RULES = r"""
+- criticality: error
+  check:
+    function: is_not_null
+    arguments:
+      column: email
+- criticality: warn
+  filter: country = 'DE'
+  check:
+    function: regex_match
+    arguments:
+      column: email
+      regex: '^[^@\s]+@[^@\s]+\.[a-z]+$'
+- name: amount_range
+  criticality: error
+  check:
+    function: is_in_range
+    arguments: {column: amount, min_limit: 0, max_limit: 10000}
+- criticality: warn
+  check:
+    function: is_in_list
+    arguments: {column: country, allowed: [DE]}
+- criticality: error
+  check:
+    function: is_unique
+    arguments: {columns: [sale_id]}
+- criticality: error
+  check:
+    function: foreign_key
+    arguments: {columns: [customer_id], ref_columns: [id], ref_table: customers}
+- name: big_amounts_rare
+  criticality: warn
+  check:
+    function: sql_expression
+    arguments: {expression: "amount <= 10000"}
+- name: sales_count
+  criticality: error
+  check:
+    function: is_aggr_not_less_than
+    arguments: {column: "*", aggr_type: count, limit: 20}
+- criticality: error
+  check:
+    function: is_not_null
+    for_each_column: [sale_id, country]
+"""
+OWN_CHECKS = {
+    "amount_ok": {"kind": "in_range", "column": "amount", "min": 0, "max": 10000, "max_failed_rows": 2},
+    "email_de": {
+        "kind": "matches",
+        "column": "email",
+        "pattern": r"^[^@\s]+@[^@\s]+\.[a-z]+$",
+        "where": "country = 'DE'",
+    },
+    "positive": "amount > 0",
+    "revenue": {"kind": "expect_aggregate", "sql": "sum(amount) > 1000"},
+    "has_rows": {"kind": "row_count", "min": 1},
+    "email_warn": {"kind": "not_null", "column": "email", "severity": "WARN"},
 }
 ASSETS = sorted({asset for asset, _ in EXPECTED})
 #: the blocking check of each run: fails on classic (stopping the downstream), passes on Connect
@@ -102,6 +205,8 @@ class Run:
 
 def _run(mechanism: str) -> Run:
     tmp = tempfile.mkdtemp(prefix=f"pipes-spark-checks-{mechanism}-")
+    (Path(tmp) / "dqx_rules.yml").write_text(DQX_RULES)
+    (Path(tmp) / "checks.json").write_text(json.dumps(OWN_CHECKS))
     custom: list[Any] = []
     specs = [
         dg.AssetCheckSpec(name, asset=asset, blocking=(asset, name) == BLOCKING[mechanism])
@@ -281,7 +386,25 @@ def test_bad_input_raises_before_any_spark_job_naming_the_check(run: Run) -> Non
     assert "check 'stale'" in bad["fresh_not_a_time"] and "column is string" in bad["fresh_not_a_time"]
     assert "no_such_table" in bad["missing_table"]
     assert "'not_an_asset' is not in scope" in bad["unknown_asset"]
-    assert "needs `asset_key=`: 8 assets are in scope" in bad["no_asset_key"]
+    assert "needs `asset_key=`: 11 assets are in scope" in bad["no_asset_key"]
+    assert (
+        "check 'neg'" in bad["negative_threshold"]
+        and "`max_failed_rows` must be a non-negative int" in (bad["negative_threshold"])
+    )
+    assert "check 'frac'" in bad["fraction_above_one"] and "from 0 to 1, got 1.5" in bad["fraction_above_one"]
+    assert (
+        "check 'scoped'" in bad["where_does_not_parse"]
+        and "`where`: the expression does not parse" in (bad["where_does_not_parse"])
+    )
+    assert "the `where` predicate is decimal(10,2), not boolean" in bad["where_not_boolean"]
+    assert (
+        "check 'agg'" in bad["not_an_aggregate"]
+        and "outside an aggregate function" in bad["not_an_aggregate"]
+    )
+    assert "decimal(20,2), not boolean" in bad["aggregate_not_boolean"]
+    assert "check 'fk'" in bad["unknown_to_table"] and "no_such_customers" in bad["unknown_to_table"]
+    assert "has no column 'nope'; its columns: id int, name string" in bad["unknown_to_column"]
+    assert "`customerr`" in bad["unknown_fk_column"] and "available columns:" in bad["unknown_fk_column"]
     assert bad["nothing_evaluable"].startswith("`report_spark_checks` cannot evaluate any check on")
     assert "source unreadable" in bad["nothing_evaluable"]
     if run.mechanism == "classic":
@@ -299,6 +422,9 @@ def test_spark_jobs_per_call_on_classic(runs: dict[str, Run]) -> None:
         "failing_with_sample": 2,
         "failing_sample_size_0": 1,
         "schema_only": 0,
+        "every_kind_sample_size_0": 1,  # 18 checks of every kind, 3 of them joining `to`s' keys
+        "every_kind_failed": 12,
+        "relationships_and_aggregate": 1,
     }
 
 
@@ -317,6 +443,60 @@ def test_summary_log_line(run: Run) -> None:
     assert "12 checks, 9 failed" in line and "2 Spark action(s)" in line
 
 
+def test_thresholds_and_where_in_metadata(run: Run) -> None:
+    tolerant = _md(run.checks[("sales", "amount_in_range_tolerant")])
+    assert tolerant["max_failed_fraction"] == 0.1 and "max_failed_rows" not in tolerant
+    assert tolerant["definition"] == "in_range('amount', min=0, max=10000, max_failed_fraction=0.1)"
+    assert _md(run.checks[("sales", "amount_in_range_rows")])["max_failed_rows"] == 1
+    de = _md(run.checks[("sales", "email_valid_de_warn")])
+    assert de["where"] == "country = 'DE'" and de["max_failed_rows"] == 2
+    assert de["failed_fraction"] == pytest.approx(0.2)
+    assert "where" not in _md(run.checks[("sales", "email_valid")])
+    assert _md(run.checks[("sales", "customer_exists")])["definition"] == (
+        "relationships('customer_id', to='customers', field='id')"
+    )
+    assert _md(run.checks[("sales", "sale_id_unique_fr")])["distinct_keys"] == 10
+
+
+def test_expect_aggregate_reports_the_aggregates_it_reads(run: Run) -> None:
+    md = _md(run.checks[("sales", "revenue_positive")])
+    assert md["aggregates"] == {"sum(amount)": 38995.0} and md["value"] == "TRUE"
+    huge = _md(run.checks[("sales", "no_huge_sale")])
+    assert huge["aggregates"] == {"count_if(amount > 10000)": 1, "max(amount)": 20000.0}
+    assert (
+        huge["value"] == "FALSE"
+        and "failed_rows_sample" not in run.checks[("sales", "no_huge_sale")].metadata
+    )
+    assert _md(run.checks[("sales", "average_small")])["aggregates"]["avg(amount)"] == pytest.approx(
+        38995 / 19
+    )
+    assert _md(run.checks[("sales_rules", "sales_count")])["aggregates"] == {"count(*)": 20}
+
+
+def test_samples_of_the_newer_kinds(run: Run) -> None:
+    columns, records, _ = _sample(run, "sales", "customer_exists")
+    assert columns[0] == "customer_id" and not any(c.startswith("__pipes") for c in columns)
+    assert sorted(r["customer_id"] for r in records) == [6, 6, 6, 99]
+    _, records, _ = _sample(run, "sales", "email_valid_de")  # only rows in `where`'s scope
+    assert sorted(r["email"] for r in records) == ["bad-email", "u13@shop.DE"]
+    _, records, _ = _sample(run, "sales", "amount_in_range")
+    assert sorted(r["amount"] for r in records) == [-5.0, 20000.0]
+    _, records, _ = _sample(run, "sales", "sale_id_unique")
+    assert [r["sale_id"] for r in records] == [19, 19]
+    _, records, _ = _sample(run, "sales", "big_sales_de")
+    assert {r["country"] for r in records} == {"FR"} and len(records) == 5
+
+
+def test_rules_files_keep_their_criticality_and_filter(run: Run) -> None:
+    rules = run.message["rules"]
+    assert rules["email_regex_match"].startswith("matches('email', '^[^@")
+    assert rules["email_regex_match"].endswith(", where=\"country = 'DE'\")")
+    assert rules["country_is_in_list"] == "accepted_values('country', ['DE'], allow_null=True)"
+    assert rules["customer_id_foreign_key"] == "relationships('customer_id', to='customers', field='id')"
+    assert rules["sales_count"] == "expect_aggregate('count(*) >= 20')"
+    assert rules["big_amounts_rare"] == "expect('coalesce((amount <= 10000), true)')"
+
+
 # --- the shipped notebook ---------------------------------------------------------------------
 
 
@@ -332,6 +512,10 @@ def test_shipped_checks_notebook_runs_through_the_jobs_api(tmp_path: Path) -> No
         "payment_id_not_null",
         "payment_id_unique",
         "method_known",
+        "amount_in_range",
+        "card_reference",
+        "customer_exists",
+        "cash_share",
         "enough_rows",
         "fresh",
         "contract",
@@ -432,3 +616,179 @@ def test_definition_text_and_sql() -> None:
     columns = Columns((("Amount", "double"), ("my col", "string")))
     assert columns.ref("amount") == "`Amount`" and columns.ref("s.x") == "`s`.`x`"
     assert columns.read_by("amount > 0 AND `my col` <> 'amount'") == ["Amount", "my col"]
+
+
+@pytest.mark.parametrize(
+    ("checks", "expected"),
+    [
+        ({"a": not_null("x", max_failed_rows=-1)}, "`max_failed_rows` must be a non-negative int, got -1"),
+        ({"a": unique("x", max_failed_rows=True)}, "`max_failed_rows` must be a non-negative int"),
+        (
+            {"a": expect("x > 0", max_failed_fraction=-0.1)},
+            "`max_failed_fraction` must be a number from 0 to 1",
+        ),
+        ({"a": matches("x", "a", where="")}, "`where` must be a non-empty SQL predicate"),
+        ({"a": in_range("x")}, "in_range needs `min`, `max` or both"),
+        ({"a": in_range("x", min=5, max=1)}, "min=5 is greater than max=1"),
+        ({"a": in_range("x", min=[1])}, "`min` must be a number, date, datetime or string"),
+        ({"a": matches("x", "")}, "`pattern` must be a non-empty regular expression"),
+        ({"a": relationships("x", to=3)}, "`to` must be a table name or a DataFrame, got int"),
+        ({"a": relationships("x", to="t", field="")}, "`field` must be a non-empty column name"),
+        ({"a": expect_aggregate(" ")}, "expect_aggregate: the expression must be a non-empty SQL string"),
+    ],
+)
+def test_invalid_newer_definitions_name_the_check(checks: Any, expected: str) -> None:
+    with pytest.raises(DagsterPipesError, match="Invalid") as info:
+        coerce_checks(checks, "report_spark_checks")
+    assert "check 'a'" in str(info.value) and expected in str(info.value)
+
+
+def test_newer_definitions_and_aggregate_calls() -> None:
+    assert in_range("a", min=0).definition == "in_range('a', min=0)"
+    assert in_range("d", min=dt.date(2024, 1, 1)).definition == "in_range('d', min=datetime.date(2024, 1, 1))"
+    assert matches("e", "^x$", max_failed_rows=3).definition == "matches('e', '^x$', max_failed_rows=3)"
+    assert relationships("c", to="cat.s.t").definition == "relationships('c', to='cat.s.t')"
+    assert unique("k", where="y > 1").definition == "unique('k', where='y > 1')"
+    assert (
+        accepted_values("s", ["a"], allow_null=True).definition
+        == "accepted_values('s', ['a'], allow_null=True)"
+    )
+    assert aggregate_calls("sum(a) > 0 AND coalesce(max(`b`), 0) < 10 AND 'avg(x)' <> ''") == [
+        "sum(a)",
+        "max(`b`)",
+    ]
+    assert aggregate_calls("count(*) FILTER (WHERE x > 1) >= 2 * count(1)") == [
+        "count(*) FILTER (WHERE x > 1)",
+        "count(1)",
+    ]
+    assert aggregate_calls("my_udf(x) AND summary(y)") == []
+
+
+def test_load_checks_own_format_from_yaml_and_json(tmp_path: Path) -> None:
+    yaml_file = tmp_path / "checks.yaml"
+    yaml_file.write_text(
+        "amount_ok:\n  kind: in_range\n  column: amount\n  min: 0\n  max_failed_fraction: 0.01\n"
+        "ids: {kind: unique, columns: [a, b], where: 'a > 0', severity: WARN}\n"
+        "fresh: {kind: fresh, column: ts, max_age: 1d2h}\n"
+        "positive: amount > 0\n"
+        "fk: {kind: relationships, column: c, to: main.s.customers, field: id}\n"
+    )
+    checks = load_checks(yaml_file)
+    assert {n: c.definition for n, c in checks.items()} == {
+        "amount_ok": "in_range('amount', min=0, max_failed_fraction=0.01)",
+        "ids": "unique('a', 'b', where='a > 0')",
+        "fresh": "fresh('ts', max_age=1d2h)",
+        "positive": "expect('amount > 0')",
+        "fk": "relationships('c', to='main.s.customers', field='id')",
+    }
+    assert checks["ids"].level == "WARN"
+    json_file = tmp_path / "checks.json"
+    json_file.write_text(json.dumps({"n": {"kind": "not_null", "columns": ["a", "b"], "max_failed_rows": 2}}))
+    assert load_checks(json_file)["n"].definition == "not_null('a', 'b', max_failed_rows=2)"
+    assert load_checks({"x": "a = 1"})["x"].definition == "expect('a = 1')"
+
+
+def test_load_checks_dqx_format() -> None:
+    frame: Any = mock.MagicMock(spec=["selectExpr", "schema"])
+    rules = [
+        {
+            "criticality": "warn",
+            "filter": "x > 0",
+            "check": {"function": "is_not_null", "arguments": {"column": "a"}},
+        },
+        {"check": {"function": "is_not_null", "arguments": {"column": "a"}}},  # same name: a suffix
+        {
+            "name": "fk",
+            "check": {
+                "function": "foreign_key",
+                "arguments": {"columns": ["c"], "ref_columns": ["id"], "ref_df_name": "customers"},
+            },
+        },
+        {"check": {"function": "is_not_less_than", "arguments": {"column": "n", "limit": 3}}},
+        {
+            "check": {
+                "function": "is_aggr_not_greater_than",
+                "arguments": {"column": "n", "aggr_type": "max", "limit": 9},
+            },
+            "filter": "k = 1",
+        },
+        {"check": {"function": "sql_expression", "arguments": {"expression": "a < b", "negate": True}}},
+        {
+            "check": {
+                "function": "is_not_null_and_is_in_list",
+                "arguments": {"column": "s", "allowed": ["p", "q"]},
+            }
+        },
+    ]
+    checks = load_checks(rules, dataframes={"customers": frame})
+    assert {n: c.definition for n, c in checks.items()} == {
+        "a_is_not_null": "not_null('a', where='x > 0')",
+        "a_is_not_null_2": "not_null('a')",
+        "fk": "relationships('c', to=<DataFrame>, field='id')",
+        "n_is_not_less_than": "in_range('n', min=3)",
+        "n_is_aggr_not_greater_than": "expect_aggregate('max(`n`) FILTER (WHERE k = 1) <= 9')",
+        "sql_expression": "expect('NOT coalesce((a < b), false)')",
+        "s_is_not_null_and_is_in_list": "accepted_values('s', ['p', 'q'])",
+    }
+    assert checks["a_is_not_null"].level == "WARN" and checks["fk"].level == "ERROR"
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (
+            [{"check": {"function": "is_valid_ipv4_address", "arguments": {"column": "ip"}}}],
+            "function 'is_valid_ipv4_address' is not supported; supported: is_not_null, is_not_empty",
+        ),
+        (
+            [{"criticality": "fatal", "check": {"function": "is_not_null", "arguments": {"column": "a"}}}],
+            "unknown criticality 'fatal'",
+        ),
+        (
+            [{"check": {"function": "is_unique", "arguments": {"columns": ["a"], "nulls_distinct": False}}}],
+            "`nulls_distinct: false` is not supported",
+        ),
+        (
+            [
+                {
+                    "check": {
+                        "function": "is_aggr_equal",
+                        "arguments": {"column": "a", "limit": 1, "group_by": ["g"]},
+                    }
+                }
+            ],
+            "`group_by` is not supported",
+        ),
+        (
+            [
+                {
+                    "check": {
+                        "function": "foreign_key",
+                        "arguments": {"columns": ["a", "b"], "ref_columns": ["x", "y"], "ref_table": "t"},
+                    }
+                }
+            ],
+            "`columns` must name one column",
+        ),
+        ({"a": {"kind": "nope"}}, "check 'a': unknown kind 'nope'; use one of expect, not_null"),
+        ({"a": {"kind": "in_range", "column": "x", "maximum": 3}}, "in_range takes column, min, max"),
+        (
+            {"a": {"kind": "not_null", "column": "x", "max_failed_rows": -2}},
+            "must be a non-negative int, got -2",
+        ),
+        (42, "expected a mapping of check name -> check, or a list of DQX rules"),
+    ],
+)
+def test_load_checks_rejects_what_it_cannot_map(content: Any, expected: str) -> None:
+    with pytest.raises(DagsterPipesError, match="Invalid") as info:
+        load_checks(content)
+    assert expected in str(info.value)
+
+
+def test_load_checks_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(DagsterPipesError, match="cannot read"):
+        load_checks(tmp_path / "missing.json")
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(DagsterPipesError, match=r"broken\.json: JSONDecodeError"):
+        load_checks(broken)

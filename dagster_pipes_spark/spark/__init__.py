@@ -123,7 +123,8 @@ cached) and reports each with ``report_asset_check``:
 .. code-block:: python
 
     from dagster_pipes_spark.spark import (
-        report_spark_checks, expect, not_null, unique, accepted_values, row_count, fresh, has_columns,
+        report_spark_checks, expect, not_null, unique, accepted_values, in_range, matches,
+        relationships, expect_aggregate, row_count, fresh, has_columns, load_checks,
     )
 
     report_spark_checks(pipes, spark.table("main.sales.orders"), {
@@ -131,6 +132,10 @@ cached) and reports each with ``report_asset_check``:
         "order_id_not_null":   not_null("order_id"),
         "order_id_unique":     unique("order_id"),
         "status_known":        accepted_values("status", ["new", "paid", "shipped"], severity="WARN"),
+        "amount_in_range":     in_range("amount", min=0, max=10_000, max_failed_fraction=0.001),
+        "email_valid":         matches("email", r"^[^@\\s]+@[^@\\s]+\\.[a-z]+$", where="country = 'DE'"),
+        "customer_exists":     relationships("customer_id", to="main.sales.customers", field="id"),
+        "revenue_positive":    expect_aggregate("sum(amount) > 0"),
         "enough_rows":         row_count(min=1000),
         "fresh":               fresh("updated_at", max_age=timedelta(days=1)),
         "contract":            has_columns({"order_id": "bigint", "amount": "decimal(10,2)"}),
@@ -142,13 +147,20 @@ row-level checks add ``failed_rows`` (int), ``failed_fraction`` (float) and, whe
 ``failed_rows_sample`` (table: up to ``sample_size`` failing rows, the columns the check reads
 first; fetched with one more action for all failed checks); ``unique`` adds ``distinct_keys``;
 ``fresh`` adds ``newest`` (timestamp), ``age_seconds``, ``max_age_seconds``; ``has_columns`` adds
-``missing_columns`` / ``mismatched_types`` (json); a check that could not be evaluated has
-``error``. Bad input raises ``DagsterPipesError`` naming the check before any Spark job runs.
+``missing_columns`` / ``mismatched_types`` (json); ``expect_aggregate`` adds ``value`` and
+``aggregates`` (json: each aggregate it reads); a check that could not be evaluated has ``error``.
+Every row-level check takes ``where=`` (only rows where the SQL predicate is TRUE are checked and
+counted in ``total_rows``) and ``max_failed_rows=`` / ``max_failed_fraction=`` (it passes when
+``failed_rows`` is within every one given; reported with ``where`` in the metadata).
+``load_checks`` reads checks from YAML / JSON files, ours or DQX's. Bad input raises
+``DagsterPipesError`` naming the check before any Spark job runs.
 """
 
 from __future__ import annotations
 
 from dagster_pipes_spark.spark._check_eval import report_spark_checks
+from dagster_pipes_spark.spark._check_files import load_checks
+from dagster_pipes_spark.spark._check_kinds import expect_aggregate, in_range, matches, relationships
 from dagster_pipes_spark.spark._checks import (
     SparkCheck,
     SparkCheckResult,
@@ -173,10 +185,15 @@ __all__ = [
     "SparkWriteReport",
     "accepted_values",
     "expect",
+    "expect_aggregate",
     "fresh",
     "has_columns",
+    "in_range",
+    "load_checks",
+    "matches",
     "not_null",
     "partition_predicate",
+    "relationships",
     "report_spark_checks",
     "report_spark_writes",
     "row_count",

@@ -4,11 +4,15 @@
 The Spark work of one call, classic or Connect alike (only ``DataFrame.selectExpr``, ``where``,
 ``groupBy``, ``join``, ``unionAll`` and ``collect``, no ``SparkContext``):
 
-1. analysis only: the schema, then the aggregation below plus a typed probe per expression
+1. analysis only: the schema; per ``relationships`` check, the type of its column and the
+   ``to`` table or DataFrame's field, whose distinct keys (cast to that type) are left-joined to the
+   data with a marker (broadcast, unless the session disables broadcast joins); then the
+   aggregation below plus a typed probe per expression and ``where=`` predicate
    (``first(<expression>)``, to check it is boolean / a time) -- ``df.selectExpr(...).schema``,
    parsed and analyzed, never executed; per check only when it fails, to name the culprit;
 2. one action: that aggregation without the probes (selected away, so Spark prunes them): a single
-   global aggregation with ``count(1)`` and every check's aggregates;
+   global aggregation with ``count(1)`` and every check's aggregates (``expect_aggregate``'s
+   condition and the aggregates it reads among them) over the data with the keys joined;
 3. only when a row-level check failed and ``sample_size > 0``: one more action fetching up to
    ``sample_size`` failing rows per failed check -- a ``row_number() <= n`` per check over the rows
    failing any check (Spark applies it per partition before the shuffle), and for ``unique`` the
@@ -90,12 +94,17 @@ def _condition(exc: BaseException) -> str:
         return ""
 
 
-def _explain(exc: BaseException, columns: Columns) -> str:
+def _explain(exc: BaseException, columns: Columns, aggregate: bool = False) -> str:
     """Why a check does not analyze, in words a user can act on."""
     condition = _condition(exc)
     message = _message(exc)
     if condition.startswith("PARSE") or any(c.__name__ == "ParseException" for c in type(exc).__mro__):
         return f"the expression does not parse: {message}"
+    if aggregate and (condition.startswith("MISSING_GROUP_BY") or "group by" in message.lower()):
+        return (
+            f"expect_aggregate reads a column outside an aggregate function ({message}); write"
+            f" conditions over aggregates such as sum(...), count(...), max(...)"
+        )
     if condition.startswith(_UNRESOLVED):
         return (
             f"it reads a column the data does not have: {message}; available columns: {columns.described()}"
@@ -181,10 +190,22 @@ def _analyze(df: DataFrame, exprs: Sequence[str]) -> dict[str, str]:
 
 def _validation_exprs(c: Compiled) -> list[str]:
     probe = [f"first(({c.probe})) AS {PREFIX}{c.index}_probe"] if c.probe else []
+    if c.where:
+        probe.append(f"first(({c.where})) AS {PREFIX}{c.index}_wprobe")
     return probe + [f"{sql} AS {alias}" for alias, sql in c.aggregates.items()]
 
 
 def _type_problem(c: Compiled, types: Mapping[str, str]) -> str | None:
+    where = types.get(f"{PREFIX}{c.index}_wprobe")
+    if c.where and where is not None and where != "boolean":
+        return f"the `where` predicate is {where}, not boolean"
+    if c.typed is not None:  # an aggregate whose own type is constrained (expect_aggregate)
+        kind = types.get(c.typed)
+        if kind is None or kind in c.check.probe_types:
+            return None
+        return (
+            f"the expression is {kind}, not boolean; write a condition over aggregates that is TRUE when good"
+        )
     kind = types.get(f"{PREFIX}{c.index}_probe")
     allowed = c.check.probe_types
     if c.probe is None or kind is None or kind in allowed:
@@ -223,6 +244,16 @@ def validate(df: DataFrame, compiled: Sequence[Compiled], columns: Columns) -> D
     for c in pending:
         found = types
         if found is None:  # find the culprits, one check at a time
+            if c.where:  # the predicate alone: its own parse errors, its type
+                try:
+                    _analyze(df, [c.where])
+                    c.error = _type_problem(
+                        c, _analyze(df, [f"first(({c.where})) AS {PREFIX}{c.index}_wprobe"])
+                    )
+                except Exception as exc:
+                    c.error = "`where`: " + _explain(exc, columns)
+                if c.error:
+                    continue
             try:
                 if c.probe:  # the user's expression alone first: its own parse errors, its type
                     _analyze(df, [c.probe])
@@ -230,15 +261,25 @@ def validate(df: DataFrame, compiled: Sequence[Compiled], columns: Columns) -> D
                     c.error = _type_problem(c, found)
                     if c.error:
                         continue
-                found = _analyze(df, _validation_exprs(c))
+                found = _analyze(df, [f"count(1) AS {TOTAL}", *_validation_exprs(c)])
             except Exception as exc:
-                c.error = _explain(exc, columns)
+                c.error = _explain(exc, columns, aggregate=c.typed is not None)
                 continue
         c.error = _type_problem(c, found)
     return plan if not any(c.error for c in pending) else None
 
 
 # --- evaluation -------------------------------------------------------------------------------
+
+
+def _broadcasts(df: DataFrame) -> bool:
+    """Whether the session broadcasts small join sides (``spark.sql.autoBroadcastJoinThreshold``
+    not negative): then the keys of a ``relationships`` check are broadcast whatever their estimate."""
+    try:
+        value = df.sparkSession.conf.get("spark.sql.autoBroadcastJoinThreshold")
+    except Exception:
+        return True
+    return not str(value or "").strip().startswith("-")
 
 
 def _collect_one(plan: DataFrame) -> dict[str, Any]:
@@ -274,14 +315,73 @@ class CheckRun:
         self.compiled = [
             check.compile(name, i, self.columns) for i, (name, check) in enumerate(checks.items())
         ]
+        self.data = self._join_references()  # the data the aggregation reads
         self.figures: dict[str, Any] = {}
         self.plan: DataFrame | None = None  # the analyzed aggregation, when every check analyzed
         self.actions = 0
         self.results: dict[str, SparkCheckResult] = {}
 
+    def _join_references(self) -> DataFrame:
+        """The data with, per ``relationships`` check, the distinct keys of its ``to`` left-joined
+        on the checked column (analysis only); a check whose ``to`` or columns cannot be resolved
+        gets its error instead."""
+        data = self.df
+        refs = [c for c in self.compiled if c.ref is not None and not c.error]
+        broadcast = bool(refs) and _broadcasts(self.df)
+        for c in refs:
+            try:
+                with _quiet_spark_errors():
+                    data = self._join_one(data, c, broadcast)
+            except DagsterPipesError as exc:
+                c.error = str(exc)
+            except Exception as exc:
+                c.error = f"cannot join the keys of `to`: {_message(exc)}"
+        return data
+
+    def _join_one(self, data: DataFrame, c: Compiled, broadcast: bool) -> DataFrame:
+        assert c.ref is not None
+        to, field, key = c.ref
+        found = key[: -len("key")] + "found"
+        column = c.reads[0]
+        ref = self.columns.ref(column)
+        try:
+            [typed] = self.df.selectExpr(f"{ref} AS {key}").schema.fields
+        except Exception as exc:
+            raise DagsterPipesError(_explain(exc, self.columns)) from None
+        kind = typed.dataType.simpleString()
+        if isinstance(to, str):
+            what = f"`to` table {to}"
+            try:
+                target = self.df.sparkSession.table(to)
+                target_columns = Columns(
+                    tuple((f.name, f.dataType.simpleString()) for f in target.schema.fields)
+                )
+            except Exception as exc:
+                raise DagsterPipesError(f"cannot read the {what}: {_message(exc)}") from None
+        else:
+            what, target = "`to` DataFrame", to
+            target_columns = columns_of(target, what)
+        target_ref = target_columns.ref(field)
+        source = target_columns.find(field)
+        same_type = source is not None and source[1] == kind
+        cast = target_ref if same_type else f"try_cast({target_ref} AS {kind})"
+        try:
+            keys = target.selectExpr(f"{cast} AS {key}")
+            _ = keys.schema  # analysis only (Connect analyzes lazily)
+        except Exception as exc:
+            if _condition(exc).startswith(_UNRESOLVED) or source is None:
+                raise DagsterPipesError(
+                    f"the {what} has no column {field!r}; its columns: {target_columns.described()}"
+                ) from None
+            raise DagsterPipesError(f"cannot read {field!r} of the {what}: {_message(exc)}") from None
+        keys = keys.where(f"{key} IS NOT NULL").distinct().selectExpr("*", f"TRUE AS {found}")
+        if broadcast:  # the keys of a dimension are few: the data is never shuffled for the join
+            keys = keys.hint("broadcast")
+        return data.selectExpr("*", f"{ref} AS {key}").join(keys, on=key, how="left")
+
     def validate(self, strict: bool) -> None:
         """Analyze; ``strict``: raise naming every check that does not, before any Spark job."""
-        self.plan = validate(self.df, self.compiled, self.columns)
+        self.plan = validate(self.data, self.compiled, self.columns)
         bad = [c for c in self.compiled if c.error]
         if strict and bad:
             lines = [f"check {c.name!r} ({c.check.definition}): {c.error}" for c in bad]
@@ -312,7 +412,7 @@ class CheckRun:
             if self.plan is not None:  # analyzed already; without the probes
                 plan = self.plan.select(TOTAL, *(alias for c in jobs for alias in c.aggregates))
             else:  # the checks that analyzed (the others are reported with their error)
-                plan = self.df.selectExpr(*_aggregate_exprs(jobs, probes=False))
+                plan = self.data.selectExpr(*_aggregate_exprs(jobs, probes=False))
             self.figures = _collect_one(plan)
             return
         except Exception as exc:
@@ -327,7 +427,7 @@ class CheckRun:
         for c in jobs:
             self.actions += 1
             try:
-                self.figures.update(_collect_one(self.df.selectExpr(*_aggregate_exprs([c], probes=False))))
+                self.figures.update(_collect_one(self.data.selectExpr(*_aggregate_exprs([c], probes=False))))
             except Exception as exc:
                 errors[c.name] = f"Spark failed evaluating the check: {_message(exc)}"
         if len(errors) == len(jobs) and strict:
@@ -357,7 +457,7 @@ class CheckRun:
         if rows:
             ids = ", ".join(f"IF({c.fail}, {c.index}, NULL)" for c in rows)
             branches.append(
-                self.df.where(" OR ".join(f"({c.fail})" for c in rows))
+                self.data.where(" OR ".join(f"({c.fail})" for c in rows))
                 .selectExpr(
                     f"explode(filter(array({ids}), x -> x IS NOT NULL)) AS {_CHECK}", f"{row_json} AS {_ROW}"
                 )
@@ -370,6 +470,8 @@ class CheckRun:
                 continue
             keys = [f"{PREFIX}key{j}" for j in range(len(c.keys))]
             keyed = self.df.selectExpr("*", *[f"{ref} AS {k}" for ref, k in zip(c.keys, keys, strict=True)])
+            if c.where:
+                keyed = keyed.where(f"coalesce(({c.where}), false)")
             duplicated = (
                 keyed.where(" AND ".join(f"{k} IS NOT NULL" for k in keys))
                 .groupBy(*keys)
@@ -509,7 +611,16 @@ def _plain_key(asset_key: Any) -> str | None:
 
 
 def _read_written(spark: Any, write: SparkWrite) -> tuple[DataFrame | None, str, str | None]:
-    """``(DataFrame, description, problem)`` for the target of a write."""
+    """``(DataFrame, description, problem)`` for the target of a write: for Delta / Iceberg, the
+    version the write committed (time travel), not whatever another writer made newest since."""
+    committed = write.delta_version if write.delta_version is not None else write.snapshot_id
+    if committed is not None and write.table:
+        name = ".".join(quote_identifier(p) for p in write.table)
+        query = f"SELECT * FROM {name} VERSION AS OF {int(committed)}"
+        return spark.sql(query), f"table {write.target} at version {committed}", None
+    if write.delta_version is not None and write.path:
+        df = spark.read.format("delta").option("versionAsOf", write.delta_version).load(write.path)
+        return df, f"delta path {write.path} at version {write.delta_version}", None
     if write.table:
         name = ".".join(quote_identifier(p) for p in write.table)
         return spark.table(name), f"table {write.target}", None

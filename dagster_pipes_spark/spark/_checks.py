@@ -1,9 +1,11 @@
 """Check definitions for :func:`~dagster_pipes_spark.spark.report_spark_checks`: what each check
 means, the Spark SQL that computes it in the shared aggregation, and how its figures become a result.
 
-Every row-level check (``expect``, ``not_null``, ``accepted_values``) is one ``count_if`` over a
-condition that is TRUE for a failing row; ``unique`` is ``count_if(key complete)`` minus
-``count(DISTINCT key)`` (Spark counts a multi-column DISTINCT only where every column is non-NULL);
+Every row-level check (``expect``, ``not_null``, ``accepted_values``; ``in_range``, ``matches`` and
+``relationships`` in ``_check_kinds``) is one ``count_if`` over a condition that is TRUE for a
+failing row in ``where=``'s scope (plus a ``count_if(where)`` for the scope); ``unique`` is
+``count_if(key complete)`` minus ``count(DISTINCT key)`` (Spark counts a multi-column DISTINCT only
+where every column is non-NULL); ``expect_aggregate`` is its own SQL over aggregates;
 ``row_count`` reads the total; ``fresh`` the newest value in microseconds since the epoch;
 ``has_columns`` only the schema. Nothing here imports pyspark.
 """
@@ -110,6 +112,9 @@ class Compiled:
     keys: tuple[str, ...] = ()  # UNIQUE checks: SQL references of the key columns
     reads: tuple[str, ...] = ()  # columns the check reads (first in samples)
     error: str | None = None  # why the check cannot be evaluated
+    where: str | None = None  # row-level checks: the user's ``where=`` predicate
+    typed: str | None = None  # an aggregate alias whose type must be one of ``probe_types``
+    ref: tuple[Any, str, str] | None = None  # relationships: (``to``, its field, the key alias)
 
     @property
     def needs_job(self) -> bool:
@@ -142,7 +147,8 @@ def _as_int(value: Any) -> int:
 @dataclass(frozen=True, kw_only=True)
 class SparkCheck:
     """A check of :func:`~dagster_pipes_spark.spark.report_spark_checks` (build one with ``expect``,
-    ``not_null``, ``unique``, ``accepted_values``, ``row_count``, ``fresh`` or ``has_columns``)."""
+    ``not_null``, ``unique``, ``accepted_values``, ``in_range``, ``matches``, ``relationships``,
+    ``expect_aggregate``, ``row_count``, ``fresh`` or ``has_columns``, or :func:`load_checks`)."""
 
     severity: str = "ERROR"
     description: str | None = None
@@ -199,8 +205,77 @@ def _args(values: Sequence[Any]) -> str:
     return ", ".join(repr(v) for v in values)
 
 
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_fraction(value: Any) -> bool:
+    return (
+        isinstance(value, (int, float, Decimal))
+        and not isinstance(value, bool)
+        and math.isfinite(float(value))
+        and 0 <= float(value) <= 1
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class RowLevel(SparkCheck):
+    """A check counting failing rows: ``where=`` picks the rows checked, and the thresholds say how
+    many may fail (none given: zero)."""
+
+    where: str | None = None
+    max_failed_rows: int | None = None
+    max_failed_fraction: float | None = None
+
+    def problems(self) -> list[str]:
+        out = super().problems()
+        if self.where is not None and (not isinstance(self.where, str) or not self.where.strip()):
+            out.append(f"`where` must be a non-empty SQL predicate, got {self.where!r}")
+        if self.max_failed_rows is not None and not _is_count(self.max_failed_rows):
+            out.append(f"`max_failed_rows` must be a non-negative int, got {self.max_failed_rows!r}")
+        if self.max_failed_fraction is not None and not _is_fraction(self.max_failed_fraction):
+            out.append(
+                f"`max_failed_fraction` must be a number from 0 to 1, got {self.max_failed_fraction!r}"
+            )
+        return out
+
+    def _options(self) -> str:
+        """``, where=..., max_failed_rows=...`` for definitions."""
+        out = ""
+        for key in ("where", "max_failed_rows", "max_failed_fraction"):
+            value = getattr(self, key)
+            if value is not None:
+                out += f", {key}={value!r}"
+        return out
+
+    def _scope(self, index: int) -> dict[str, str]:
+        """The aggregate counting the rows in scope (none without ``where``: the total is used)."""
+        return (
+            {self._alias(index, "scope"): f"count_if(coalesce(({self.where}), false))"} if self.where else {}
+        )
+
+    def verdict(self, compiled: Compiled, figures: Mapping[str, Any], failed: int) -> Verdict:
+        """Passed when ``failed`` is within every threshold given (none: zero failures)."""
+        scope = self._alias(compiled.index, "scope")
+        total = _as_int(figures[scope] if self.where else figures[TOTAL])
+        fraction = failed / total if total else 0.0
+        md: dict[str, Any] = {}
+        passed = True
+        if self.max_failed_rows is None and self.max_failed_fraction is None:
+            passed = failed == 0
+        if self.max_failed_rows is not None:
+            passed = passed and failed <= self.max_failed_rows
+            md["max_failed_rows"] = _mv(int(self.max_failed_rows), "int")
+        if self.max_failed_fraction is not None:
+            passed = passed and fraction <= float(self.max_failed_fraction)
+            md["max_failed_fraction"] = _mv(float(self.max_failed_fraction), "float")
+        if self.where:
+            md["where"] = _mv(self.where, "text")
+        return Verdict(passed, total, failed, metadata=md)
+
+
 @dataclass(frozen=True)
-class _RowCheck(SparkCheck):
+class _RowCheck(RowLevel):
     """A check whose failing rows a SQL condition selects."""
 
     def condition(self, columns: Columns) -> str:
@@ -211,24 +286,30 @@ class _RowCheck(SparkCheck):
         """Columns the condition reads."""
         raise NotImplementedError
 
+    def failing(self, columns: Columns, index: int) -> str:
+        """SQL that is TRUE for a failing row, ``where=`` not applied."""
+        return f"NOT coalesce(({self.condition(columns)}), false)"
+
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
-        fail = f"NOT coalesce(({self.condition(columns)}), false)"
+        fail = self.failing(columns, index)
+        if self.where:
+            fail = f"coalesce(({self.where}), false) AND {fail}"
         return Compiled(
             name,
             self,
             index,
-            aggregates={self._alias(index, "failed"): f"count_if({fail})"},
+            aggregates={self._alias(index, "failed"): f"count_if({fail})", **self._scope(index)},
             probe=self._probe(columns),
             fail=fail,
             reads=tuple(self.reads(columns)),
+            where=self.where,
         )
 
     def _probe(self, columns: Columns) -> str | None:
         return None
 
     def judge(self, compiled: Compiled, figures: Mapping[str, Any], columns: Columns, now: float) -> Verdict:
-        failed = _as_int(figures[self._alias(compiled.index, "failed")])
-        return Verdict(failed == 0, _as_int(figures[TOTAL]), failed)
+        return self.verdict(compiled, figures, _as_int(figures[self._alias(compiled.index, "failed")]))
 
 
 @dataclass(frozen=True)
@@ -240,7 +321,7 @@ class Expect(_RowCheck):
 
     @property
     def definition(self) -> str:
-        return f"expect({self.sql!r})"
+        return f"expect({self.sql!r}{self._options()})"
 
     def _problems(self) -> list[str]:
         if not isinstance(self.sql, str) or not self.sql.strip():
@@ -265,7 +346,7 @@ class NotNull(_RowCheck):
 
     @property
     def definition(self) -> str:
-        return f"not_null({_args(self.columns)})"
+        return f"not_null({_args(self.columns)}{self._options()})"
 
     def _problems(self) -> list[str]:
         return _names(self.columns, "not_null")
@@ -302,14 +383,17 @@ def sql_literal(value: Any, as_string: bool = False) -> str:
 
 @dataclass(frozen=True)
 class AcceptedValues(_RowCheck):
-    """A row fails when the column's value is not one of ``values``; NULL fails."""
+    """A row fails when the column's value is not one of ``values``; NULL fails unless
+    ``allow_null``."""
 
     column: str
     values: tuple[Any, ...]
+    allow_null: bool = field(default=False, kw_only=True)
 
     @property
     def definition(self) -> str:
-        return f"accepted_values({self.column!r}, {list(self.values)!r})"
+        nulls = ", allow_null=True" if self.allow_null else ""
+        return f"accepted_values({self.column!r}, {list(self.values)!r}{nulls}{self._options()})"
 
     def _problems(self) -> list[str]:
         out = _names([self.column], "accepted_values")
@@ -329,14 +413,15 @@ class AcceptedValues(_RowCheck):
         column = columns.find(self.column)
         as_string = column is not None and column[1] == "string"
         literals = ", ".join(sql_literal(v, as_string) for v in self.values)
-        return f"{columns.ref(self.column)} IN ({literals})"
+        ref = columns.ref(self.column)
+        return f"{ref} IS NULL OR {ref} IN ({literals})" if self.allow_null else f"{ref} IN ({literals})"
 
     def reads(self, columns: Columns) -> list[str]:
         return [(columns.find(self.column) or (self.column, ""))[0]]
 
 
 @dataclass(frozen=True)
-class Unique(SparkCheck):
+class Unique(RowLevel):
     """No two rows share a key; rows with a NULL key column are not counted."""
 
     columns: tuple[str, ...]
@@ -344,7 +429,7 @@ class Unique(SparkCheck):
 
     @property
     def definition(self) -> str:
-        return f"unique({_args(self.columns)})"
+        return f"unique({_args(self.columns)}{self._options()})"
 
     def _problems(self) -> list[str]:
         return _names(self.columns, "unique")
@@ -352,25 +437,30 @@ class Unique(SparkCheck):
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
         keys = tuple(columns.ref(c) for c in self.columns)
         complete = " AND ".join(f"{k} IS NOT NULL" for k in keys)
+        distinct = list(keys)
+        if self.where:  # a key outside the scope is NULL, so DISTINCT does not count it
+            complete = f"coalesce(({self.where}), false) AND {complete}"
+            distinct[0] = f"IF(coalesce(({self.where}), false), {keys[0]}, NULL)"
         return Compiled(
             name,
             self,
             index,
             aggregates={
                 self._alias(index, "keyed"): f"count_if({complete})",
-                self._alias(index, "distinct"): f"count(DISTINCT {', '.join(keys)})",
+                self._alias(index, "distinct"): f"count(DISTINCT {', '.join(distinct)})",
+                **self._scope(index),
             },
             keys=keys,
             reads=tuple((columns.find(c) or (c, ""))[0] for c in self.columns),
+            where=self.where,
         )
 
     def judge(self, compiled: Compiled, figures: Mapping[str, Any], columns: Columns, now: float) -> Verdict:
         keyed = _as_int(figures[self._alias(compiled.index, "keyed")])
         distinct = _as_int(figures[self._alias(compiled.index, "distinct")])
-        failed = keyed - distinct
-        return Verdict(
-            failed == 0, _as_int(figures[TOTAL]), failed, metadata={"distinct_keys": _mv(distinct, "int")}
-        )
+        verdict = self.verdict(compiled, figures, keyed - distinct)
+        verdict.metadata["distinct_keys"] = _mv(distinct, "int")
+        return verdict
 
 
 @dataclass(frozen=True)
@@ -522,34 +612,97 @@ class HasColumns(SparkCheck):
 # --- constructors (the public names) ----------------------------------------------------------
 
 
-def expect(sql: str, *, severity: str = "ERROR", description: str | None = None) -> SparkCheck:
+def expect(
+    sql: str,
+    *,
+    where: str | None = None,
+    max_failed_rows: int | None = None,
+    max_failed_fraction: float | None = None,
+    severity: str = "ERROR",
+    description: str | None = None,
+) -> SparkCheck:
     """Rows pass when the Spark SQL boolean expression is TRUE; FALSE and NULL fail.
 
-    A plain string in the checks mapping means the same: ``"amount >= 0"``.
+    A plain string in the checks mapping means the same: ``"amount >= 0"``. Like every row-level
+    check: only rows where the SQL predicate ``where`` is TRUE are checked (and counted in
+    ``total_rows``), and the check passes when ``failed_rows`` is within every threshold given --
+    ``max_failed_rows`` (a count), ``max_failed_fraction`` (of ``total_rows``) -- or zero when none is.
     """
-    return Expect(sql, severity=severity, description=description)
+    return Expect(
+        sql,
+        where=where,
+        max_failed_rows=max_failed_rows,
+        max_failed_fraction=max_failed_fraction,
+        severity=severity,
+        description=description,
+    )
 
 
-def not_null(*columns: str, severity: str = "ERROR", description: str | None = None) -> SparkCheck:
-    """A row fails when any of ``columns`` is NULL."""
-    return NotNull(tuple(columns), severity=severity, description=description)
+def not_null(
+    *columns: str,
+    where: str | None = None,
+    max_failed_rows: int | None = None,
+    max_failed_fraction: float | None = None,
+    severity: str = "ERROR",
+    description: str | None = None,
+) -> SparkCheck:
+    """A row fails when any of ``columns`` is NULL (``where=`` and thresholds: see :func:`expect`)."""
+    return NotNull(
+        tuple(columns),
+        where=where,
+        max_failed_rows=max_failed_rows,
+        max_failed_fraction=max_failed_fraction,
+        severity=severity,
+        description=description,
+    )
 
 
-def unique(*columns: str, severity: str = "ERROR", description: str | None = None) -> SparkCheck:
+def unique(
+    *columns: str,
+    where: str | None = None,
+    max_failed_rows: int | None = None,
+    max_failed_fraction: float | None = None,
+    severity: str = "ERROR",
+    description: str | None = None,
+) -> SparkCheck:
     """No two rows share the key ``columns``. ``failed_rows`` counts every row beyond the first of
-    each key; rows with a NULL key column are not counted (that is ``not_null``'s job)."""
-    return Unique(tuple(columns), severity=severity, description=description)
+    each key; rows with a NULL key column are not counted (that is ``not_null``'s job). ``where=``
+    and thresholds: see :func:`expect`."""
+    return Unique(
+        tuple(columns),
+        where=where,
+        max_failed_rows=max_failed_rows,
+        max_failed_fraction=max_failed_fraction,
+        severity=severity,
+        description=description,
+    )
 
 
 def accepted_values(
-    column: str, values: Sequence[Any], *, severity: str = "ERROR", description: str | None = None
+    column: str,
+    values: Sequence[Any],
+    *,
+    allow_null: bool = False,
+    where: str | None = None,
+    max_failed_rows: int | None = None,
+    max_failed_fraction: float | None = None,
+    severity: str = "ERROR",
+    description: str | None = None,
 ) -> SparkCheck:
-    """A row fails when ``column`` is not one of ``values`` (str, numbers, bools, dates); NULL fails.
-
-    Against a string column every value is compared as its string.
-    """
+    """A row fails when ``column`` is not one of ``values`` (str, numbers, bools, dates); NULL fails
+    unless ``allow_null``. Against a string column every value is compared as its string.
+    ``where=`` and thresholds: see :func:`expect`."""
     items = (values,) if isinstance(values, (str, bytes)) else tuple(values)
-    return AcceptedValues(column, items, severity=severity, description=description)
+    return AcceptedValues(
+        column,
+        items,
+        allow_null=bool(allow_null),
+        where=where,
+        max_failed_rows=max_failed_rows,
+        max_failed_fraction=max_failed_fraction,
+        severity=severity,
+        description=description,
+    )
 
 
 def row_count(
@@ -621,7 +774,8 @@ def coerce_checks(checks: Any, method: str) -> dict[str, SparkCheck]:
         if not isinstance(check, SparkCheck):
             problems.append(
                 f"check {name!r}: expected a SQL string or expect(...), not_null(...), unique(...),"
-                f" accepted_values(...), row_count(...), fresh(...) or has_columns(...), got"
+                f" accepted_values(...), in_range(...), matches(...), relationships(...),"
+                f" expect_aggregate(...), row_count(...), fresh(...) or has_columns(...), got"
                 f" {type(check).__name__} {check!r}"
             )
             continue
@@ -647,7 +801,8 @@ class SparkCheckResult:
     """The outcome of one check, as reported to Dagster.
 
     ``failed_rows`` / ``failed_fraction`` are set for row-level checks (``expect``, ``not_null``,
-    ``unique``, ``accepted_values``), ``total_rows`` whenever the data was aggregated, ``newest`` for
+    ``unique``, ``accepted_values``, ``in_range``, ``matches``, ``relationships``; ``total_rows`` is
+    then the rows in ``where=``'s scope), ``total_rows`` whenever the data was aggregated, ``newest`` for
     ``fresh``; ``error`` when the check could not be evaluated (then ``passed`` is False);
     ``sample`` holds the failing rows fetched; ``metadata`` is what was sent to Dagster.
     """

@@ -19,9 +19,14 @@ from dagster_pipes_spark import DagsterPipesError
 from dagster_pipes_spark.spark import (
     accepted_values,
     expect,
+    expect_aggregate,
     fresh,
     has_columns,
+    in_range,
+    load_checks,
+    matches,
     not_null,
+    relationships,
     report_spark_checks,
     report_spark_writes,
     row_count,
@@ -139,9 +144,72 @@ def count_jobs(spark: Any, pipes: Any, orders: Any) -> dict[str, int]:
         with JobCounter(spark, "schema_only") as counter:
             report_spark_checks(mock.MagicMock(), orders, {"contract": has_columns(["order_id"])})
         counts["schema_only"] = counter.jobs
+        # every kind at once, relationships to a table and to a DataFrame included; broadcast joins
+        # off, so that the distinct keys of `to` are read inside the one job, not in broadcast jobs
+        spark.conf.set("spark.sql.autoBroadcastJoinThreshold", "-1")
+        with JobCounter(spark, "every_kind") as counter:
+            results = report_spark_checks(
+                mock.MagicMock(), sales_frame(spark), sales_checks(spark), sample_size=0
+            )
+        counts["every_kind_sample_size_0"] = counter.jobs
+        counts["every_kind_failed"] = sum(not r.passed for r in results.values())
+        with JobCounter(spark, "relationships_and_aggregate") as counter:
+            report_spark_checks(
+                mock.MagicMock(),
+                sales_frame(spark),
+                {
+                    "customer": relationships("customer_id", to="customers", field="id", max_failed_rows=4),
+                    "revenue": expect_aggregate("sum(amount) > 0"),
+                },
+            )
+        counts["relationships_and_aggregate"] = counter.jobs
     finally:
         spark.conf.set("spark.sql.adaptive.enabled", "true")
+        spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
     return counts
+
+
+EMAIL = r"^[^@\s]+@[^@\s]+\.[a-z]+$"
+
+
+def sales_frame(spark: Any) -> Any:
+    """20 sales (``i`` = 1..20; odd ``i`` in DE, even in FR). Amount ``100 * i`` except -5 (i=3),
+    20000 (i=8) and NULL (i=9); email ``u<i>@shop.de`` except 'bad-email' (i=1), 'x@y' (i=2), NULL
+    (i=5), 'u13@shop.DE' (i=13); customer ``i % 6 + 1`` (6 is unknown: i=5, 11, 17) except 99
+    (i=12) and NULL (i=18); sale id ``i`` except 19 twice (i=19, 20)."""
+    return spark.range(1, 21).selectExpr(
+        "IF(id = 20, 19, id) AS sale_id",
+        "CASE id WHEN 12 THEN 99 WHEN 18 THEN NULL ELSE id % 6 + 1 END AS customer_id",
+        "CASE id WHEN 3 THEN -5.0 WHEN 8 THEN 20000.0 WHEN 9 THEN NULL ELSE id * 100.0 END AS amount",
+        "CASE id WHEN 1 THEN 'bad-email' WHEN 2 THEN 'x@y' WHEN 5 THEN NULL WHEN 13 THEN 'u13@shop.DE'"
+        " ELSE concat('u', id, '@shop.de') END AS email",
+        "IF(id % 2 = 1, 'DE', 'FR') AS country",
+    )
+
+
+def sales_checks(spark: Any) -> dict[str, Any]:
+    known = spark.range(1, 7).selectExpr("id AS customer_id")  # a DataFrame with the same column name
+    de = "country = 'DE'"
+    return {
+        "amount_in_range": in_range("amount", min=0, max=10_000),
+        "amount_in_range_tolerant": in_range("amount", min=0, max=10_000, max_failed_fraction=0.1),
+        "amount_in_range_rows": in_range("amount", min=0, max=10_000, max_failed_rows=1),
+        "amount_in_range_de": in_range("amount", min=0, max=10_000, where=de),
+        "email_valid": matches("email", EMAIL),
+        "email_valid_de": matches("email", EMAIL, where=de),
+        "email_valid_de_warn": matches("email", EMAIL, where=de, max_failed_rows=2, severity="WARN"),
+        "customer_exists": relationships("customer_id", to="customers", field="id"),
+        "customer_exists_de": relationships("customer_id", to="customers", field="id", where=de),
+        "customer_known": relationships("customer_id", to=known),
+        "sale_id_unique": unique("sale_id"),
+        "sale_id_unique_fr": unique("sale_id", where="country = 'FR'"),
+        "email_present": not_null("email", max_failed_rows=10, severity="WARN"),
+        "big_sales_de": accepted_values("country", ["DE"], where="amount > 1000"),
+        "fr_mostly_large": expect("amount >= 1000", where="country = 'FR'", max_failed_fraction=0.5),
+        "revenue_positive": expect_aggregate("sum(amount) > 0"),
+        "no_huge_sale": expect_aggregate("count_if(amount > 10000) = 0 AND max(amount) <= 10000"),
+        "average_small": expect_aggregate("avg(amount) < 100", severity="WARN"),
+    }
 
 
 CLEAN_CHECKS: dict[str, Any] = {
@@ -175,6 +243,15 @@ def bad_inputs(spark: Any, pipes: Any, orders: Any) -> dict[str, str]:
         "missing_table": ("no_such_table", {"rows": row_count(min=1)}),
         "unknown_asset": (orders, {"rows": row_count(min=1)}),
         "no_asset_key": (orders, {"rows": row_count(min=1)}),
+        "negative_threshold": (orders, {"neg": not_null("order_id", max_failed_rows=-1)}),
+        "fraction_above_one": (orders, {"frac": in_range("amount", min=0, max_failed_fraction=1.5)}),
+        "where_does_not_parse": (orders, {"scoped": not_null("order_id", where="status = ")}),
+        "where_not_boolean": (orders, {"scoped": unique("order_id", where="amount")}),
+        "not_an_aggregate": (orders, {"agg": expect_aggregate("amount > 0")}),
+        "aggregate_not_boolean": (orders, {"agg": expect_aggregate("sum(amount)")}),
+        "unknown_to_table": (orders, {"fk": relationships("customer", to="no_such_customers")}),
+        "unknown_to_column": (orders, {"fk": relationships("customer", to="customers", field="nope")}),
+        "unknown_fk_column": (orders, {"fk": relationships("customerr", to="customers", field="name")}),
     }
     out: dict[str, str] = {}
     for case, (data, checks) in cases.items():
@@ -197,6 +274,8 @@ def main() -> None:
         spark = make_spark_session(mechanism, {"spark.sql.warehouse.dir": os.path.join(tmp, "warehouse")})
         orders = orders_frame(spark, now)
         spark.sql("CREATE TABLE empty_src (id BIGINT, status STRING, updated_at TIMESTAMP) USING parquet")
+        customers = spark.range(1, 6).selectExpr("CAST(id AS INT) AS id", "concat('c', id) AS name")
+        customers.write.saveAsTable("customers")  # INT ids; the sales' customer_id is BIGINT
 
         jobs: dict[str, int] = {}
         if mechanism == "classic":
@@ -247,6 +326,12 @@ def main() -> None:
             asset_key="risky",
         )
         report_spark_checks(pipes, clean_frame(spark, now), CLEAN_CHECKS, asset_key="clean")
+        sales = report_spark_checks(pipes, sales_frame(spark), sales_checks(spark), asset_key="sales")
+        rules = load_checks(os.path.join(tmp, "dqx_rules.yml"))
+        report_spark_checks(pipes, sales_frame(spark), rules, asset_key="sales_rules")
+        report_spark_checks(
+            pipes, sales_frame(spark), load_checks(os.path.join(tmp, "checks.json")), asset_key="sales_json"
+        )
         unreadable = spark.range(3).selectExpr("IF(id >= 0, raise_error('source unreadable'), id) AS n")
         try:  # no check needing the data can run: the schema check is reported, then the call raises
             report_spark_checks(
@@ -273,6 +358,8 @@ def main() -> None:
                     name: [r.passed, r.failed_rows, r.total_rows, len(r.sample)]
                     for name, r in results.items()
                 },
+                "sales_samples": {name: r.sample for name, r in sales.items() if r.sample},
+                "rules": {name: check.definition for name, check in rules.items()},
             }
         )
         spark.stop()
