@@ -13,10 +13,13 @@ Pipes context).
 By default (``--source table``) each write is a different query over a small source table, so every
 write has its own column lineage to read (classic: one ``treeString`` per write; Connect: one
 ``explain`` per written plan on exit). ``--source range`` writes one DataFrame built with
-``spark.range`` 50 times (no source: nothing to trace; the job of earlier figures).
+``spark.range`` 50 times (no source: nothing to trace; the job of earlier figures). ``--source
+delta`` is the ``table`` job on real Delta Lake (the pinned jars of ``.ci/jars/spark40.txt``):
+``format("delta")`` path overwrites and ``insertInto`` appends to Delta tables, so the hooks also
+tag commits and read ``DESCRIBE HISTORY`` once per target on exit.
 
     .venv/bin/python benchmarks/bench_spark_hooks.py [--writes 50] [--rounds 6] [--mechanism all]
-        [--source table|range]
+        [--source table|range|delta]
 """
 
 from __future__ import annotations
@@ -59,7 +62,7 @@ class StubPipes:
         self.reports[asset_key] = metadata
 
 
-def _session(mechanism: str, tmp: str) -> Any:
+def _session(mechanism: str, tmp: str, delta: bool = False) -> Any:
     from pyspark.sql import SparkSession
 
     builder = (
@@ -67,6 +70,12 @@ def _session(mechanism: str, tmp: str) -> Any:
         if mechanism == "connect"
         else (SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false"))
     )
+    if delta:
+        from dagster_pipes_spark.testing.table_formats import fetch_jars, spark_confs
+
+        jars = [j for j in fetch_jars("spark40") if j.name.startswith("delta")]
+        for key, value in spark_confs(jars).items():
+            builder = builder.config(key, value)
     return (
         builder.appName(f"bench-spark-hooks-{mechanism}")
         .config("spark.sql.shuffle.partitions", "2")
@@ -90,20 +99,26 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
 
     tmp = tempfile.mkdtemp(prefix="bench-spark-hooks-")
     try:
-        spark = _session(mechanism, tmp)
+        delta = source == "delta"
+        spark = _session(mechanism, tmp, delta)
         if mechanism == "classic":
             spark.sparkContext.setLogLevel("ERROR")
         df = spark.range(100).selectExpr("id", "cast(id as string) as name", "id * 0.5 as score")
-        if source == "table":  # a different query over a source table for every write
+        fmt = "delta" if delta else "parquet"
+        if source in ("table", "delta"):  # a different query over a source table for every write
             df.write.saveAsTable("bench_src")
             frames = [
-                spark.table("bench_src").selectExpr("id", "name", f"score * {i + 1} AS score")
+                spark.table("bench_src").selectExpr(
+                    "id",
+                    "name",
+                    f"CAST(score * {i + 1} AS DOUBLE) AS score" if delta else f"score * {i + 1} AS score",
+                )
                 for i in range(writes)
             ]
         else:
             frames = [df] * writes
         for t in range(N_TABLES):
-            spark.sql(f"CREATE TABLE bench_t{t} (id BIGINT, name STRING, score DOUBLE) USING parquet")
+            spark.sql(f"CREATE TABLE bench_t{t} (id BIGINT, name STRING, score DOUBLE) USING {fmt}")
         assets = {os.path.join(tmp, "out", f"p{p}"): f"path_{p}" for p in range(N_PATHS)}
         assets.update({f"bench_t{t}": f"table_{t}" for t in range(N_TABLES)})
         keys = sorted(set(assets.values()))
@@ -111,7 +126,8 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
         def job() -> None:
             for i, frame in enumerate(frames):
                 if i % 2 == 0:
-                    frame.write.mode("overwrite").parquet(os.path.join(tmp, "out", f"p{(i // 2) % N_PATHS}"))
+                    path = os.path.join(tmp, "out", f"p{(i // 2) % N_PATHS}")
+                    frame.write.format(fmt).mode("overwrite").save(path)
                 else:
                     frame.write.insertInto(f"bench_t{(i // 2) % N_TABLES}")
 
@@ -125,7 +141,9 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
             elapsed = time.perf_counter() - started
             assert len(pipes.reports) == len(keys), sorted(pipes.reports)
             traced = [k for k, md in pipes.reports.items() if "dagster/column_lineage" in md]
-            assert len(traced) == (len(keys) if lineage and source == "table" else 0), traced
+            assert len(traced) == (len(keys) if lineage and source != "range" else 0), traced
+            if delta:
+                assert all("delta/version" in md for md in pipes.reports.values()), pipes.reports
             return elapsed, report
 
         def without_hooks() -> float:
@@ -255,9 +273,10 @@ def main() -> None:
     )
     parser.add_argument(
         "--source",
-        choices=("table", "range"),
+        choices=("table", "range", "delta"),
         default="table",
-        help="table: each write a different query over a source table; range: one DataFrame, no source",
+        help="table: each write a different query over a source table; range: one DataFrame, no"
+        " source; delta: the table job on Delta Lake",
     )
     parser.add_argument("--json", action="store_true", help="print raw measurements as JSON")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)

@@ -136,9 +136,7 @@ def run(seconds: float, rate: int) -> dict[str, Any]:
                 results[name] = {"error": proc.stderr[-2000:]}
                 continue
             result = json.loads(out_path.read_text())
-            chunks = sorted(
-                ws.local_path(f"{VOLUME}/outage-{cap}").glob("*.json"), key=lambda p: int(p.stem)
-            )
+            chunks = sorted(ws.local_path(f"{VOLUME}/outage-{cap}").glob("*.json"), key=lambda p: int(p.stem))
             lines = [json.loads(line) for p in chunks for line in p.read_text().splitlines()]
             logs = [m["params"]["message"].split()[0] for m in lines if m["method"] == "log"]
             result["delivered"] = len(lines)
@@ -153,7 +151,9 @@ def run(seconds: float, rate: int) -> dict[str, Any]:
 
 def report(results: dict[str, Any]) -> str:
     """A small table, one row per variant, and the ratio of memory growth."""
-    rows = ["variant    | sent/s | RSS at 1 s | RSS peak | growth | spilled at outage end | delivered, in order, closed"]
+    rows = [
+        "variant    | sent/s | RSS at 1 s | RSS peak | growth | spilled at outage end | delivered, in order, closed"
+    ]
     growth: dict[str, float] = {}
     for name, r in results.items():
         if "error" in r:

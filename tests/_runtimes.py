@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from _helpers import NO_FUSE, REPO, SHIM
+from _helpers import NO_FUSE, REPO, SHIM, die_with_parent
 
 from dagster_pipes_spark.testing.runtimes import build_runtime, runtime_env_var
 
@@ -91,8 +91,10 @@ class RuntimeClient:
         context_injector: Any = None,
         message_reader: Any = None,
         params: str = "env",
+        timeout: float = 240,
     ) -> None:
         self.env = dict(env)
+        self.timeout = timeout
         self.context_injector = context_injector or dg.PipesTempFileContextInjector()
         self.message_reader = message_reader or dg.PipesTempFileMessageReader()
         self.params = params
@@ -120,7 +122,7 @@ class RuntimeClient:
                     cwd=cwd,
                     capture_output=True,
                     text=True,
-                    timeout=240,
+                    timeout=self.timeout,
                 )
             self.output = proc.stdout + proc.stderr
             if proc.returncode != 0:
@@ -148,6 +150,8 @@ class SparkConnectServer:
         self.log = workdir / "spark-connect-server.log"
         self._proc: subprocess.Popen[bytes] | None = None
         self._started = 0.0
+        #: why the server has no Delta / Iceberg (jars unavailable), else None
+        self.jars_missing: str | None = None
 
     def start(self) -> SparkConnectServer:
         import pyspark
@@ -163,13 +167,18 @@ class SparkConnectServer:
             *("--conf", "spark.sql.shuffle.partitions=2"),
             *("--conf", f"spark.sql.warehouse.dir={self.workdir / 'warehouse'}"),
             *("--driver-java-options", f"-Dderby.system.home={self.workdir}"),
+            *(
+                arg
+                for key, value in self._table_format_confs().items()
+                for arg in ("--conf", f"{key}={value}")
+            ),
             "spark-internal",
         ]
         env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1"}
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         with open(self.log, "wb") as out:
             self._proc = subprocess.Popen(
-                command,
+                die_with_parent(command),  # never outlives the test process, however that one ends
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 env=env,
@@ -178,6 +187,24 @@ class SparkConnectServer:
             )
         self._started = time.monotonic()
         return self
+
+    def _table_format_confs(self) -> dict[str, str]:
+        """Delta (``spark_catalog``) and Iceberg (catalog ``iceberg``) from the pinned jars of the
+        server's Spark 4.0 stack; none when they are unavailable (``jars_missing`` says which)."""
+        from dagster_pipes_spark.testing.table_formats import (
+            MissingJarsError,
+            fetch_jars,
+            jars_env_var,
+            spark_confs,
+        )
+
+        exported = os.environ.get(jars_env_var("spark40"))
+        try:
+            jars = exported.split(",") if exported else [str(p) for p in fetch_jars("spark40")]
+        except MissingJarsError as exc:
+            self.jars_missing = str(exc)
+            return {}
+        return spark_confs(jars, iceberg_warehouse=self.workdir / "iceberg")
 
     def url(self) -> str:
         """``sc://127.0.0.1:PORT`` once the server listens (raises if it exits or takes too long)."""

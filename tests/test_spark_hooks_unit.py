@@ -121,6 +121,11 @@ def v2_relation(table_cls: str, catalog: str, ident: str, provider: str | None =
 
 
 # --- Delta: plan nodes ------------------------------------------------------------------------
+# Every open-source command below is also exercised for real (Delta 4.0.1 / 3.2.0 jars, classic and
+# Connect) in test_delta_hooks.py and test_delta_runtime_matrix.py; these py4j-shaped doubles stay for
+# the accessor chains (fast, no JVM) and for Databricks' variants (``...Edge`` suffixes, the
+# ``com.databricks.sql.transaction.tahoe`` classes), whose field names were recorded from the case
+# classes of delta-io/delta's ``spark/src/main/scala/org/apache/spark/sql/delta/commands/``.
 
 
 @pytest.mark.parametrize(
@@ -406,6 +411,10 @@ def test_classic_stop_waits_bounded_then_unregisters() -> None:
 
 
 # --- Delta: DESCRIBE HISTORY ------------------------------------------------------------------
+# Rows built from the columns of delta-io/delta's ``DeltaHistory`` case class, filled the way a
+# Databricks job's commit fills them (``job``, ``clusterId``, a Databricks ``engineInfo``): what no
+# local run produces. Open-source history rows are read for real in test_delta_hooks.py, whose figures
+# are compared with the table's own history.
 
 
 def history_row(
@@ -1041,3 +1050,144 @@ def test_connect_writers_are_wrapped_observed_and_restored() -> None:
         (OP_CTAS, "t", "[TABLE_OR_VIEW_ALREADY_EXISTS] t exists")
     ]
     assert collector.hook_calls == 3 and not collector.hook_errors
+
+
+# --- Delta: which commits are the block's own (commit tags) ------------------------------------
+
+
+def tagged_row(version: int, rows: int, tag: str | None) -> Any:
+    row = history_row(version, "WRITE", {"numOutputRows": str(rows), "numFiles": "1"})
+    return row.asDict() | {"userMetadata": tag}
+
+
+def test_tagged_commits_are_matched_past_concurrent_writers() -> None:
+    """Other writers' commits (untagged, or another block's tag) are never taken for ours."""
+    ours, theirs = "dagster-pipes-spark:aaa", "dagster-pipes-spark:bbb"
+    rows = [tagged_row(1, 3, ours), tagged_row(2, 7, theirs), tagged_row(3, 3, ours), tagged_row(4, 5, None)]
+    writes = [SparkWrite(OP_INSERT, table=("t",), is_delta=True) for _ in range(2)]
+    seen: list[str] = []
+
+    def run_sql(query: str) -> list[Any]:
+        seen.append(query)
+        return list(reversed(rows))
+
+    enrich_from_delta_history(writes, run_sql, probe_unknown=False, on_error=print, tag=ours)
+    assert [(w.delta_version, w.rows) for w in writes] == [(1, 3), (3, 3)]
+    assert len(seen) == 1  # all of ours came back in the first page
+    untagged = [SparkWrite(OP_INSERT, table=("t",), is_delta=True)]
+    enrich_from_delta_history(untagged, run_sql, probe_unknown=False, on_error=print)
+    assert untagged[0].delta_version == 4  # no tag: the newest matching commit, as before
+
+
+def test_history_is_read_further_back_when_concurrent_commits_hide_ours() -> None:
+    ours = "dagster-pipes-spark:aaa"
+    rows = [tagged_row(1, 3, ours)] + [tagged_row(v, 7, None) for v in range(2, 40)]
+    limits: list[int] = []
+
+    def run_sql(query: str) -> list[Any]:
+        limit = int(query.rsplit(" ", 1)[1])
+        limits.append(limit)
+        return list(reversed(rows))[:limit]
+
+    write = SparkWrite(OP_INSERT, table=("t",), is_delta=True)
+    enrich_from_delta_history([write], run_sql, probe_unknown=False, on_error=print, tag=ours)
+    assert write.delta_version == 1 and write.rows == 3
+    assert limits[0] == 6 and limits[1] >= 40
+
+
+def test_commit_tagger_sets_restores_and_respects_the_job() -> None:
+    conf: dict[str, str] = {}
+
+    def unset() -> None:
+        conf.pop("k")
+
+    tagger = _delta.CommitTagger(lambda: conf.get("k"), lambda v: conf.__setitem__("k", v), unset)
+    tagger.start()
+    assert tagger.tag and conf["k"] == tagger.tag and tagger.tag.startswith("dagster-pipes-spark:")
+    inner = _delta.CommitTagger(lambda: conf.get("k"), lambda v: conf.__setitem__("k", v), unset)
+    inner.start()  # a nested block on the same session shares the tag, and leaves it in place
+    inner.stop()
+    assert inner.tag == tagger.tag and conf["k"] == tagger.tag
+    tagger.stop()
+    assert "k" not in conf
+    conf["k"] = "the job's own metadata"
+    users = _delta.CommitTagger(lambda: conf.get("k"), lambda v: conf.__setitem__("k", v), unset)
+    users.start()
+    users.stop()
+    assert users.tag is None and users.note and conf["k"] == "the job's own metadata"
+
+
+def test_maintenance_commands() -> None:
+    assert _delta.maintenance_command("OptimizeTableCommand") == "OPTIMIZE"
+    assert _delta.maintenance_command("VacuumTableCommand") == "VACUUM"
+    assert _delta.maintenance_command("DeltaReorgTableCommand") == "REORG"
+    assert _delta.maintenance_command("MergeIntoCommand") is None
+    assert _delta.maintenance_statement("  optimize t ZORDER BY (a)") == "OPTIMIZE"
+    assert _delta.maintenance_statement("VACUUM t RETAIN 168 HOURS") == "VACUUM"
+    assert _delta.maintenance_statement("SELECT 1") is None
+
+
+def test_create_commits_name_the_operation() -> None:
+    """Delta's commit names a saveAsTable overwrite: a new table, or a WRITE into an existing one."""
+    created = SparkWrite(OP_CTAS, table=("t",), mode="overwrite")
+    _delta.apply_commit(
+        created, _delta.DeltaCommit(0, "CREATE OR REPLACE TABLE AS SELECT", {"numOutputRows": 4})
+    )
+    assert created.operation == OP_CREATE_OR_REPLACE and created.rows == 4
+    replaced = SparkWrite(OP_CREATE_OR_REPLACE, table=("t",), mode="overwrite")
+    _delta.apply_commit(replaced, _delta.DeltaCommit(5, "WRITE", {"numOutputRows": 6}))
+    assert replaced.operation == OP_INSERT_OVERWRITE and replaced.delta_version == 5
+
+
+# --- Iceberg: snapshots ---------------------------------------------------------------------------
+
+
+def test_iceberg_snapshots_fill_rows_and_snapshot_ids() -> None:
+    """Summaries as Iceberg 1.10 writes them (copy-on-write DELETE rewrites a file)."""
+    from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
+
+    app = "local-1"
+    snapshots = [  # newest first, as the query orders them
+        {
+            "snapshot_id": 3,
+            "operation": "overwrite",
+            "summary": {"added-records": "2", "deleted-records": "5", "spark.app.id": app},
+        },
+        {
+            "snapshot_id": 9,
+            "operation": "append",
+            "summary": {"added-records": "8", "spark.app.id": "local-other"},
+        },
+        {
+            "snapshot_id": 2,
+            "operation": "append",
+            "summary": {"added-records": "4", "added-data-files": "2", "spark.app.id": app},
+        },
+        {"snapshot_id": 1, "operation": "append", "summary": {"added-records": "10", "spark.app.id": app}},
+    ]
+    writes = [
+        SparkWrite(OP_CTAS, table=("iceberg", "db", "t"), format="iceberg"),
+        SparkWrite(OP_INSERT, table=("iceberg", "db", "t"), format="iceberg"),
+        SparkWrite(OP_DELETE, table=("iceberg", "db", "t")),
+    ]
+    queries: list[str] = []
+
+    def run_sql(query: str) -> list[Any]:
+        queries.append(query)
+        return snapshots
+
+    enrich_from_iceberg_snapshots(writes, run_sql, app_id=app, on_error=print)
+    assert queries == [
+        "SELECT snapshot_id, operation, summary FROM `iceberg`.`db`.`t`.`snapshots` ORDER BY committed_at DESC LIMIT 23"
+    ]
+    assert [(w.snapshot_id, w.rows, w.rows_deleted) for w in writes] == [
+        (1, 10, None),
+        (2, 4, None),
+        (3, 3, 3),
+    ]
+    assert writes[1].files == 2
+    md = build_metadata(writes, app)
+    assert (
+        md["iceberg/snapshot_id"]["raw_value"] == 3 and md["dagster/storage_kind"]["raw_value"] == "iceberg"
+    )
+    assert data_version_for(writes) == "3"

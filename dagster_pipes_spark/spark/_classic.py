@@ -15,14 +15,19 @@ from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dagster_pipes_spark.spark._delta import (
+    COMMIT_TAG_CONF,
     REPLACE_WHERE_OPTION,
+    CommitTagger,
     DeltaCommandSpec,
     apply_operation_metrics,
     delta_command_spec,
     enrich_from_delta_history,
     is_delta_class_name,
     is_delta_provider,
+    maintenance_command,
+    maintenance_note,
 )
+from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
 from dagster_pipes_spark.spark._lineage import ColumnLineage, attributes, lineage_from_tree
 from dagster_pipes_spark.spark._metadata import columns_from_schema_json
 from dagster_pipes_spark.spark._partitions import (
@@ -446,6 +451,21 @@ def _delta_command(node: JavaObject, spec: DeltaCommandSpec) -> SparkWrite | Non
     )
 
 
+def _maintenance_target(node: JavaObject) -> str:
+    """The table (or path) a Delta maintenance command acts on, for the log line."""
+    for chain in (("child", "identifier"), ("child", "name"), ("path",)):
+        try:
+            value = node
+            for attr in chain:
+                value = getattr(value, attr)()
+            text = str(_opt(value) if chain == ("path",) else value)
+            if text and text != "None":
+                return text
+        except Exception:
+            continue
+    return "a Delta table"
+
+
 HANDLERS: dict[str, Callable[[JavaObject], SparkWrite | None]] = {
     "InsertIntoHadoopFsRelationCommand": _h_insert_hadoop_fs,
     "CreateDataSourceTableAsSelectCommand": _h_ctas_datasource,
@@ -692,6 +712,10 @@ def read_partitions(
     elif name.startswith("WriteIntoDelta"):  # Delta's replaceWhere
         condition = _opt(node.options().replaceWhere())
         write.replaced = conjuncts_from_sql(str(condition)) if condition is not None else None
+    elif name in ("CreateTableAsSelect", "ReplaceTableAsSelect") and write.is_delta:
+        # saveAsTable(mode="overwrite") of a Delta table: replaceWhere arrives as a write option
+        condition = _option(node.writeOptions(), REPLACE_WHERE_OPTION)
+        write.replaced = conjuncts_from_sql(condition) if condition is not None else None
     elif name == "SaveIntoDataSourceCommand" and write.is_delta:
         condition = _option(node.options(), REPLACE_WHERE_OPTION)
         write.replaced = conjuncts_from_sql(condition) if condition is not None else None
@@ -742,9 +766,50 @@ def _path_relations(query: JavaObject) -> dict[int, str]:
     return paths
 
 
+def merge_lineage_of(node: JavaObject) -> ColumnLineage | None:
+    """Column lineage of a Delta ``MergeIntoCommand``: each target column an action assigns gets the
+    source columns its expression reads (through the source query's own lineage)."""
+    source = node.source()
+    text = str(source.treeString(False, False, _ALL_FIELDS, False))
+    paths = _path_relations(source) if _PATH_RELATION.search(text) else {}
+    source_lineage = lineage_from_tree(text, None, paths)
+    if source_lineage is None:
+        return None
+    output = _items(source.output())
+    if len(output) != len(source_lineage):
+        return None
+    by_id = {
+        int(attr.exprId().id()): deps for attr, deps in zip(output, source_lineage.values(), strict=True)
+    }
+    lineage: dict[str, set[Any]] = {}
+    unknown: set[str] = set()
+    for accessor in ("matchedClauses", "notMatchedClauses", "notMatchedBySourceClauses"):
+        try:
+            clauses = _items(getattr(node, accessor)())
+        except Exception:
+            continue
+        for clause in clauses:
+            for action in _items(clause.actions()):
+                try:
+                    column = str(action.targetColNameParts().head())
+                    references = _items(action.expr().references().toSeq())
+                except Exception:
+                    continue
+                deps = lineage.setdefault(column, set())
+                for attr in references:
+                    found = by_id.get(int(attr.exprId().id()), frozenset())
+                    if found is None:
+                        unknown.add(column)
+                    else:
+                        deps |= found
+    return {column: None if column in unknown else frozenset(deps) for column, deps in lineage.items()}
+
+
 def column_lineage_of(node: JavaObject, write: SparkWrite) -> ColumnLineage | None:
     """Column lineage of the query a write command writes, from its printed analysed plan (one py4j
     call, plus a few per file relation read by path). None for MERGE / UPDATE / DELETE."""
+    if write.operation == OP_MERGE and str(node.nodeName()).startswith("MergeIntoCommand"):
+        return merge_lineage_of(node)
     if write.operation in _NO_LINEAGE:
         return None
     found = _written_query_text(node)
@@ -798,8 +863,16 @@ class ClassicBackend:
         self._proxy_holder: JavaObject | None = None
         self._bus: JavaObject | None = None
         self._app_id: str | None = None
+        self._tagger = CommitTagger(
+            lambda: self._spark.conf.get(COMMIT_TAG_CONF, None),
+            lambda tag: self._spark.conf.set(COMMIT_TAG_CONF, tag),
+            lambda: self._spark.conf.unset(COMMIT_TAG_CONF),
+        )
 
     def start(self) -> None:
+        self._tagger.start()
+        if self._tagger.note:
+            self._debug(f"[spark writes] {self._tagger.note}")
         from pyspark.java_gateway import ensure_callback_server_started
 
         sc = self._spark.sparkContext
@@ -830,6 +903,9 @@ class ClassicBackend:
             node = qe.analyzed()
             write = write_from_plan(node)
             if write is None:
+                command = maintenance_command(str(node.nodeName()))
+                if command is not None and exception is None:
+                    self._collector.note(maintenance_note(command, _maintenance_target(node)))
                 return
             if write.outer and write.table and write.locations is None:
                 write.locations = self._table_locations(node)
@@ -901,6 +977,7 @@ class ClassicBackend:
                 f" events were still queued are not reported ({type(exc).__name__})"
             )
         finally:
+            self._tagger.stop()
             listener, self._listener = self._listener, None
             if listener is not None:
                 try:
@@ -913,11 +990,19 @@ class ClassicBackend:
         """Nothing to do: the plans name tables fully qualified."""
 
     def enrich(self, writes: list[SparkWrite]) -> None:
-        """Delta version and commit metrics from ``DESCRIBE HISTORY`` for Delta targets."""
+        """Delta version and commit metrics from ``DESCRIBE HISTORY`` for Delta targets; snapshot
+        ids and counters from the ``snapshots`` table for Iceberg targets."""
         enrich_from_delta_history(
             writes,
             lambda query: list(self._spark.sql(query).collect()),
             probe_unknown=False,
+            on_error=self._debug,
+            tag=self._tagger.tag,
+        )
+        enrich_from_iceberg_snapshots(
+            writes,
+            lambda query: list(self._spark.sql(query).collect()),
+            app_id=self._app_id,
             on_error=self._debug,
         )
 

@@ -32,7 +32,15 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from dagster_pipes_spark.spark._delta import REPLACE_WHERE_OPTION, enrich_from_delta_history
+from dagster_pipes_spark.spark._delta import (
+    COMMIT_TAG_CONF,
+    REPLACE_WHERE_OPTION,
+    CommitTagger,
+    enrich_from_delta_history,
+    maintenance_note,
+    maintenance_statement,
+)
+from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
 from dagster_pipes_spark.spark._lineage import lineage_from_explain
 from dagster_pipes_spark.spark._parallel import parallel_map
 from dagster_pipes_spark.spark._partitions import (
@@ -421,7 +429,16 @@ def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def sql(self: Any, sqlQuery: str, *args: Any, **kwargs: Any) -> Any:  # noqa: N803
         backends = _backends_for_session(self)
-        if not backends or _busy() or not isinstance(sqlQuery, str) or not _may_write(sqlQuery):
+        if not backends or _busy() or not isinstance(sqlQuery, str):
+            return original(self, sqlQuery, *args, **kwargs)
+        if not _may_write(sqlQuery):
+            command = maintenance_statement(sqlQuery)
+            if command is not None:
+                result = original(self, sqlQuery, *args, **kwargs)
+                target = " ".join(sqlQuery.split()[1:2]) or "a Delta table"
+                for b in backends:
+                    b.collector.note(maintenance_note(command, target))
+                return result
             return original(self, sqlQuery, *args, **kwargs)
         started = time.perf_counter()
         parsed = None
@@ -742,6 +759,9 @@ def _describe_table(
     database = info.get("Database") or info.get("Schema") or info.get("Namespace")
     if info.get("Catalog") and database and info.get("Table"):
         qualified = (info["Catalog"], *split_identifier(database), info["Table"])
+    elif info.get("Name") and len(split_identifier(info["Name"])) >= 3:
+        # a V2 table (Delta's DeltaTableV2, Iceberg): one "Name" row, fully qualified
+        qualified = tuple(split_identifier(info["Name"]))
     provider = info.get("Provider")
     return qualified, columns or None, provider.lower() if provider else None, tuple(partition_columns)
 
@@ -801,7 +821,25 @@ class ConnectBackend:
         self._debug = debug
         self._default_format: str | bool | None = False  # False: not read yet
 
+        def get() -> str | None:
+            with _Busy():
+                value = self.spark.conf.get(COMMIT_TAG_CONF, None)
+            return str(value) if value else None
+
+        def set_(tag: str) -> None:
+            with _Busy():
+                self.spark.conf.set(COMMIT_TAG_CONF, tag)
+
+        def unset() -> None:
+            with _Busy():
+                self.spark.conf.unset(COMMIT_TAG_CONF)
+
+        self._tagger = CommitTagger(get, set_, unset)
+
     def start(self) -> None:
+        self._tagger.start()
+        if self._tagger.note:
+            self._debug(f"[spark writes] {self._tagger.note}")
         _install(self)
 
     def default_format(self) -> str | None:
@@ -816,6 +854,7 @@ class ConnectBackend:
         return self._default_format if isinstance(self._default_format, str) else None
 
     def stop(self, timeout: float) -> None:
+        self._tagger.stop()
         try:
             left = _uninstall(self)
         except Exception as exc:
@@ -895,7 +934,11 @@ class ConnectBackend:
             with _Busy():
                 return list(self.spark.sql(query).collect())
 
-        enrich_from_delta_history(writes, run_sql, probe_unknown=True, on_error=self._debug)
+        enrich_from_delta_history(
+            writes, run_sql, probe_unknown=True, on_error=self._debug, tag=self._tagger.tag
+        )
+        if any((w.format or "").lower() == "iceberg" for w in writes):
+            enrich_from_iceberg_snapshots(writes, run_sql, app_id=self.application_id(), on_error=self._debug)
         for write in writes:
             write.source = None
         if self.lineage:

@@ -14,21 +14,31 @@ Two things live here and nowhere else:
   ``numTargetRows*`` for ``MERGE``; ``numUpdatedRows`` / ``numDeletedRows`` for ``UPDATE`` /
   ``DELETE``; ``numAddedFiles`` / ``numAddedBytes``). Metric values are strings in the history.
 
+* which commits are ours: while a hook block is open, the session's Delta commits carry a per-block
+  tag in ``userMetadata`` (``spark.databricks.delta.commitInfo.userMetadata``), so a concurrent
+  writer's commits (another thread's session, another process) are never taken for ours;
+* which Delta commands are maintenance (``OPTIMIZE``, ``VACUUM``, ``REORG``): no materialization.
+
 Nothing here imports pyspark.
 """
 
 from __future__ import annotations
 
+import re
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from dagster_pipes_spark.spark._parallel import parallel_map
 from dagster_pipes_spark.spark._record import (
+    OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_DELETE,
+    OP_INSERT,
     OP_INSERT_OVERWRITE,
     OP_MERGE,
+    OP_RTAS,
     OP_UPDATE,
     OP_WRITE,
     SparkWrite,
@@ -115,6 +125,34 @@ DELTA_DATA_SOURCE_CLASSES = frozenset({"DeltaDataSource"})
 DELTA_FILE_INDEX_PREFIXES = ("Tahoe", "PreparedDeltaFileIndex")
 
 
+#: Delta maintenance commands (simple class-name prefixes): they rewrite files, not the table's rows.
+MAINTENANCE_COMMANDS = {
+    "OptimizeTableCommand": "OPTIMIZE",
+    "VacuumTableCommand": "VACUUM",
+    "DeltaReorgTableCommand": "REORG",
+}
+_MAINTENANCE_SQL = re.compile(r"^\s*(OPTIMIZE|VACUUM|REORG)\b", re.IGNORECASE)
+
+
+def maintenance_command(simple_class_name: str) -> str | None:
+    """``OPTIMIZE`` / ``VACUUM`` / ``REORG`` for a Delta maintenance command node, else None."""
+    for prefix, command in MAINTENANCE_COMMANDS.items():
+        if simple_class_name.startswith(prefix):
+            return command
+    return None
+
+
+def maintenance_statement(statement: str) -> str | None:
+    """``OPTIMIZE`` / ``VACUUM`` / ``REORG`` when a SQL statement is a Delta maintenance command."""
+    match = _MAINTENANCE_SQL.match(statement)
+    return match.group(1).upper() if match else None
+
+
+def maintenance_note(command: str, target: str) -> str:
+    """The debug line logged for a maintenance command seen inside a hook block."""
+    return f"[spark writes] {command} on {target}: Delta maintenance (rows unchanged), no materialization"
+
+
 def delta_command_spec(simple_class_name: str) -> DeltaCommandSpec | None:
     """The spec for a Delta write command node, matching by simple-name prefix."""
     spec = DELTA_COMMANDS.get(simple_class_name)
@@ -140,6 +178,65 @@ def is_delta_class_name(simple_class_name: str | None) -> bool:
 def is_delta_provider(provider: str | None) -> bool:
     """True for the provider / format string of a Delta table (``USING delta``)."""
     return bool(provider) and str(provider).strip().lower() == DELTA_PROVIDER
+
+
+# --- commit tags -------------------------------------------------------------------------------
+
+#: The session setting whose value Delta records as ``userMetadata`` of each commit.
+COMMIT_TAG_CONF = "spark.databricks.delta.commitInfo.userMetadata"
+_TAG_PREFIX = "dagster-pipes-spark:"
+
+
+def new_commit_tag() -> str:
+    """A fresh per-block tag for the commits of one :func:`report_spark_writes` block."""
+    return _TAG_PREFIX + uuid.uuid4().hex
+
+
+class CommitTagger:
+    """Sets :data:`COMMIT_TAG_CONF` on a session for the length of a hook block, and restores it.
+
+    ``get`` / ``set`` / ``unset`` act on the session's runtime conf. A value the user set is left
+    alone (no tag: history matching falls back to the newest commits); the tag of an enclosing
+    block on the same session is shared.
+    """
+
+    def __init__(
+        self, get: Callable[[], str | None], set_: Callable[[str], None], unset: Callable[[], None]
+    ) -> None:
+        self._get, self._set, self._unset = get, set_, unset
+        self.tag: str | None = None
+        self._owned = False
+        self.note: str | None = None
+
+    def start(self) -> None:
+        try:
+            current = self._get()
+        except Exception as exc:
+            self.note = f"could not read {COMMIT_TAG_CONF}: {type(exc).__name__}"
+            return
+        if current and not current.startswith(_TAG_PREFIX):
+            self.note = f"{COMMIT_TAG_CONF} is set by the job; Delta commits matched by position"
+            return
+        if current:
+            self.tag = current
+            return
+        tag = new_commit_tag()
+        try:
+            self._set(tag)
+        except Exception as exc:  # e.g. a session that does not allow it
+            self.note = f"could not set {COMMIT_TAG_CONF}: {type(exc).__name__}"
+            return
+        self.tag, self._owned = tag, True
+
+    def stop(self) -> None:
+        if not self._owned:
+            return
+        self._owned = False
+        try:
+            if self._get() == self.tag:
+                self._unset()
+        except Exception:
+            pass
 
 
 # --- DESCRIBE HISTORY --------------------------------------------------------------------------
@@ -171,6 +268,7 @@ class DeltaCommit:
     operation: str
     metrics: dict[str, int] = field(default_factory=dict)
     parameters: dict[str, str] = field(default_factory=dict)
+    user_metadata: str | None = None
 
     @property
     def changes_data(self) -> bool:
@@ -276,7 +374,14 @@ def parse_history_row(row: Any) -> DeltaCommit | None:
     parameters = {
         str(k): "" if v is None else str(v) for k, v in _as_mapping(data.get("operationParameters")).items()
     }
-    return DeltaCommit(version=version, operation=operation, metrics=metrics, parameters=parameters)
+    user_metadata = data.get("userMetadata")
+    return DeltaCommit(
+        version=version,
+        operation=operation,
+        metrics=metrics,
+        parameters=parameters,
+        user_metadata=str(user_metadata) if user_metadata is not None else None,
+    )
 
 
 def _write_kind(operation: str) -> str:
@@ -302,14 +407,20 @@ def history_sql(table: Sequence[str] | None = None, path: str | None = None, lim
 
 
 def match_commits(
-    writes: Sequence[SparkWrite], commits: Iterable[DeltaCommit]
+    writes: Sequence[SparkWrite], commits: Iterable[DeltaCommit], tag: str | None = None
 ) -> list[tuple[SparkWrite, DeltaCommit]]:
     """Pair writes (oldest first) with history commits (any order), newest with newest.
 
-    Commits that change no data (OPTIMIZE, VACUUM, SET TBLPROPERTIES...) and commits whose operation
-    cannot come from the write are skipped, so maintenance done in between does not shift the pairs.
+    With a ``tag`` and commits carrying it, only those are candidates: they are this block's own
+    commits, whatever other writers committed in between. Commits that change no data (OPTIMIZE,
+    VACUUM, SET TBLPROPERTIES...) and commits whose operation cannot come from the write are skipped,
+    so maintenance done in between does not shift the pairs.
     """
-    pending = sorted((c for c in commits if c.changes_data), key=lambda c: c.version, reverse=True)
+    candidates = list(commits)
+    if tag is not None:
+        ours = [c for c in candidates if c.user_metadata == tag]
+        candidates = ours or [c for c in candidates if not (c.user_metadata or "").startswith(_TAG_PREFIX)]
+    pending = sorted((c for c in candidates if c.changes_data), key=lambda c: c.version, reverse=True)
     pairs: list[tuple[SparkWrite, DeltaCommit]] = []
     for write in reversed(list(writes)):
         while pending and not commit_matches(write.operation, pending[0]):
@@ -328,11 +439,31 @@ def _copy_counters(commit: DeltaCommit, write: SparkWrite) -> None:
             setattr(write, attr, value)
 
 
+#: Delta's name of a table-creating commit -> our operation
+_CREATE_OPERATIONS = {
+    "CREATE TABLE AS SELECT": OP_CTAS,
+    "REPLACE TABLE AS SELECT": OP_RTAS,
+    "CREATE OR REPLACE TABLE AS SELECT": OP_CREATE_OR_REPLACE,
+}
+
+
 def apply_commit(write: SparkWrite, commit: DeltaCommit) -> None:
-    """Fill a write's counters from its Delta commit (the history is authoritative for Delta)."""
+    """Fill a write's counters from its Delta commit (the history is authoritative for Delta).
+
+    ``saveAsTable`` / ``writeTo(...).create*`` of a Delta table take the operation Delta committed:
+    ``CREATE OR REPLACE TABLE AS SELECT`` for a new table, a ``WRITE`` (reported as ``INSERT`` /
+    ``INSERT OVERWRITE``) when it went into an existing one (``replaceWhere``, dynamic partition
+    overwrite, append), whichever plan or client call carried it.
+    """
     write.delta_version = commit.version
     write.delta_operation = commit.operation
     write.format = DELTA_PROVIDER
+    if write.operation in _CREATE_OPERATIONS.values():
+        created = _CREATE_OPERATIONS.get(commit.operation.upper())
+        if created is not None:
+            write.operation = created
+        elif commit.operation.upper() == "WRITE":
+            write.operation = OP_INSERT_OVERWRITE if write.mode == "overwrite" else OP_INSERT
     _copy_counters(commit, write)
 
 
@@ -343,8 +474,10 @@ def apply_operation_metrics(write: SparkWrite, operation: str, metrics: Mapping[
 
 
 __all__ = [
+    "COMMIT_TAG_CONF",
     "DELTA_COMMANDS",
     "DELTA_PROVIDER",
+    "CommitTagger",
     "DeltaCommandSpec",
     "DeltaCommit",
     "apply_commit",
@@ -354,12 +487,18 @@ __all__ = [
     "history_sql",
     "is_delta_class_name",
     "is_delta_provider",
+    "maintenance_command",
+    "maintenance_note",
+    "maintenance_statement",
     "match_commits",
     "parse_history_row",
 ]
 
 
 # --- DESCRIBE HISTORY look-ups (both mechanisms) ----------------------------------------------
+
+
+_DEEP_HISTORY = 200
 
 
 def _is_parse_error(exc: BaseException) -> bool:
@@ -372,12 +511,15 @@ def enrich_from_delta_history(
     *,
     probe_unknown: bool,
     on_error: Callable[[str], None],
+    tag: str | None = None,
 ) -> None:
     """Fill version, row counts and file/byte counters of Delta writes from ``DESCRIBE HISTORY``.
 
     One query per Delta target (``LIMIT`` = writes to it + a margin for maintenance commits), run
-    concurrently. Targets whose format is unknown are probed when ``probe_unknown``; a parse error
-    on the first probe (no Delta SQL in this session) skips the others.
+    concurrently; with a commit ``tag``, a target where fewer of this block's commits than writes
+    came back (other writers committed in between) is read again further back. Targets whose format
+    is unknown are probed when ``probe_unknown``; a parse error on the first probe (no Delta SQL in
+    this session) skips the others.
     """
     groups: dict[str, list[SparkWrite]] = {}
     for write in writes:
@@ -389,7 +531,14 @@ def enrich_from_delta_history(
 
     def history(group: list[SparkWrite]) -> list[Any]:
         first = group[0]
-        return run_sql(history_sql(first.table, None if first.table else first.path, len(group) + 5))
+        target = (first.table, None if first.table else first.path)
+        limit = len(group) + 5
+        rows = run_sql(history_sql(*target, limit))
+        if tag is not None and len(rows) >= limit:
+            ours = sum(1 for r in rows if _as_mapping(r).get("userMetadata") == tag)
+            if ours < len(group):  # concurrent commits pushed ours further back
+                rows = run_sql(history_sql(*target, max(_DEEP_HISTORY, 10 * limit)))
+        return rows
 
     def apply(group: list[SparkWrite], result: list[Any] | BaseException, known_delta: bool) -> None:
         if isinstance(result, BaseException):
@@ -406,7 +555,7 @@ def enrich_from_delta_history(
         commits = [c for c in (parse_history_row(r) for r in result) if c is not None]
         for w in group:
             w.is_delta = True
-        for write, commit in match_commits(group, commits):
+        for write, commit in match_commits(group, commits, tag):
             apply_commit(write, commit)
 
     for group, result in zip(known, parallel_map(history, known), strict=True):

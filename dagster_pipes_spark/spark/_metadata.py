@@ -65,12 +65,13 @@ def build_metadata(
     last = writes[-1]
     tables = _distinct(w.target for w in writes if w.table)
     paths = _distinct(w.path for w in writes if not w.table and w.path)
-    if last.table:
+    named_query = bool(last.streaming and last.streaming.get("spark/streaming_foreach_batch"))
+    if last.table and not named_query:  # a foreachBatch query is resolved by its name: no table
         md["dagster/table_name"] = _mv(dagster_table_name(last.table), "text")
     elif last.path:
         md["dagster/uri"] = _mv(last.path, "url" if is_uri(last.path) else "path")
-    kind = storage_kind(last.format)
-    if kind and (last.table or last.path):
+    kind = storage_kind(next((w.format for w in reversed(writes) if w.format), None))
+    if kind and (last.table or last.path) and not named_query:
         md["dagster/storage_kind"] = _mv(kind, "text")
     if len(tables) + len(paths) > 1:
         md["spark/targets"] = _mv(tables + paths, "json")
@@ -112,11 +113,44 @@ def build_metadata(
     versions = [w.delta_version for w in writes if w.delta_version is not None]
     if versions:
         md["delta/version"] = _mv(versions[-1], "int")
+    snapshots = [w.snapshot_id for w in writes if w.snapshot_id is not None]
+    if snapshots:
+        md["iceberg/snapshot_id"] = _mv(snapshots[-1], "int")
+    md.update(streaming_metadata(writes))
     if application_id:
         md["spark/application_id"] = _mv(application_id, "text")
     summaries = [w.summary() for w in writes[-MAX_WRITES_IN_METADATA:]]
     md["spark/writes"] = _mv(summaries, "json")
     return md
+
+
+def streaming_metadata(writes: Sequence[SparkWrite]) -> dict[str, Any]:
+    """The ``spark/streaming_*`` metadata of an asset's streaming writes (the last query's, with
+    batches and input rows summed when several queries wrote the asset)."""
+    streams = [w.streaming for w in writes if w.streaming]
+    if not streams:
+        return {}
+    merged = dict(streams[-1])
+    if len(streams) > 1:
+        for key in ("spark/streaming_batches", "spark/streaming_input_rows", "spark/streaming_duration_ms"):
+            merged[key] = sum(int(s.get(key) or 0) for s in streams)
+        merged["spark/streaming_active"] = any(s.get("spark/streaming_active") for s in streams)
+        merged["spark/streaming_queries"] = len(streams)
+    out: dict[str, Any] = {}
+    for key, value in merged.items():
+        if value is None:
+            continue
+        kind = (
+            "bool"
+            if isinstance(value, bool)
+            else "int"
+            if isinstance(value, int)
+            else "text"
+            if isinstance(value, str)
+            else "json"
+        )
+        out[key] = _mv(value, kind)
+    return out
 
 
 def column_lineage(
@@ -209,11 +243,15 @@ def storage_kind(fmt: str | None) -> str | None:
 
 
 def data_version_for(writes: Sequence[SparkWrite]) -> str | None:
-    """The Delta version after the last write, when all Delta writes of the asset hit one table."""
+    """The Delta version (else the Iceberg snapshot id) after the last write, when all such writes
+    of the asset hit one table."""
     delta = [w for w in writes if w.delta_version is not None]
-    if not delta or len({w.target_key for w in delta}) != 1:
-        return None
-    return str(delta[-1].delta_version)
+    if delta and len({w.target_key for w in delta}) == 1:
+        return str(delta[-1].delta_version)
+    iceberg = [w for w in writes if w.snapshot_id is not None]
+    if iceberg and not delta and len({w.target_key for w in iceberg}) == 1:
+        return str(iceberg[-1].snapshot_id)
+    return None
 
 
 # --- type names -------------------------------------------------------------------------------

@@ -69,6 +69,10 @@ class SparkWrite:
     is_delta: bool | None = None
     delta_version: int | None = None
     delta_operation: str | None = None
+    #: the Iceberg snapshot the write committed (``_iceberg``)
+    snapshot_id: int | None = None
+    #: a streaming query's metadata (``spark/streaming_*``; ``_streaming``), None for batch writes
+    streaming: dict[str, Any] | None = None
     error: str | None = None
     asset_key: str | None = None
     api: str | None = None
@@ -120,6 +124,7 @@ class SparkWrite:
             "rows_updated",
             "rows_deleted",
             "delta_version",
+            "snapshot_id",
         ):
             value = getattr(self, key)
             if value is not None:
@@ -158,6 +163,12 @@ class Collector:
         self.hook_errors: dict[str, int] = {}
         self.hook_seconds = 0.0
         self.hook_calls = 0
+        self.notes: list[str] = []
+
+    def note(self, message: str) -> None:
+        """Remember a debug line to log on exit (hooks never talk to Pipes themselves)."""
+        with self._lock:
+            self.notes.append(message)
 
     def add(self, write: SparkWrite) -> None:
         """Record a write (success or failure)."""
@@ -203,6 +214,12 @@ def _absorb(inner: SparkWrite, outer: SparkWrite) -> None:
     inner.api = outer.api or inner.api
     if outer.column_lineage is not None:
         inner.column_lineage = outer.column_lineage
+    # what the outer command says it replaced (Delta's replaceWhere arrives as a write option of
+    # the CTAS/RTAS; the nested overwrite's own condition may be unreadable)
+    for attr in ("replaced", "partition_columns", "static_partitions", "num_partitions"):
+        if getattr(inner, attr) is None and getattr(outer, attr) is not None:
+            setattr(inner, attr, getattr(outer, attr))
+    inner.dynamic_overwrite = inner.dynamic_overwrite or outer.dynamic_overwrite
     for attr in ("rows", "files", "bytes"):
         if getattr(inner, attr) is None:
             setattr(inner, attr, getattr(outer, attr))

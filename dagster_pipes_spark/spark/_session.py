@@ -16,6 +16,7 @@ from dagster_pipes_spark.spark._metadata import build_metadata, canonical_table,
 from dagster_pipes_spark.spark._partitions import PartitionScope
 from dagster_pipes_spark.spark._pipes import is_mock, log
 from dagster_pipes_spark.spark._record import Collector, SparkWrite, SparkWriteReport
+from dagster_pipes_spark.spark._streaming import StreamingObserver
 from dagster_pipes_spark.spark._targets import AssetResolver, AssetsArg
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ class HookSession:
         self.assets = assets
         self.report = report
         self.collector = Collector()
+        self.streams: StreamingObserver | None = None
 
     def log(self, level: str, message: str) -> None:
         """Log through the Pipes context; never raises."""
@@ -91,11 +93,16 @@ class HookSession:
     def _finish(self, backend: Backend | None, timeout: float) -> None:
         if backend is not None:
             backend.stop(timeout)
+        if self.streams is not None:
+            for write in self.streams.stop(timeout):
+                self.collector.add(write)
         writes, failures = self.collector.snapshot()
         self.report.writes = writes
         self.report.failed_writes = failures
         self.report.hook_seconds = self.collector.hook_seconds
         self.report.hook_calls = self.collector.hook_calls
+        for note in list(self.collector.notes):
+            self.log("debug", note)
         for problem, count in self.collector.hook_errors.items():
             times = f" ({count} times)" if count > 1 else ""
             self.log("warning", f"[spark writes] error inside a write hook, ignored{times}: {problem}")
@@ -272,6 +279,13 @@ def report_spark_writes(
             candidate.start()
             backend = candidate
             report.mechanism = candidate.mechanism
+            session.streams = StreamingObserver(
+                spark,
+                connect=_is_connect_session(spark),
+                warn=lambda m: session.log("warning", m),
+                debug=lambda m: session.log("debug", m),
+            )
+            session.streams.start()
         except Exception as exc:
             session.log(
                 "warning",
