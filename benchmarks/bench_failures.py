@@ -249,8 +249,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--fault-kinds", action="store_true", help="the fault-kind scenarios of tests/test_fault_injection.py"
     )
+    parser.add_argument(
+        "--memory",
+        action="store_true",
+        help="memory during a 60 s outage at 10,000 messages/s: bounded queue vs all in memory (outage_memory.py)",
+    )
     args = parser.parse_args(argv)
     runs = 2 if args.quick else max(1, args.runs)
+    if args.memory:
+        import outage_memory
+
+        results = outage_memory.run(seconds=20 if args.quick else 60, rate=10_000)
+        text = outage_memory.report(results)
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "failures_memory.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        (RESULTS / "failures_memory.txt").write_text(text + "\n")
+        print(text)
+        return 0
     if args.fault_kinds:
         import logging
         import warnings
