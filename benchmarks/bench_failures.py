@@ -259,10 +259,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.memory:
         import outage_memory
 
-        results = outage_memory.run(seconds=20 if args.quick else 60, rate=10_000)
-        text = outage_memory.report(results)
+        memory = outage_memory.run(seconds=20 if args.quick else 60, rate=10_000)
+        text = outage_memory.report(memory)
         RESULTS.mkdir(parents=True, exist_ok=True)
-        (RESULTS / "failures_memory.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+        (RESULTS / "failures_memory.json").write_text(json.dumps(memory, indent=2, default=str) + "\n")
         (RESULTS / "failures_memory.txt").write_text(text + "\n")
         print(text)
         return 0
