@@ -534,7 +534,10 @@ def test_every_message_once_in_order_within_bound(runs, scenario: Scenario, kind
         assert stats["messages"] == 0 and stats["spill_bytes"] == 0, stats  # all of it delivered
     if scenario.name in ("outage", "outage-spill"):  # it lasted, and the writer (or loader) outlived it
         first, last = faulted[0].at, faulted[-1].at
-        assert last - first >= options["duration"] / 3, [(r.at, r.status) for r in faulted]
+        recovered = [r for r in writes if r.at > last]  # the attempt that went through
+        assert recovered and recovered[0].at - first >= options["duration"] - 0.2, [
+            (r.at, r.status) for r in writes
+        ]
 
 
 def test_the_suite_covers_every_fault_kind():

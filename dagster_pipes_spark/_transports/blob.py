@@ -70,6 +70,8 @@ READER_SLACK_SECONDS = 2.0
 READER_DRAIN_BUDGET = 9
 #: Default seconds ``close()`` may spend delivering what is left.
 DEFAULT_FLUSH_TIMEOUT = 60.0
+#: A chunk may always hold this much, whatever the memory cap.
+_MIN_CHUNK_BYTES = 1024 * 1024
 #: Pause between two retry rounds of the closing flush when storage keeps failing.
 _CLOSING_PAUSE = 0.5
 #: Uploading stops this much before ``flush_timeout`` (at most a tenth of it), leaving time to report
@@ -289,9 +291,12 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         return self._inflight is not None or bool(self._pending)
 
     def _chunk_cap(self) -> int | None:
-        """The most bytes one chunk may hold: the transport's limit, and never more than the memory
-        cap (a chunk is held in memory while it is uploaded)."""
-        caps = [c for c in (self.max_chunk_bytes, self.max_pending_bytes) if c is not None]
+        """The most bytes one chunk may hold: the transport's limit, and no more than the memory cap
+        (a chunk is held in memory while it is uploaded) — but never under ``_MIN_CHUNK_BYTES``, so a
+        small memory cap does not make more chunks than the reader can drain."""
+        caps = [self.max_chunk_bytes] if self.max_chunk_bytes is not None else []
+        if self.max_pending_bytes is not None:
+            caps.append(max(self.max_pending_bytes, _MIN_CHUNK_BYTES))
         return min(caps) if caps else None
 
     def _start_uploader(self) -> None:
