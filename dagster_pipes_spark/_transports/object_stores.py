@@ -65,6 +65,11 @@ def single_attempt_boto3_client(client: Any, request_timeout: float) -> Any:
         return client
 
 
+def _client_as_is(client: Any, request_timeout: float) -> Any:
+    """The given client, used as it is (its calls pass ``retry``/timeout options per call)."""
+    return client
+
+
 def _required_str(params: PipesParams, key: str, owner: str) -> str:
     value = params.get(key)
     if not isinstance(value, str):
@@ -82,10 +87,8 @@ class _ObjectStoreContextLoader(PipesContextLoader):
         self.retry = retry or DEFAULT_RETRY_POLICY
         self._client = self._single_attempt(client, self.retry.request_timeout)
 
-    @staticmethod
-    def _single_attempt(client: Any, request_timeout: float) -> Any:
-        """The client requests go through (see the module docstring)."""
-        return client
+    #: the client requests go through (see the module docstring): S3 makes a single-attempt copy
+    _single_attempt = staticmethod(_client_as_is)
 
     @abstractmethod
     def _read(self, bucket: str, key: str) -> bytes: ...
@@ -115,10 +118,8 @@ class _ObjectStoreChannel(PipesBlobStoreMessageWriterChannel):
         self._bucket = bucket
         self._key_prefix = key_prefix
 
-    @staticmethod
-    def _single_attempt(client: Any, request_timeout: float) -> Any:
-        """The client requests go through (see the module docstring)."""
-        return client
+    #: the client requests go through (see the module docstring): S3 makes a single-attempt copy
+    _single_attempt = staticmethod(_client_as_is)
 
     def _key(self, index: int) -> str:
         return f"{self._key_prefix}/{index}.json" if self._key_prefix else f"{index}.json"

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import json
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -541,8 +540,3 @@ def _make_listener(observer: StreamingObserver) -> Any:
             pass
 
     return _Listener()
-
-
-def wait_for_listener(seconds: float) -> None:
-    """Give the listener bus a moment (tests)."""
-    time.sleep(seconds)
