@@ -18,6 +18,10 @@ delta`` is the ``table`` job on real Delta Lake (the pinned jars of ``.ci/jars/s
 ``format("delta")`` path overwrites and ``insertInto`` appends to Delta tables, so the hooks also
 tag commits and read ``DESCRIBE HISTORY`` once per target on exit.
 
+On Spark Connect with non-Delta writes a fourth job runs each round: the same writes with a
+``count(1)`` observation put on each DataFrame by hand, without this library. Its ratio to the plain
+job ("observe floor") is what the server's row count itself costs: the floor of the hooks' row count.
+
     .venv/bin/python benchmarks/bench_spark_hooks.py [--writes 50] [--rounds 6] [--mechanism all]
         [--source table|range|delta]
 """
@@ -123,8 +127,8 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
         assets.update({f"bench_t{t}": f"table_{t}" for t in range(N_TABLES)})
         keys = sorted(set(assets.values()))
 
-        def job() -> None:
-            for i, frame in enumerate(frames):
+        def job(written: list[Any] | None = None) -> None:
+            for i, frame in enumerate(written or frames):
                 if i % 2 == 0:
                     path = os.path.join(tmp, "out", f"p{(i // 2) % N_PATHS}")
                     frame.write.format(fmt).mode("overwrite").save(path)
@@ -151,9 +155,29 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
             job()
             return time.perf_counter() - started
 
+        # The floor of the row count on Connect: the same job with a string-named count(1)
+        # observation put on each written DataFrame by hand, without this library (what the hooks
+        # add to a non-Delta write's plan; the server evaluates it as the rows are written).
+        floor = label == "connect" and not delta
+        runs = iter(range(1_000_000))
+
+        def observed_by_hand() -> float:
+            from pyspark.sql import functions as sf
+
+            n = next(runs)
+            observed = [
+                frame.observe(f"bench_rows_{n}_{i}", sf.count(sf.lit(1)).alias("rows"))
+                for i, frame in enumerate(frames)
+            ]
+            started = time.perf_counter()
+            job(observed)
+            return time.perf_counter() - started
+
         without_hooks()  # warm-up: JIT, codegen caches, the py4j callback server
         with_hooks()
         with_hooks(lineage=False)
+        if floor:
+            observed_by_hand()
         on: list[float] = []
         off: list[float] = []
         plain: list[float] = []  # hooks without column lineage
@@ -161,11 +185,16 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
         plain_hook_per_write: list[float] = []
         exit_seconds: list[float] = []
         plain_exit_seconds: list[float] = []
-        variants = ("on", "off", "plain")
+        by_hand: list[float] = []  # the job with an observation per write, no hooks
+        variants = ("on", "off", "plain", "by_hand") if floor else ("on", "off", "plain")
         for r in range(rounds):
-            for which in variants[r % 3 :] + variants[: r % 3]:
+            k = r % len(variants)
+            for which in variants[k:] + variants[:k]:
                 if which == "off":
                     off.append(without_hooks())
+                    continue
+                if which == "by_hand":
+                    by_hand.append(observed_by_hand())
                     continue
                 elapsed, report = with_hooks(lineage=which == "on")
                 per_write = report.hook_seconds / max(1, len(report.writes))
@@ -206,6 +235,11 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
         "off": off,
         "on": on,
         "plain": plain,
+        # Connect, non-Delta: the bare cost of one observation per write (no library), paired
+        "observe_floor_paired_median": (
+            statistics.median(h / b - 1.0 for h, b in zip(by_hand, off, strict=True)) if by_hand else None
+        ),
+        "by_hand": by_hand,
     }
 
 
@@ -225,6 +259,7 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         "lineage paired",
         "lineage hook/write (ms)",
         "lineage exit (ms)",
+        "observe floor",
     )
     rows = [
         (
@@ -242,6 +277,9 @@ def _print_table(results: list[dict[str, Any]]) -> None:
             f"{100 * r['lineage_paired_median']:+.1f}%",
             f"{r['lineage_hook_ms_per_write']:+.2f}",
             f"{r['lineage_exit_ms']:+.0f}",
+            "-"
+            if r.get("observe_floor_paired_median") is None
+            else f"{100 * r['observe_floor_paired_median']:+.1f}%",
         )
         for r in results
     ]
@@ -257,8 +295,11 @@ def _print_table(results: list[dict[str, Any]]) -> None:
         " on the machine);\nhook/write: time spent inside the hooks per write (classic: in the"
         " listener callback, off the job's thread);\nexit: leaving the block (drain, DESCRIBE/history,"
         " explain, reports);\nlineage: the hooks with column lineage minus without it, relative to the"
-        " job without hooks (paired: per round),\nand what it adds per write inside the hooks and on exit."
-        " Run on a quiet machine: other load easily swamps a few percent."
+        " job without hooks (paired: per round),\nand what it adds per write inside the hooks and on exit;"
+        "\nobserve floor (Connect, non-Delta writes): the job with a count(1) observation put on each"
+        " written DataFrame by hand,\nwithout this library, vs without (paired): what the server's"
+        " row count itself costs, below which the hooks' row count cannot go.\n"
+        "Run on a quiet machine: other load easily swamps a few percent."
     )
 
 
@@ -285,9 +326,11 @@ def main() -> None:
         result = run_mechanism(args.mechanism, args.writes, args.rounds, args.source)
         print("RESULT " + json.dumps(result), flush=True)
         return
-    mechanisms = (
-        ("classic", "connect", "connect-unobserved") if args.mechanism == "all" else (args.mechanism,)
-    )
+    mechanisms: tuple[str, ...] = (args.mechanism,)
+    if args.mechanism == "all":  # Delta targets are never observed: connect-unobserved is connect
+        mechanisms = (
+            ("classic", "connect") if args.source == "delta" else ("classic", "connect", "connect-unobserved")
+        )
     results = []
     for mechanism in mechanisms:
         print(f"running {mechanism}: {args.rounds} rounds x 3 jobs of {args.writes} writes ...", flush=True)

@@ -335,6 +335,11 @@ _PASS_THROUGH: dict[str, tuple[type, ...]] = {
 }
 
 
+def typed_value(raw: Any, kind: str) -> dict[str, Any]:
+    """A metadata value of an explicit wire type, as sent (``{"raw_value": raw, "type": kind}``)."""
+    return {"raw_value": raw, "type": kind}
+
+
 def normalize_metadata_value(key: str, value: Any) -> PipesMetadataValue:
     """Normalise one metadata value into ``{"raw_value": ..., "type": ...}`` accepted by Dagster.
 

@@ -5,7 +5,10 @@
 With ``DATABRICKS_HOST`` (and credentials) set, the assets run on that workspace: the example files
 are uploaded first (DBFS for the script, the workspace for the notebook) and the tasks install
 ``dagster-pipes-spark`` from PyPI. Without it, a local workspace emulator is started in this process
-and tasks run on this machine on local Spark — same clients, same code, no account needed.
+and tasks run on this machine on local Spark — same clients, same code, no account needed. Local
+Spark gets Delta Lake as on Databricks (Delta the default table format): the pinned Delta jars
+(``.ci/jars/spark40.txt``) are fetched from Maven Central once and cached; without them (offline) the
+tables are written as Parquet and a note says so.
 
 * ``revenue``   -- ``PipesDatabricksClient``, new cluster, ``spark_python_task`` (env-var bootstrap, DBFS);
 * ``customers`` -- ``PipesDatabricksServerlessClient``, ``notebook_task`` (widgets, UC Volumes, Spark Connect);
@@ -14,6 +17,8 @@ and tasks run on this machine on local Spark — same clients, same code, no acc
 
 import io
 import os
+import shlex
+import sys
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -52,8 +57,24 @@ def workspace() -> tuple[Any, Any]:
     notebook.parent.mkdir(parents=True, exist_ok=True)
     notebook.write_text((REPO / "notebooks" / "customers_serverless.py").read_text())
     # Off Databricks: storage goes over REST, never through a /dbfs or /Volumes of this machine.
-    emulator.jobs.extra_env.update({"PYTHONPATH": str(REPO)})
+    emulator.jobs.extra_env.update({"PYTHONPATH": str(REPO), **_local_delta_env()})
     return emulator.workspace_client(), emulator
+
+
+def _local_delta_env() -> dict[str, str]:
+    """Delta Lake for every local Spark session a task starts (classic, or the host of a serverless
+    task's Spark Connect server), with Delta the default format as on Databricks: the pinned jars and
+    Delta's extension and catalog, as ``spark-submit`` options (``PYSPARK_SUBMIT_ARGS``)."""
+    from dagster_pipes_spark.testing.table_formats import MissingJarsError, fetch_jars, spark_confs
+
+    try:
+        jars = [j for j in fetch_jars("spark40") if j.name.startswith("delta-")]
+    except MissingJarsError as exc:
+        print(f"[demo] {exc}; tables are written as Parquet", file=sys.stderr)
+        return {}
+    confs = {**spark_confs(jars), "spark.sql.sources.default": "delta"}
+    args = " ".join(f"--conf {shlex.quote(f'{key}={value}')}" for key, value in confs.items())
+    return {"PYSPARK_SUBMIT_ARGS": f"{args} pyspark-shell"}
 
 
 def _upload(client: Any) -> None:

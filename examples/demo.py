@@ -8,7 +8,8 @@ and its tasks run on this machine on local Spark, so this needs no account:
 * ``inventory`` -- PipesDatabricksClient -> python_wheel_task on an existing cluster (DBFS).
 
 Materializations come from dagster-pipes-spark's Spark write hooks (no hand-written reporting for
-the tables). Run: ``bash .ci/dev demo``.
+the tables): the tables are Delta tables, as on Databricks (the pinned Delta jars are fetched once and
+cached), so each reports its ``delta/version``. Run: ``bash .ci/dev demo``.
 """
 
 import os
@@ -59,6 +60,8 @@ def main() -> int:
         md = mats[0].materialization.metadata if mats else {}
         version = (mats[0].materialization.tags or {}).get("dagster/data_version", "-") if mats else "-"
         row_count = md["dagster/row_count"].value if "dagster/row_count" in md else "-"
+        storage = md["dagster/storage_kind"].value if "dagster/storage_kind" in md else "-"
+        delta_version = md["delta/version"].value if "delta/version" in md else "-"
         check_text = ", ".join(f"{c.check_name} {'ok' if c.passed else 'FAILED'}" for c in checks) or "-"
         _say(f"  {name}: {'succeeded' if result.success else 'FAILED'} in {seconds:.1f}s")
         ok = ok and result.success
@@ -68,6 +71,8 @@ def main() -> int:
                 mode.split(" / ")[1],
                 transport,
                 str(row_count),
+                str(storage),
+                str(delta_version),
                 str(version)[:12],
                 check_text,
                 str(len(logs)),
@@ -75,7 +80,18 @@ def main() -> int:
             )
         )
     emulator.stop()
-    header = ("asset", "launch mode", "transport", "rows", "data version", "checks", "logs", "seconds")
+    header = (
+        "asset",
+        "launch mode",
+        "transport",
+        "rows",
+        "storage",
+        "delta/version",
+        "data version",
+        "checks",
+        "logs",
+        "seconds",
+    )
     widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
     print()
     print("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))

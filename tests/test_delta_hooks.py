@@ -107,6 +107,11 @@ class Run:
     def logs(self, level: str | None = None) -> list[str]:
         return [text for lvl, text in self.result.logs if level is None or lvl == level]
 
+    def stacks(self) -> str:
+        """Every thread's stack if the job's watchdog ended a hang (empty otherwise)."""
+        path = os.path.join(self.tmp, "stacks.txt")
+        return open(path).read() if os.path.exists(path) else ""
+
 
 def _value(entry: Any) -> Any:
     if hasattr(entry, "schema") and hasattr(entry.schema, "columns"):  # TableSchemaMetadataValue
@@ -150,7 +155,7 @@ def runs() -> dict[str, Run]:
 def run(request: pytest.FixtureRequest, runs: dict[str, Run]) -> Iterator[Run]:
     outcome = runs[request.param]
     if not outcome.result.success:
-        print(outcome.result.failure, "\n".join(outcome.logs()[-60:]))
+        print(outcome.result.failure, "\n".join(outcome.logs()[-60:]), outcome.stacks())
     yield outcome
 
 
@@ -237,11 +242,9 @@ def test_merge(run: Run) -> None:
     assert md["dagster/row_count"] == 10
     _assert_commit(run, "d_merge", commit)
     assert md["dagster/column_schema"] == COLUMNS
-    # the source's columns flow into the target's (and the target's own into the updated ones)
-    if run.mechanism == "classic":  # read from Delta's MergeIntoCommand
-        assert md["dagster/column_lineage"] == {name: [("d_merge_src", name)] for name, _ in COLUMNS}
-    else:  # Connect: the MERGE statement is not explained (no lineage rather than a wrong one)
-        assert "dagster/column_lineage" not in md
+    # the source's columns flow into the target's (the target's own, kept by the UPDATE, add none):
+    # classic reads Delta's MergeIntoCommand, Connect explains the statement and its source
+    assert md["dagster/column_lineage"] == {name: [("d_merge_src", name)] for name, _ in COLUMNS}
 
 
 def test_update_and_delete(run: Run) -> None:
@@ -311,6 +314,7 @@ def test_delta_table_python_api(runs: dict[str, Run]) -> None:
 
 
 def check_api_merge(run: Run, merge: dict[str, Any]) -> None:
+    assert [w["operation"] for w in merge["spark/writes"]] == ["MERGE"]  # once, whatever saw it
     assert (merge["spark/rows_inserted"], merge["spark/rows_updated"]) == (5, 5)
     assert merge["dagster/row_count"] == 10
     _assert_commit(run, "d_api_merge", _last(run, "d_api_merge", "MERGE"))
@@ -346,3 +350,86 @@ def test_checks_read_the_version_the_block_wrote(run: Run) -> None:
     results = {c.check_name: c for c in run.result.checks}
     assert sorted(results) == ["ids_positive", "name_not_null"]
     assert all(c.passed for c in results.values()), results
+
+
+# --- MERGE lineage on Spark Connect, from the texts a Delta 4.0.1 server explains (no Spark) -------
+
+_MERGE_HEADER = (
+    "num_affected_rows: bigint, num_updated_rows: bigint, num_deleted_rows: bigint, num_inserted_rows: bigint"
+)
+_TARGET = "`spark_catalog`.`default`.`t`, Delta[version=0, file:/tmp/wh/t]"
+_SCHEMA = "StructType(StructField(id,LongType,true),StructField(name,StringType,true),StructField(amount,DoubleType,true)), false"
+
+
+def _merge_explain(source: str, condition: str, clauses: str) -> str:
+    command = f"MergeIntoCommand SubqueryAlias {source}, SubqueryAlias spark_catalog.default.t, {_TARGET}"
+    return f"== Analyzed Logical Plan ==\n{_MERGE_HEADER}\n{command}, {condition}, {clauses}, {_SCHEMA}\n"
+
+
+def _source_explain(plan: str) -> str:
+    return f"== Analyzed Logical Plan ==\nid: bigint, name: string, amount: double\n{plan}\n"
+
+
+_SOURCE_TABLE = _source_explain(
+    "Project [id#5L, name#6, amount#7]\n+- SubqueryAlias spark_catalog.default.s\n"
+    "   +- Relation spark_catalog.default.s[id#5L,name#6,amount#7] parquet"
+)
+
+
+def _named(lineage: Any) -> dict[str, Any]:
+    return {c: None if d is None else sorted((s.table[-1], n) for s, n in d) for c, d in lineage.items()}
+
+
+def test_merge_source_query() -> None:
+    from dagster_pipes_spark.spark._lineage import merge_source_query
+
+    assert merge_source_query("MERGE INTO t USING s ON t.id = s.id WHEN MATCHED THEN DELETE") == (
+        "SELECT * FROM s"
+    )
+    statement = (
+        "merge into db.t AS x using (SELECT id, 'on' AS c FROM s WHERE id IN (1, 2)) src -- using\n"
+        " ON x.id = src.id WHEN NOT MATCHED THEN INSERT *"
+    )
+    assert merge_source_query(statement) == (
+        "SELECT * FROM (SELECT id, 'on' AS c FROM s WHERE id IN (1, 2)) src -- using\n"
+    )
+    assert merge_source_query("UPDATE t SET a = 1") is None
+    assert merge_source_query("MERGE INTO t USING s") is None
+
+
+def test_merge_lineage_from_explain() -> None:
+    from dagster_pipes_spark.spark._lineage import merge_lineage_from_explain
+
+    columns = ["id", "name", "amount"]
+    # UPDATE SET name, amount from the source; id kept (the target's own); INSERT from the source
+    merge = _merge_explain(
+        "spark_catalog.default.s",
+        "(id#1L = id#5L)",
+        "[Delete [condition: (id#1L >= cast(8 as bigint))], Update [actions: [`id` = id#1L, `name` = name#6,"
+        " `amount` = amount#7]]], [Insert [actions: [`id` = id#5L, `name` = name#6, `amount` = amount#7]]]",
+    )
+    expected = {c: [("s", c)] for c in columns}
+    assert _named(merge_lineage_from_explain(merge, _SOURCE_TABLE, columns)) == expected
+    # a source query: its own lineage (amount * 2 AS amount) is followed
+    source = _source_explain(
+        "Project [id#5L, name#6, amount#9]\n+- SubqueryAlias src\n"
+        "   +- Project [id#5L, name#6, (amount#7 * cast(2 as double)) AS amount#9]\n"
+        "      +- SubqueryAlias spark_catalog.default.s\n"
+        "         +- Relation spark_catalog.default.s[id#5L,name#6,amount#7] parquet"
+    )
+    merge = _merge_explain(
+        "src",
+        "(id#1L = id#15L)",
+        "[Update [actions: [`id` = id#15L, `name` = name#16, `amount` = amount#9]]],"
+        " [Insert [actions: [`id` = id#15L, `name` = name#16, `amount` = amount#9]]]",
+    )
+    assert _named(merge_lineage_from_explain(merge, source, columns)) == expected
+    # UPDATE only, names on both sides: which attribute is the source's cannot be told -> unresolved
+    merge = _merge_explain(
+        "spark_catalog.default.s",
+        "(id#1L = id#5L)",
+        "[Update [actions: [`id` = id#1L, `name` = name#2, `amount` = (amount#7 + cast(1 as double))]]]",
+    )
+    assert _named(merge_lineage_from_explain(merge, _SOURCE_TABLE, columns)) == dict.fromkeys(columns)
+    # not a Delta MERGE (no MergeIntoCommand): no lineage
+    assert merge_lineage_from_explain(_SOURCE_TABLE, _SOURCE_TABLE, columns) is None

@@ -1,6 +1,7 @@
 """The README's demo command keeps working, and the example definitions load for `dagster dev`."""
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,21 @@ def test_demo_runs_and_summarizes():
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     table = proc.stdout.split("data version", 1)[1]
-    for asset, mode, transport, rows in (
-        ("revenue", "spark_python_task", "DBFS", "10"),
-        ("customers", "notebook_task", "UC Volumes", "50"),
-        ("inventory", "python_wheel_task", "DBFS", "25"),
+    delta = "tables are written as Parquet" not in proc.stderr  # the Delta jars were had
+    if not delta and os.environ.get("CI", "").lower() == "true":
+        raise AssertionError(f"CI must have the Delta jars: {proc.stderr[-2000:]}")
+    for asset, mode, transport, rows, spark_table in (
+        ("revenue", "spark_python_task", "DBFS", "10", True),
+        ("customers", "notebook_task", "UC Volumes", "50", True),
+        ("inventory", "python_wheel_task", "DBFS", "25", False),
     ):
         line = next(line for line in table.splitlines() if line.startswith(asset))
         assert mode in line and transport in line and f" {rows} " in line and " ok" in line, line
+        columns = re.split(
+            r"\s{2,}", line
+        )  # asset, mode, transport, rows, storage, delta/version, data version
+        if spark_table and delta:  # a Delta table (as on Databricks): its commit is the data version
+            assert columns[4] == "delta" and columns[5].isdigit() and columns[6] == columns[5], line
     assert "all assets materialized" in proc.stdout
     assert "Warning" not in proc.stdout + proc.stderr  # a quiet demo: its story and its table
 
@@ -94,9 +103,13 @@ def test_assets_launched_like_the_webserver_does_materialize_with_row_counts(tmp
     import dagster as dg
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
-        rows = {}
+        rows, kinds = {}, {}
         for key in ("revenue", "customers"):
             event = instance.get_latest_materialization_event(dg.AssetKey(key))
             assert event is not None and event.asset_materialization is not None, key
-            rows[key] = event.asset_materialization.metadata["dagster/row_count"].value
+            metadata = event.asset_materialization.metadata
+            rows[key] = metadata["dagster/row_count"].value
+            kinds[key] = (metadata["dagster/storage_kind"].value, "delta/version" in metadata)
     assert rows == {"revenue": 10, "customers": 50}
+    if "tables are written as Parquet" not in proc.stderr:  # the Delta jars were had
+        assert kinds == {"revenue": ("delta", True), "customers": ("delta", True)}

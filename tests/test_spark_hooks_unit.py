@@ -875,6 +875,10 @@ class FakePipes:
             raise RuntimeError("DagsterPipesError: no assets in scope")
         return self._asset_keys
 
+    @property
+    def materialized_asset_keys(self) -> frozenset[str]:  # as PipesContext has it
+        return frozenset(self.reports)
+
     def report_asset_materialization(
         self, metadata: Any = None, data_version: Any = None, asset_key: Any = None
     ) -> None:

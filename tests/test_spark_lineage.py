@@ -53,11 +53,16 @@ def _report(orders: str, customers: str) -> Lineage:
 
 
 def _by_customer(orders: str, files: str) -> Lineage:
-    """The DataFrame API job: ``orders`` is a count, the join keys are not dependencies."""
+    """The DataFrame API job: ``orders`` counts a column (an aggregation of it), ``tier`` returns
+    ``name`` when ``spent`` passes a test (``spent`` is only tested), the join keys are not
+    dependencies. The files are read from a path of over 200 characters (Connect's ``EXPLAIN``
+    shortens file locations past ``spark.sql.maxMetadataStringLength`` unless told not to)."""
     return {
         "name": [(files, "name")],
         "spent": [(orders, "amount")],
+        "orders": [(orders, "status")],
         "label": [(files, "name"), (orders, "amount")],
+        "tier": [(files, "name")],
     }
 
 
@@ -171,12 +176,40 @@ def test_direct_derivation_only() -> None:
          +- Relation spark_catalog.default.a[k#1,v#2,w#3,arr#4] parquet"""
     assert _deps(lineage_from_tree(plan)) == {
         "k": [("spark_catalog.default.a", "k")],
-        "c": [],  # a count
+        "c": [("spark_catalog.default.a", "v")],  # an aggregate's argument: direct (count included)
         "r": [],  # a rank: ordering only
         "s": [("spark_catalog.default.a", "v")],  # not k (PARTITION BY)
         "f": [("spark_catalog.default.a", "w")],
         "t": [("spark_catalog.default.a", "arr"), ("spark_catalog.default.a", "w")],
     }
+
+
+#: As Spark 4.0 prints them in the analysed plan (``treeString``) of
+#: ``SELECT CASE WHEN a > 0 THEN b WHEN c < 1 THEN c ELSE a END AS x, nullif(a, b) AS y,
+#: nvl2(a, b, c) AS z, if(a > 1, b, c) AS w, count(a) AS n, coalesce(a, b) AS v FROM t GROUP BY a, b, c``.
+CONDITIONALS = """Aggregate [a#1L, b#2L, c#3L], [CASE WHEN (a#1L > cast(0 as bigint)) THEN b#2L WHEN (c#3L < cast(1 as bigint)) THEN c#3L ELSE a#1L END AS x#4L, nullif(a#1L, b#2L) AS y#5L, nvl2(a#1L, b#2L, c#3L) AS z#6L, if ((a#1L > cast(1 as bigint))) b#2L else c#3L AS w#7L, count(a#1L) AS n#8L, coalesce(a#1L, b#2L) AS v#9L]
++- Relation spark_catalog.default.t[a#1L,b#2L,c#3L] parquet"""
+
+
+def test_direct_dependencies_as_openlineage_defines_them() -> None:
+    """Identity, transformation and aggregation are direct; what a conditional only tests is not."""
+    t = "spark_catalog.default.t"
+    assert _deps(lineage_from_tree(CONDITIONALS)) == {
+        "x": [(t, "a"), (t, "b"), (t, "c")],  # the values THEN b, THEN c, ELSE a; not the conditions
+        "y": [(t, "a")],  # nullif(a, b) returns a or NULL: b is only compared
+        "z": [(t, "b"), (t, "c")],  # nvl2(a, b, c) returns b or c: a is only tested for NULL
+        "w": [(t, "b"), (t, "c")],  # if(a > 1, b, c)
+        "n": [(t, "a")],  # count(a): an aggregation of a
+        "v": [(t, "a"), (t, "b")],  # coalesce returns either
+    }
+
+
+def test_conditions_nested_in_values_and_tests() -> None:
+    """A CASE inside a condition is only tested; a CASE inside a value keeps its own values only."""
+    plan = """Project [CASE WHEN (CASE WHEN (p#1 > 0) THEN q#2 END = 1) THEN CASE WHEN (r#3 > 0) THEN s#4 ELSE u#5 END END AS x#9, coalesce(nullif(a#6, if ((b#7 > 0)) c#8 else p#1), q#2) AS y#10]
++- Relation spark_catalog.default.t[p#1,q#2,r#3,s#4,u#5,a#6,b#7,c#8] parquet"""
+    t = "spark_catalog.default.t"
+    assert _deps(lineage_from_tree(plan)) == {"x": [(t, "s"), (t, "u")], "y": [(t, "a"), (t, "q")]}
 
 
 def test_rollup_generate_semi_join_views_and_range() -> None:

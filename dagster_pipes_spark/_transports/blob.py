@@ -610,12 +610,10 @@ class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterCha
         """Write chunk ``index`` via temp file + rename."""
         import os
 
+        from .file_store import write_local_file
+
         os.makedirs(self._path, exist_ok=True)
-        final = os.path.join(self._path, f"{index}.json")
-        tmp = os.path.join(self._path, f".{index}.json.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(payload_bytes(payload))
-        os.replace(tmp, final)
+        write_local_file(os.path.join(self._path, f"{index}.json"), payload_bytes(payload))
 
 
 T_BlobStoreMessageWriterChannel = TypeVar(

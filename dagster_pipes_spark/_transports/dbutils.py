@@ -7,7 +7,6 @@ is recognised by the Java exception the message names, besides the usual classif
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 from .file_store import (
@@ -15,6 +14,7 @@ from .file_store import (
     Kind,
     StorageNotFoundError,
     dbfs_path,
+    write_then_rename,
 )
 from .retry import is_not_found
 
@@ -57,11 +57,12 @@ class DbutilsFileStore(FileStore):
         raise StorageNotFoundError(f"{uri} does not exist.")
 
     def write_bytes(self, path: str, data: bytes) -> None:
-        uri = self._uri(path)
-        parent, _, base = uri.rpartition("/")
-        tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:8]}.tmp"
-        self.fs.put(tmp, data.decode("utf-8"), True)
-        self.fs.mv(tmp, uri)
+        write_then_rename(
+            self._uri(path),
+            lambda tmp: self.fs.put(tmp, data.decode("utf-8"), True),
+            self.fs.mv,
+            self.fs.rm,
+        )
 
     def exists(self, path: str) -> bool:
         uri = self._uri(path)

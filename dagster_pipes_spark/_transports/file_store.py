@@ -12,7 +12,10 @@ Implementations live beside this module, one per file; everything above this lin
 
 from __future__ import annotations
 
+import os
+import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Literal
 
 from .._errors import DagsterPipesError
@@ -28,6 +31,42 @@ DBFS_MAX_BLOCK = 1024 * 1024  # put / add-block / read limit of the DBFS API
 
 class StorageNotFoundError(DagsterPipesError):
     """The path does not exist."""
+
+
+def write_then_rename(
+    path: str,
+    write: Callable[[str], None],
+    rename: Callable[[str, str], None],
+    discard: Callable[[str], None],
+) -> None:
+    """Publish ``path`` whole: ``write`` a hidden temporary sibling (``.{name}.{random}.tmp``), then
+    ``rename`` it into place, so a reader never sees a half-written file. If either step fails, the
+    temporary file is ``discard``-ed (best effort) and the error propagates unchanged."""
+    parent, sep, base = path.rpartition("/")
+    tmp = f"{parent}{sep}.{base}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        write(tmp)
+        rename(tmp, path)
+    except BaseException:
+        try:
+            discard(tmp)
+        except Exception:  # noqa: BLE001 - best effort: the original error is what matters
+            pass
+        raise
+
+
+def write_local_file(path: str, data: bytes) -> None:
+    """Create or replace a local (or FUSE-mounted) file atomically (see :func:`write_then_rename`)."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+    def discard(tmp: str) -> None:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+    write_then_rename(path, write, os.replace, discard)
 
 
 def dbfs_path(path: str) -> str:

@@ -8,7 +8,6 @@ deadline: uploads run in a daemon thread.
 from __future__ import annotations
 
 import os
-import uuid
 
 from .._errors import DagsterPipesError
 from .file_store import (
@@ -18,6 +17,7 @@ from .file_store import (
     Kind,
     StorageNotFoundError,
     dbfs_path,
+    write_local_file,
 )
 
 
@@ -58,14 +58,11 @@ class FuseFileStore(FileStore):
 
     def write_bytes(self, path: str, data: bytes) -> None:
         final = self.local(path)
-        directory, base = os.path.split(final)
+        directory = os.path.dirname(final)
         if directory not in self._made:  # once per directory, not per chunk
             os.makedirs(directory, exist_ok=True)
             self._made.add(directory)
-        tmp = os.path.join(directory, f".{base}.{uuid.uuid4().hex[:8]}.tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-        os.replace(tmp, final)
+        write_local_file(final, data)
 
     def exists(self, path: str) -> bool:
         return os.path.exists(self.local(path))

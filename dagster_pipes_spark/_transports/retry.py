@@ -34,8 +34,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 
@@ -282,19 +280,6 @@ class Deadline:
                     return
 
 
-_scope: ContextVar[Deadline | None] = ContextVar("dagster_pipes_spark_deadline", default=None)
-
-
-@contextmanager
-def deadline_scope(deadline: Deadline) -> Iterator[Deadline]:
-    """Run the block under ``deadline``: every :meth:`RetryPolicy.call` inside it stops at it."""
-    token = _scope.set(deadline)
-    try:
-        yield deadline
-    finally:
-        _scope.reset(token)
-
-
 class DeadlineExceededError(DagsterPipesError, TimeoutError):
     """A storage operation could not even be attempted: its deadline had passed."""
 
@@ -353,9 +338,9 @@ class RetryPolicy:
 
     def call(self, fn: Callable[[], _T], what: str, *, deadline: Deadline | None = None) -> _T:
         """Call ``fn``, retrying transient failures; raise the last error when attempts, the policy's
-        ``timeout`` or ``deadline`` (else the enclosing :func:`deadline_scope`) run out, and any
+        ``timeout`` or ``deadline`` run out, and any
         permanent error at once. ``what`` names the operation in debug logs."""
-        outer = deadline if deadline is not None else _scope.get()
+        outer = deadline
         own = time.monotonic() + self.timeout
         sleeper = outer if outer is not None else Deadline()
         if outer is not None and outer.expired():

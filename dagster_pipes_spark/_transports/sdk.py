@@ -15,7 +15,6 @@ import logging
 import math
 import threading
 import time
-import uuid
 from typing import Any
 
 from .._redact import register_secret
@@ -24,6 +23,7 @@ from .file_store import (
     FileStore,
     StorageNotFoundError,
     dbfs_path,
+    write_then_rename,
 )
 from .retry import DEFAULT_RETRY_POLICY, is_not_found
 
@@ -125,23 +125,20 @@ class SdkDbfsFileStore(_SdkStore):
             # One request: the file appears whole (no partially visible stream).
             self.api.put(path, contents=base64.b64encode(data).decode("ascii"), overwrite=True)
             return
-        parent, _, base = path.rpartition("/")
-        tmp = f"{parent}/.{base}.{uuid.uuid4().hex[:8]}.tmp"
-        try:
+
+        def stream(tmp: str) -> None:
             handle = self.api.create(tmp, overwrite=True).handle
             for start in range(0, len(data), DBFS_MAX_BLOCK):
                 self.api.add_block(
                     handle, base64.b64encode(data[start : start + DBFS_MAX_BLOCK]).decode("ascii")
                 )
             self.api.close(handle)
-            self.delete(path)
-            self.api.move(tmp, path)
-        except BaseException:
-            try:
-                self.api.delete(tmp)
-            except Exception:  # noqa: BLE001 - best effort: the original error is what matters
-                pass
-            raise
+
+        def replace(tmp: str, final: str) -> None:
+            self.delete(final)  # DBFS move does not overwrite
+            self.api.move(tmp, final)
+
+        write_then_rename(path, stream, replace, self.api.delete)
 
     def exists(self, path: str) -> bool:
         """Whether ``get-status`` finds it."""

@@ -158,10 +158,7 @@ counted in ``total_rows``) and ``max_failed_rows=`` / ``max_failed_fraction=`` (
 
 from __future__ import annotations
 
-from dagster_pipes_spark.spark._check_eval import report_spark_checks
-from dagster_pipes_spark.spark._check_files import load_checks
-from dagster_pipes_spark.spark._check_kinds import expect_aggregate, in_range, matches, relationships
-from dagster_pipes_spark.spark._checks import (
+from dagster_pipes_spark.spark._checks._definitions import (
     SparkCheck,
     SparkCheckResult,
     accepted_values,
@@ -172,6 +169,9 @@ from dagster_pipes_spark.spark._checks import (
     row_count,
     unique,
 )
+from dagster_pipes_spark.spark._checks._evaluation import report_spark_checks
+from dagster_pipes_spark.spark._checks._files import load_checks
+from dagster_pipes_spark.spark._checks._kinds import expect_aggregate, in_range, matches, relationships
 from dagster_pipes_spark.spark._partitions import partition_predicate
 from dagster_pipes_spark.spark._record import SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._session import report_spark_writes

@@ -9,13 +9,21 @@ only record, never talk to Pipes, and swallow their own errors. On exit the bus 
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import re
+import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
 
 from dagster_pipes_spark.spark._delta import (
     COMMIT_TAG_CONF,
+    MERGE_BUILDER_CLASS,
+    MERGE_BUILDER_MODULE,
+    MERGE_BUILDER_TARGET_CLASS,
     REPLACE_WHERE_OPTION,
     CommitTagger,
     DeltaCommandSpec,
@@ -31,12 +39,8 @@ from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
 from dagster_pipes_spark.spark._lineage import ColumnLineage, attributes, lineage_from_tree
 from dagster_pipes_spark.spark._metadata import columns_from_schema_json
 from dagster_pipes_spark.spark._partitions import (
-    FLIPPED_OPERATORS,
     PARTITION_OVERWRITE_MODE_CONF,
     PARTITION_OVERWRITE_MODE_OPTION,
-    Conjunct,
-    conjuncts_from_sql,
-    literal_from_internal,
 )
 from dagster_pipes_spark.spark._record import (
     OP_CREATE_OR_REPLACE,
@@ -51,6 +55,12 @@ from dagster_pipes_spark.spark._record import (
     Collector,
     SparkWrite,
     normalize_mode,
+)
+from dagster_pipes_spark.spark._sql import (
+    FLIPPED_OPERATORS,
+    Conjunct,
+    conjuncts_from_sql,
+    literal_from_internal,
 )
 from dagster_pipes_spark.spark._targets import normalize_path, split_identifier
 
@@ -821,6 +831,91 @@ def column_lineage_of(node: JavaObject, write: SparkWrite) -> ColumnLineage | No
     return lineage_from_tree(text, columns, paths)
 
 
+# --- Delta's Python merge builder ---------------------------------------------------------------
+
+_MERGE_LOCK = threading.Lock()
+_MERGE_ACTIVE: list[ClassicBackend] = []
+_MERGE_PATCH: list[tuple[type, Any, Any]] = []  # (class, original, wrapper) of ``execute``
+_DRAIN_MS = 10_000
+
+
+def _merge_builder_class() -> type | None:
+    """``delta.tables.DeltaMergeBuilder`` when the delta-spark Python package is importable."""
+    if MERGE_BUILDER_MODULE not in sys.modules:
+        try:
+            if importlib.util.find_spec(MERGE_BUILDER_MODULE.split(".")[0]) is None:
+                return None
+        except (ImportError, ValueError):
+            return None
+    try:
+        cls = getattr(importlib.import_module(MERGE_BUILDER_MODULE), MERGE_BUILDER_CLASS)
+    except Exception:
+        return None
+    return cls if isinstance(cls, type) else None
+
+
+def _merge_target(jbuilder: JavaObject) -> SparkWrite | None:
+    """The MERGE a Java ``DeltaMergeBuilder`` performs: its target ``DeltaTable`` (a private field,
+    read by reflection) resolved through the table's analysed plan."""
+    for java_field in jbuilder.getClass().getDeclaredFields():
+        if str(java_field.getType().getName()) == MERGE_BUILDER_TARGET_CLASS:
+            java_field.setAccessible(True)
+            plan = java_field.get(jbuilder).toDF().queryExecution().analyzed()
+            parts, path, _, _, holder = _relation_target(plan)
+            if parts is None and path is None:
+                return None
+            return SparkWrite(
+                OP_MERGE, table=parts, path=path, format="delta", columns=_columns(holder), is_delta=True
+            )
+    return None
+
+
+def _wrap_merge_execute(original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def execute(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _MERGE_LOCK:
+            backends = [b for b in _MERGE_ACTIVE if b._spark is getattr(self, "_spark", None)]
+        if not backends:
+            return original(self, *args, **kwargs)
+        marks = [b.before_api_merge() for b in backends]
+        error: BaseException | None = None
+        try:
+            return original(self, *args, **kwargs)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            for backend, mark in zip(backends, marks, strict=True):
+                backend.after_api_merge(getattr(self, "_jbuilder", None), mark, error)
+
+    return execute
+
+
+def _install_merge_hook(backend: ClassicBackend) -> None:
+    with _MERGE_LOCK:
+        if not _MERGE_PATCH:
+            cls = _merge_builder_class()
+            original = cls.__dict__.get("execute") if cls is not None else None
+            if cls is None or original is None:
+                return
+            wrapper = _wrap_merge_execute(original)
+            cls.execute = wrapper  # type: ignore[attr-defined]
+            _MERGE_PATCH.append((cls, original, wrapper))
+        _MERGE_ACTIVE.append(backend)
+
+
+def _uninstall_merge_hook(backend: ClassicBackend) -> None:
+    with _MERGE_LOCK:
+        if backend in _MERGE_ACTIVE:
+            _MERGE_ACTIVE.remove(backend)
+        if _MERGE_ACTIVE:
+            return
+        for cls, original, wrapper in _MERGE_PATCH:
+            if cls.__dict__.get("execute") is wrapper:
+                cls.execute = original  # type: ignore[attr-defined]
+        _MERGE_PATCH.clear()
+
+
 # --- the backend ------------------------------------------------------------------------------
 
 
@@ -895,6 +990,50 @@ class ClassicBackend:
             self._app_id = str(sc.applicationId)
         except Exception:
             self._app_id = None
+        try:
+            _install_merge_hook(self)
+        except Exception as exc:
+            self._collector.hook_error("wrapping DeltaMergeBuilder.execute", exc)
+
+    def before_api_merge(self) -> tuple[int, int]:
+        """Before a Python-API ``DeltaMergeBuilder.execute()``: let queued events in, then mark."""
+        started = time.perf_counter()
+        try:
+            self._drain()
+        except Exception as exc:
+            self._collector.hook_error("DeltaMergeBuilder.execute", exc)
+        writes, failures = self._collector.snapshot()
+        self._collector.timed(time.perf_counter() - started)
+        return len(writes), len(failures)
+
+    def after_api_merge(
+        self, jbuilder: JavaObject, mark: tuple[int, int], error: BaseException | None
+    ) -> None:
+        """After it: when no listener event reported a MERGE to its target (Delta 3.x runs it outside
+        Spark's query execution), record it; its figures come from the table's history on exit."""
+        started = time.perf_counter()
+        try:
+            self._drain()
+            write = _merge_target(jbuilder)
+            if write is None:
+                return
+            write.api = "DeltaTable.merge"
+            writes, failures = self._collector.snapshot()
+            seen = writes[mark[0] :] + failures[mark[1] :]
+            if any(w.operation == OP_MERGE and w.target_key == write.target_key for w in seen):
+                return
+            if error is not None:
+                text = str(error).strip()
+                write.error = text.splitlines()[0][:500] if text else type(error).__name__
+            self._collector.add(write)
+        except Exception as exc:
+            self._collector.hook_error("DeltaMergeBuilder.execute", exc)
+        finally:
+            self._collector.timed(time.perf_counter() - started)
+
+    def _drain(self) -> None:
+        if self._bus is not None:
+            self._bus.waitUntilEmpty(_DRAIN_MS)
 
     def on_event(self, qe: JavaObject, exception: JavaObject | None) -> None:
         """Listener callback body: record a write, never raise."""
@@ -977,6 +1116,10 @@ class ClassicBackend:
                 f" events were still queued are not reported ({type(exc).__name__})"
             )
         finally:
+            try:
+                _uninstall_merge_hook(self)
+            except Exception as exc:
+                self._warn(f"[spark writes] could not restore DeltaMergeBuilder.execute: {exc}")
             self._tagger.stop()
             listener, self._listener = self._listener, None
             if listener is not None:

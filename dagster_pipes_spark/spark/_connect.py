@@ -19,11 +19,14 @@ listener API is reachable, so the Python writer classes are instrumented instead
 * Column lineage: the written DataFrame's plan (when it reads anything but local data) or the SQL
   statement is kept, and explained on exit (``EXPLAIN EXTENDED``: analysis and planning on the
   server, no job), once per distinct plan, concurrently; the analysed plan is read by ``_lineage``.
+  A SQL ``MERGE`` is explained with its source (``SELECT * FROM <source>``): Delta's analysed
+  ``MergeIntoCommand`` prints its actions but not its source plan.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import re
 import threading
@@ -41,15 +44,15 @@ from dagster_pipes_spark.spark._delta import (
     maintenance_statement,
 )
 from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
-from dagster_pipes_spark.spark._lineage import lineage_from_explain
+from dagster_pipes_spark.spark._lineage import (
+    lineage_from_explain,
+    merge_lineage_from_explain,
+    merge_source_query,
+)
 from dagster_pipes_spark.spark._parallel import parallel_map
 from dagster_pipes_spark.spark._partitions import (
-    FLIPPED_OPERATORS,
     PARTITION_OVERWRITE_MODE_CONF,
     PARTITION_OVERWRITE_MODE_OPTION,
-    Conjunct,
-    conjuncts_from_sql,
-    literal_from_internal,
     sql_insert_partitions,
 )
 from dagster_pipes_spark.spark._record import (
@@ -63,6 +66,12 @@ from dagster_pipes_spark.spark._record import (
     Collector,
     SparkWrite,
     normalize_mode,
+)
+from dagster_pipes_spark.spark._sql import (
+    FLIPPED_OPERATORS,
+    Conjunct,
+    conjuncts_from_sql,
+    literal_from_internal,
 )
 from dagster_pipes_spark.spark._targets import (
     normalize_path,
@@ -291,7 +300,6 @@ def _wrap_fetch(original: Callable[..., Any]) -> Callable[..., Any]:
                 pass  # no row count rather than a failed write
         return result
 
-    _execute_and_fetch.__dagster_pipes_hook__ = True  # type: ignore[attr-defined]
     return _execute_and_fetch
 
 
@@ -393,7 +401,6 @@ def _wrap_writer(
             for b in backends:
                 b.collector.timed(elapsed)
 
-    wrapper.__dagster_pipes_hook__ = True  # type: ignore[attr-defined]
     return wrapper
 
 
@@ -423,6 +430,16 @@ def _may_write(sql: str) -> bool:
             break
     match = _FIRST_WORD.match(sql, i)
     return match is not None and match.group(0).upper() in _WRITE_SQL_HEADS
+
+
+@dataclasses.dataclass(frozen=True)
+class _MergeStatement:
+    """A SQL ``MERGE`` to explain on exit, with the query of its source (``SELECT * FROM <source>``)."""
+
+    statement: str
+    source: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -487,6 +504,10 @@ def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
                         write.static_partitions, write.replaced, write.dynamic_overwrite = partitions
                     if error is None and b.lineage and parsed.operation in _SQL_WITH_LINEAGE:
                         write.lineage_input = (sqlQuery, args, kwargs)
+                    elif error is None and b.lineage and parsed.operation == OP_MERGE:
+                        source = merge_source_query(sqlQuery)
+                        if source is not None:  # explained with its source on exit
+                            write.lineage_input = _MergeStatement(sqlQuery, source, args, kwargs)
                     b.collector.add(write)
             except Exception as exc:
                 for b in backends:
@@ -495,7 +516,6 @@ def _wrap_sql(original: Callable[..., Any]) -> Callable[..., Any]:
             for b in backends:
                 b.collector.timed(elapsed)
 
-    sql.__dagster_pipes_hook__ = True  # type: ignore[attr-defined]
     return sql
 
 
@@ -768,7 +788,11 @@ def _describe_table(
 
 # --- column lineage ---------------------------------------------------------------------------
 
-_MAX_FIELDS_CONF = "spark.sql.debug.maxToStringFields"
+#: Session settings that let an explained plan print whole (set while explaining, then restored).
+_WHOLE_PLAN_CONFS = {
+    "spark.sql.debug.maxToStringFields": str(2**31 - 1),
+    "spark.sql.maxMetadataStringLength": str(2**31 - 1),
+}
 #: SQL writes whose statement has a query to explain (not MERGE / UPDATE / DELETE / COPY INTO)
 _SQL_WITH_LINEAGE = frozenset({OP_INSERT, OP_INSERT_OVERWRITE, OP_CTAS, OP_RTAS, OP_CREATE_OR_REPLACE})
 #: client plan leaves whose rows are in the plan itself
@@ -953,12 +977,19 @@ class ConnectBackend:
                 inputs.setdefault(id(write.lineage_input), write.lineage_input)
         keys = list(inputs)
 
-        def explain(key: int) -> str:
+        def explain_sql(query: str, args: Any, kwargs: Any) -> str:
+            return str(self.spark.sql("EXPLAIN EXTENDED " + query, *args, **kwargs).collect()[0][0])
+
+        def explain(key: int) -> str | tuple[str, str]:
             item = inputs[key]
             with _Busy():
+                if isinstance(item, _MergeStatement):  # the MERGE and its source
+                    return (
+                        explain_sql(item.statement, item.args, item.kwargs),
+                        explain_sql(item.source, item.args, item.kwargs),
+                    )
                 if isinstance(item, tuple):  # (statement, args, kwargs) of SparkSession.sql
-                    query, args, kwargs = item
-                    return str(self.spark.sql("EXPLAIN EXTENDED " + query, *args, **kwargs).collect()[0][0])
+                    return explain_sql(*item)
                 return str(_plan_dataframe(item, self.spark)._explain_string(extended=True))
 
         with self._all_fields_in_plans(bool(keys)):
@@ -971,37 +1002,42 @@ class ConnectBackend:
             if isinstance(text, BaseException):
                 self._debug(f"[spark writes] no column lineage for {write.target}: {_error_text(text)}")
                 continue
-            write.column_lineage = lineage_from_explain(
-                text, [name for name, _ in write.columns] if write.columns else None
-            )
+            columns = [name for name, _ in write.columns] if write.columns else None
+            if isinstance(text, tuple):
+                write.column_lineage = merge_lineage_from_explain(*text, columns)
+            else:
+                write.column_lineage = lineage_from_explain(text, columns)
             if write.column_lineage is None:
                 self._debug(f"[spark writes] no column lineage for {write.target}: plan not understood")
 
     @contextlib.contextmanager
     def _all_fields_in_plans(self, needed: bool) -> Iterator[None]:
-        """Let explained plans print every column (``spark.sql.debug.maxToStringFields``, 25 by
-        default, cuts longer lists: their columns would get no lineage); the setting is restored."""
-        changed, previous = False, None
+        """Let explained plans print whole: every column (``spark.sql.debug.maxToStringFields``, 25
+        by default, cuts longer lists: their columns would get no lineage) and whole file locations
+        (``spark.sql.maxMetadataStringLength``, 100 by default, cuts a long input path: its columns
+        would get no lineage). The settings are restored."""
+        previous: dict[str, str | None] = {}
         if needed:
-            try:
-                with _Busy():
-                    previous = self.spark.conf.get(_MAX_FIELDS_CONF, None)
-                    self.spark.conf.set(_MAX_FIELDS_CONF, str(2**31 - 1))
-                changed = True
-            except Exception as exc:  # e.g. a serverless session that does not allow it
-                self._debug(f"[spark writes] plans keep their column limit: {_error_text(exc)}")
+            for key, value in _WHOLE_PLAN_CONFS.items():
+                try:
+                    with _Busy():
+                        previous[key] = self.spark.conf.get(key, None)
+                        self.spark.conf.set(key, value)
+                except Exception as exc:  # e.g. a serverless session that does not allow it
+                    previous.pop(key, None)
+                    self._debug(f"[spark writes] plans keep their {key}: {_error_text(exc)}")
         try:
             yield
         finally:
-            if changed:
+            for key, old in previous.items():
                 try:
                     with _Busy():
-                        if previous is None:
-                            self.spark.conf.unset(_MAX_FIELDS_CONF)
+                        if old is None:
+                            self.spark.conf.unset(key)
                         else:
-                            self.spark.conf.set(_MAX_FIELDS_CONF, previous)
+                            self.spark.conf.set(key, old)
                 except Exception as exc:
-                    self._warn(f"[spark writes] could not restore {_MAX_FIELDS_CONF}: {_error_text(exc)}")
+                    self._warn(f"[spark writes] could not restore {key}: {_error_text(exc)}")
 
     def application_id(self) -> str | None:
         with _Busy():

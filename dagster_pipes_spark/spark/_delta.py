@@ -125,6 +125,13 @@ DELTA_DATA_SOURCE_CLASSES = frozenset({"DeltaDataSource"})
 DELTA_FILE_INDEX_PREFIXES = ("Tahoe", "PreparedDeltaFileIndex")
 
 
+#: The Python API's merge builder (``delta.tables.DeltaMergeBuilder``, classic sessions): Delta 3.x runs
+#: ``execute()`` outside Spark's query execution (no listener event), so the hooks wrap it. Its Java
+#: builder keeps the target in a private field of this class.
+MERGE_BUILDER_MODULE, MERGE_BUILDER_CLASS = "delta.tables", "DeltaMergeBuilder"
+MERGE_BUILDER_TARGET_CLASS = "io.delta.tables.DeltaTable"
+
+
 #: Delta maintenance commands (simple class-name prefixes): they rewrite files, not the table's rows.
 MAINTENANCE_COMMANDS = {
     "OptimizeTableCommand": "OPTIMIZE",
@@ -456,7 +463,6 @@ def apply_commit(write: SparkWrite, commit: DeltaCommit) -> None:
     overwrite, append), whichever plan or client call carried it.
     """
     write.delta_version = commit.version
-    write.delta_operation = commit.operation
     write.format = DELTA_PROVIDER
     if write.operation in _CREATE_OPERATIONS.values():
         created = _CREATE_OPERATIONS.get(commit.operation.upper())
@@ -477,6 +483,9 @@ __all__ = [
     "COMMIT_TAG_CONF",
     "DELTA_COMMANDS",
     "DELTA_PROVIDER",
+    "MERGE_BUILDER_CLASS",
+    "MERGE_BUILDER_MODULE",
+    "MERGE_BUILDER_TARGET_CLASS",
     "CommitTagger",
     "DeltaCommandSpec",
     "DeltaCommit",

@@ -8,10 +8,12 @@ same tree as JSON but costs ~0.5 ms per tree node (Scala reflection) on the JVM:
 The walk follows attribute ids (``name#12``) from the written columns down to the relations the
 query reads (``Relation``, ``HiveTableRelation``, ``RelationV2``), through projections, aliases,
 casts and any expression, joins, aggregations, unions, window functions, generators, ``Expand``
-(rollup, cube, unpivot), views, CTEs and scalar subqueries. Only direct derivation counts: the
-columns a node merely filters, joins, groups or sorts on are not dependencies, and neither are the
-arguments of ``count`` and of ranking window functions (``rank``, ``row_number``...) or a window's
-``PARTITION BY`` / ``ORDER BY``. Whatever cannot be read with certainty (an unknown plan node, a
+(rollup, cube, unpivot), views, CTEs and scalar subqueries. Only *direct* dependencies count, as
+OpenLineage defines them: identity, transformation and aggregation (an aggregate's argument,
+``count``'s included). Indirect ones are left out: the columns a node merely filters, joins, groups
+or sorts on, a window's ``PARTITION BY`` / ``ORDER BY`` (and so ranking functions), and what a
+conditional only tests (a ``CASE WHEN`` / ``if`` condition, ``nullif``'s second argument, ``nvl2``'s
+first). Whatever cannot be read with certainty (an unknown plan node, a
 relation whose origin is unknown such as an RDD, text that does not parse unambiguously, a file
 relation whose path is unknown) makes the columns that depend on it unresolved: they are left out
 rather than guessed.
@@ -26,29 +28,13 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from dagster_pipes_spark.spark._record import ColumnLineage, Deps, LineageSource, SourceColumn
 from dagster_pipes_spark.spark._targets import normalize_path, parse_target, split_identifier
 
 # --- the result -------------------------------------------------------------------------------
 
-
-@dataclass(frozen=True, order=True)
-class LineageSource:
-    """A table (name parts, as qualified as Spark printed them) or a path that a write reads."""
-
-    table: tuple[str, ...] | None = None
-    path: str | None = None
-
-    @property
-    def target(self) -> str:
-        """Dotted table name, or the path (what an ``assets=`` callable receives)."""
-        return ".".join(self.table) if self.table else (self.path or "")
-
-
-SourceColumn = tuple[LineageSource, str]
-#: the source columns whose values flow into a column; ``None`` when that cannot be resolved
-Deps = frozenset[SourceColumn] | None
-#: written column -> its dependencies, in the order of the written columns
-ColumnLineage = dict[str, Deps]
+# (``LineageSource``, ``SourceColumn``, ``Deps``, ``ColumnLineage``: the result's types live with the
+# write record that carries them, ``_record``.)
 #: a plan node's output columns: ``(attribute id, name, dependencies)``; ``Range`` prints no id
 Output = list[tuple[int | None, str, Deps]]
 
@@ -226,12 +212,20 @@ def attributes(text: str) -> list[tuple[str, int]]:
 
 # --- expressions ------------------------------------------------------------------------------
 
-# Functions whose value is not derived from their arguments' values: counts and ranks. A window's
-# specification (PARTITION BY / ORDER BY / frame) only arranges rows.
+# Calls whose value is not derived from their arguments' values: ranks (a position in an order).
+# A window's specification (PARTITION BY / ORDER BY / frame) only arranges rows. (An aggregate's
+# argument, ``count``'s included, is a direct input: OpenLineage's AGGREGATION.)
 _NO_VALUE_CALL = re.compile(
-    r"(?<![\w$.])(?:count|count_if|approx_count_distinct|row_number|rank|dense_rank|percent_rank"
-    r"|cume_dist|ntile|windowspecdefinition)\("
+    r"(?<![\w$.])(?:row_number|rank|dense_rank|percent_rank|cume_dist|ntile|windowspecdefinition)\("
 )
+# Conditionals: the part that is only tested decides which value is returned, it is not one
+# (OpenLineage's CONDITIONAL, an indirect dependency). As the analysed plan prints them:
+# ``CASE WHEN (c) THEN v ... ELSE v END``, ``if ((c)) v else v``, ``nullif(v, tested)``,
+# ``nvl2(tested, v, v)``.
+_CASE_WORD = re.compile(r"(?<![\w$.#`])(CASE|WHEN|THEN|ELSE|END)(?![\w$#])")
+_TESTING_CALL = re.compile(r"(?<![\w$.])(if|nullif|nvl2) ?\(")
+#: the argument of each conditional call that is only tested
+_TESTED_ARGUMENT = {"nullif": 1, "nvl2": 0}
 _SUBQUERY = re.compile(r"(?<![\w-])(scalar-subquery|exists|list|lateral-subquery)#\d+ ")
 _LAMBDA_VAR = re.compile(r"lambda [\w$]*#(\d+)L?")
 _REF = re.compile(r"#(\d+)")
@@ -248,6 +242,56 @@ def _closing(text: str, open_index: int) -> int:
             if depth == 0:
                 return i
     raise _UnreadableError("unbalanced expression")
+
+
+def _arguments(text: str, open_index: int) -> list[tuple[int, int]]:
+    """Spans of the top-level arguments of the call whose ``(`` is at ``open_index``."""
+    close = _closing(text, open_index)
+    spans, start, depth = [], open_index + 1, 0
+    for i in range(open_index + 1, close):
+        if text[i] in _OPEN:
+            depth += 1
+        elif text[i] in _CLOSE:
+            depth -= 1
+        elif text[i] == "," and depth == 0:
+            spans.append((start, i))
+            start = i + 1
+    spans.append((start, close))
+    return spans
+
+
+def _blank(text: str, start: int, end: int) -> str:
+    return text[:start] + " " * (end - start) + text[end:]
+
+
+def _without_tests(text: str) -> str:
+    """``text`` with what conditionals only test blanked out (same length: positions hold)."""
+    for match in reversed(list(_TESTING_CALL.finditer(text))):  # inner (later) calls first
+        name, open_index = match.group(1), match.end() - 1
+        if name == "if":  # ``if (predicate) value else value``
+            text = _blank(text, open_index, _closing(text, open_index) + 1)
+            continue
+        spans = _arguments(text, open_index)
+        index = _TESTED_ARGUMENT[name]
+        if index < len(spans):
+            text = _blank(text, *spans[index])
+    cases: list[int | None] = []  # per open CASE: where its current WHEN condition starts
+    for match in list(_CASE_WORD.finditer(text)):
+        word = match.group(1)
+        if word == "CASE":
+            cases.append(None)
+        elif not cases:
+            raise _UnreadableError(f"{word} outside CASE")
+        elif word == "WHEN" and cases[-1] is None:
+            cases[-1] = match.end()
+        elif word == "THEN" and cases[-1] is not None:
+            text = _blank(text, cases[-1], match.start())
+            cases[-1] = None
+        elif word == "END":
+            cases.pop()
+    if cases:
+        raise _UnreadableError("unterminated CASE")
+    return text
 
 
 @dataclass
@@ -296,7 +340,7 @@ class _Walker:
         """Dependencies of one printed expression."""
         parts: list[Deps] = []
         lambda_ids = {int(m.group(1)) for m in _LAMBDA_VAR.finditer(text)}
-        text = _LAMBDA_VAR.sub(" ", text)
+        text = _without_tests(_LAMBDA_VAR.sub(" ", text))
         while True:  # cut out subquery expressions, keeping what a scalar subquery returns
             match = _SUBQUERY.search(text)
             if match is None:
@@ -808,3 +852,142 @@ def merge_lineage(lineages: Sequence[ColumnLineage | None]) -> dict[str, frozens
             else:
                 merged[column] = merged.get(column, _NONE) | deps
     return {column: deps for column, deps in merged.items() if column not in unresolved}
+
+
+# --- MERGE on Spark Connect -------------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z_]\w*")
+_ACTIONS = re.compile(r"\bactions: \[")
+_CLAUSE = re.compile(r"\b([A-Za-z]+) \[(?=condition: |actions: )")
+_ASSIGNED = re.compile(r"^((?:`(?:[^`]|``)*`|[\w$]+))(?:\.\S+)? = (.*)$", re.DOTALL)
+
+
+def _top_level_words(sql: str) -> list[tuple[str, int, int]]:
+    """``(WORD, start, end)`` of the words outside brackets, strings, quoted names and comments."""
+    words: list[tuple[str, int, int]] = []
+    depth, i, n = 0, 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+        elif sql.startswith("/*", i):
+            end = sql.find("*/", i + 2)
+            i = n if end < 0 else end + 2
+        elif ch in "'\"`":
+            i += 1
+            while i < n and sql[i] != ch:
+                i += 2 if sql[i] == "\\" and ch != "`" else 1
+            i += 1
+        elif ch in "([{":
+            depth, i = depth + 1, i + 1
+        elif ch in ")]}":
+            depth, i = depth - 1, i + 1
+        elif ch.isalpha() or ch == "_":
+            match = _WORD.match(sql, i)
+            assert match is not None
+            if depth == 0:
+                words.append((match.group(0).upper(), i, match.end()))
+            i = match.end()
+        else:
+            i += 1
+    return words
+
+
+def merge_source_query(statement: str) -> str | None:
+    """``SELECT * FROM <source>`` for a ``MERGE INTO target USING <source> ON ...`` statement (a
+    table or a subquery, with its alias): the query whose columns the MERGE's actions read."""
+    words = _top_level_words(statement)
+    if not words or words[0][0] != "MERGE":
+        return None
+    using = next((k for k, w in enumerate(words) if w[0] == "USING"), None)
+    if using is None:
+        return None
+    on = next((w for w in words[using + 1 :] if w[0] == "ON"), None)
+    if on is None:
+        return None
+    source = statement[words[using][2] : on[1]].lstrip().rstrip(" \t")  # a newline ends a -- comment
+    return f"SELECT * FROM {source}" if source.strip() else None
+
+
+def _merge_actions(command: str) -> list[tuple[str, str, bool]]:
+    """``(target column, expression, in an INSERT clause)`` of every action Delta's analysed
+    ``MergeIntoCommand`` line prints (``Update [actions: [`c` = expr, ...]]``, ``Insert [...]``)."""
+    found: list[tuple[str, str, bool]] = []
+    for match in _ACTIONS.finditer(command):
+        opened = match.end() - 1
+        clauses = [c.group(1) for c in _CLAUSE.finditer(command) if c.start() < match.start()]
+        kind = clauses[-1] if clauses else ""
+        body = command[opened + 1 : _closing(command, opened)]
+        for item in _split_items(body):
+            assigned = _ASSIGNED.match(item)
+            if assigned is None:
+                raise _UnreadableError(f"not a MERGE action: {item[:80]!r}")
+            column = assigned.group(1)
+            if column.startswith("`"):
+                column = column[1:-1].replace("``", "`")
+            found.append((column, assigned.group(2), kind.startswith("Insert")))
+    return found
+
+
+def merge_lineage_from_explain(
+    merge_text: str, source_text: str, target_columns: Sequence[str] | None
+) -> ColumnLineage | None:
+    """Column lineage of a Delta ``MERGE`` on Spark Connect, like the classic listener reads it from
+    ``MergeIntoCommand``: each target column an action assigns gets the source columns its
+    expression reads.
+
+    ``merge_text`` is the ``EXPLAIN EXTENDED`` of the statement (Delta's analysed command prints its
+    actions, not its source plan); ``source_text`` that of ``SELECT * FROM <source>``, whose lineage
+    gives each source column's dependencies by name. The two analyses number attributes differently,
+    so an attribute an action reads is the source's when an ``INSERT`` action reads it (inserts
+    read nothing else), else by its name when only one side has a column of that name; a target
+    column keeps the target's own (no dependency). Anything else leaves its column unresolved.
+    """
+    try:
+        analyzed = explain_sections(merge_text).get("Analyzed Logical Plan") or ""
+        command = next((ln for ln in analyzed.splitlines() if ln.startswith("MergeIntoCommand")), None)
+        source = lineage_from_explain(source_text)
+        if command is None or source is None:
+            return None
+        actions = _merge_actions(command)
+    except _UnreadableError:
+        return None
+    by_name: dict[str, Deps] = {}
+    duplicated: set[str] = set()
+    for name, deps in source.items():
+        key = name.lower()
+        if key in by_name:
+            duplicated.add(key)
+        by_name[key] = deps
+    targets = {c.lower() for c in target_columns or ()}
+    source_ids: dict[str, set[int]] = {}
+    for _, expression, inserted in actions:
+        if inserted:
+            for match in _REF.finditer(expression):
+                referenced = _ref_name(expression, match.start())
+                if referenced is not None:
+                    source_ids.setdefault(referenced.lower(), set()).add(int(match.group(1)))
+
+    def deps_of(name: str | None, expr_id: int) -> Deps:
+        if name is None:
+            return None
+        key = name.lower()
+        in_source = key in by_name and key not in duplicated
+        if expr_id in source_ids.get(key, ()) or (in_source and key not in targets):
+            return by_name[key] if in_source else None
+        if key in targets and (key not in by_name or source_ids.get(key)):
+            return _NONE  # the target's own column (the source's of that name is another id)
+        return None
+
+    lineage: dict[str, set[SourceColumn]] = {}
+    unknown: set[str] = set()
+    for column, expression, _ in actions:
+        deps_so_far = lineage.setdefault(column, set())
+        for match in _REF.finditer(expression):
+            found = deps_of(_ref_name(expression, match.start()), int(match.group(1)))
+            if found is None:
+                unknown.add(column)
+            else:
+                deps_so_far |= found
+    return {column: None if column in unknown else frozenset(deps) for column, deps in lineage.items()}

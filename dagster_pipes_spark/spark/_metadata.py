@@ -11,19 +11,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
+from dagster_pipes_spark._metadata import typed_value
 from dagster_pipes_spark._protocol import to_asset_key_path
-from dagster_pipes_spark.spark._lineage import LineageSource, merge_lineage
+from dagster_pipes_spark.spark._lineage import merge_lineage
 from dagster_pipes_spark.spark._partitions import PartitionScope, partition_row_count, written_partitions
-from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
+from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, LineageSource, SparkWrite
 from dagster_pipes_spark.spark._targets import is_uri, quote_identifier
 
 # --- metadata ---------------------------------------------------------------------------------
 
 MAX_WRITES_IN_METADATA = 50
-
-
-def _mv(raw: Any, kind: str) -> dict[str, Any]:
-    return {"raw_value": raw, "type": kind}
 
 
 def _sum_known(values: Iterable[int | None]) -> int | None:
@@ -58,49 +55,51 @@ def build_metadata(
     md: dict[str, Any] = {}
     rows = _sum_known(w.rows for w in writes)
     if rows is not None:
-        md["dagster/row_count"] = _mv(rows, "int")
+        md["dagster/row_count"] = typed_value(rows, "int")
     partition_rows = partition_row_count(partition_scope, writes)
     if partition_rows is not None:
-        md["dagster/partition_row_count"] = _mv(partition_rows, "int")
+        md["dagster/partition_row_count"] = typed_value(partition_rows, "int")
     last = writes[-1]
     tables = _distinct(w.target for w in writes if w.table)
     paths = _distinct(w.path for w in writes if not w.table and w.path)
     named_query = bool(last.streaming and last.streaming.get("spark/streaming_foreach_batch"))
     if last.table and not named_query:  # a foreachBatch query is resolved by its name: no table
-        md["dagster/table_name"] = _mv(dagster_table_name(last.table), "text")
+        md["dagster/table_name"] = typed_value(dagster_table_name(last.table), "text")
     elif last.path:
-        md["dagster/uri"] = _mv(last.path, "url" if is_uri(last.path) else "path")
+        md["dagster/uri"] = typed_value(last.path, "url" if is_uri(last.path) else "path")
     kind = storage_kind(next((w.format for w in reversed(writes) if w.format), None))
     if kind and (last.table or last.path) and not named_query:
-        md["dagster/storage_kind"] = _mv(kind, "text")
+        md["dagster/storage_kind"] = typed_value(kind, "text")
     if len(tables) + len(paths) > 1:
-        md["spark/targets"] = _mv(tables + paths, "json")
+        md["spark/targets"] = typed_value(tables + paths, "json")
     columns = next((w.columns for w in reversed(writes) if w.columns), None)
     if columns:
-        md["dagster/column_schema"] = _mv(
+        md["dagster/column_schema"] = typed_value(
             {"columns": [{"name": name, "type": kind} for name, kind in columns]}, "table_schema"
         )
     lineage = column_lineage(writes, source_key) if source_key is not None else None
     if lineage:
-        md["dagster/column_lineage"] = _mv(lineage, "table_column_lineage")
-    md["spark/operation"] = _mv(", ".join(_distinct(w.operation for w in writes)), "text")
+        md["dagster/column_lineage"] = typed_value(lineage, "table_column_lineage")
+    md["spark/operation"] = typed_value(", ".join(_distinct(w.operation for w in writes)), "text")
     modes = _distinct(w.mode for w in writes)
     if modes:
-        md["spark/write_mode"] = _mv(", ".join(modes), "text")
+        md["spark/write_mode"] = typed_value(", ".join(modes), "text")
     formats = _distinct(w.format for w in writes)
     if formats:
-        md["spark/format"] = _mv(", ".join(formats), "text")
-    md["spark/num_writes"] = _mv(len(writes), "int")
+        md["spark/format"] = typed_value(", ".join(formats), "text")
+    md["spark/num_writes"] = typed_value(len(writes), "int")
     written = [spec for w in writes for spec in written_partitions(w) or ()]
     if written:
-        md["spark/partitions_written"] = _mv([dict(p) for p in dict.fromkeys(_frozen(written))], "json")
+        md["spark/partitions_written"] = typed_value(
+            [dict(p) for p in dict.fromkeys(_frozen(written))], "json"
+        )
     counts = [w.num_partitions for w in writes if w.partition_columns]
     if counts and all(c is not None for c in counts):
-        md["spark/num_partitions_written"] = _mv(sum(c or 0 for c in counts), "int")
+        md["spark/num_partitions_written"] = typed_value(sum(c or 0 for c in counts), "int")
     for key, attr in (("spark/files_written", "files"), ("spark/bytes_written", "bytes")):
         total = _sum_known(getattr(w, attr) for w in writes)
         if total is not None:
-            md[key] = _mv(total, "int")
+            md[key] = typed_value(total, "int")
     dml = [w for w in writes if w.operation in (OP_MERGE, OP_UPDATE, OP_DELETE)]
     for key, attr in (
         ("spark/rows_inserted", "rows_inserted"),
@@ -109,18 +108,18 @@ def build_metadata(
     ):
         values = [getattr(w, attr) for w in dml if getattr(w, attr) is not None]
         if values:
-            md[key] = _mv(sum(values), "int")
+            md[key] = typed_value(sum(values), "int")
     versions = [w.delta_version for w in writes if w.delta_version is not None]
     if versions:
-        md["delta/version"] = _mv(versions[-1], "int")
+        md["delta/version"] = typed_value(versions[-1], "int")
     snapshots = [w.snapshot_id for w in writes if w.snapshot_id is not None]
     if snapshots:
-        md["iceberg/snapshot_id"] = _mv(snapshots[-1], "int")
+        md["iceberg/snapshot_id"] = typed_value(snapshots[-1], "int")
     md.update(streaming_metadata(writes))
     if application_id:
-        md["spark/application_id"] = _mv(application_id, "text")
+        md["spark/application_id"] = typed_value(application_id, "text")
     summaries = [w.summary() for w in writes[-MAX_WRITES_IN_METADATA:]]
-    md["spark/writes"] = _mv(summaries, "json")
+    md["spark/writes"] = typed_value(summaries, "json")
     return md
 
 
@@ -149,7 +148,7 @@ def streaming_metadata(writes: Sequence[SparkWrite]) -> dict[str, Any]:
             if isinstance(value, str)
             else "json"
         )
-        out[key] = _mv(value, kind)
+        out[key] = typed_value(value, kind)
     return out
 
 

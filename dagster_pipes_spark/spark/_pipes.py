@@ -34,6 +34,18 @@ def log(pipes: Any, level: str, message: str) -> None:
         pass
 
 
+def already_materialized(pipes: Any, key: str) -> bool:
+    """Whether the job itself already reported ``key`` as materialized through ``pipes`` (this
+    library's context, or the stock one's record of it)."""
+    keys = getattr(pipes, "materialized_asset_keys", None)
+    if keys is None:
+        keys = getattr(pipes, "_materialized_assets", None)  # stock dagster_pipes.PipesContext
+    try:
+        return keys is not None and not is_mock(keys) and key in keys
+    except TypeError:
+        return False
+
+
 def resolve_asset_key(pipes: Any, asset_key: Any, method: str) -> str:
     """The escaped asset key ``method`` reports to: ``asset_key`` (a string, a list of parts or a
     ``dagster.AssetKey``) when it is in scope, else the one asset in scope."""

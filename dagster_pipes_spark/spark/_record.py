@@ -1,4 +1,5 @@
-"""The write record: one batch write seen by the hooks, the thread-safe collector, and the report.
+"""The write record: one batch write seen by the hooks, the column lineage it carries, the
+thread-safe collector, and the report.
 
 Nothing here imports pyspark.
 """
@@ -7,10 +8,29 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from dagster_pipes_spark.spark._lineage import ColumnLineage
+# --- column lineage (computed by ``_lineage``) ------------------------------------------------
+
+
+@dataclass(frozen=True, order=True)
+class LineageSource:
+    """A table (name parts, as qualified as Spark printed them) or a path that a write reads."""
+
+    table: tuple[str, ...] | None = None
+    path: str | None = None
+
+    @property
+    def target(self) -> str:
+        """Dotted table name, or the path (what an ``assets=`` callable receives)."""
+        return ".".join(self.table) if self.table else (self.path or "")
+
+
+SourceColumn = tuple[LineageSource, str]
+#: the source columns whose values flow into a column; ``None`` when that cannot be resolved
+Deps = frozenset[SourceColumn] | None
+#: written column -> its dependencies, in the order of the written columns
+ColumnLineage = dict[str, Deps]
 
 # --- operations and modes ---------------------------------------------------------------------
 
@@ -68,7 +88,6 @@ class SparkWrite:
     columns: list[tuple[str, str]] | None = None
     is_delta: bool | None = None
     delta_version: int | None = None
-    delta_operation: str | None = None
     #: the Iceberg snapshot the write committed (``_iceberg``)
     snapshot_id: int | None = None
     #: a streaming query's metadata (``spark/streaming_*``; ``_streaming``), None for batch writes

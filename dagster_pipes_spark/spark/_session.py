@@ -1,7 +1,8 @@
 """The hook session: collects writes while the block runs, then resolves, aggregates and reports.
 
-Nothing here imports pyspark; the mechanism (classic listener or Connect instrumentation) is picked
-from the session and imported on first use.
+Importing this module does not import pyspark (only to tell a Connect session whether it runs
+remotely); the mechanism (classic listener or Connect instrumentation) is picked from the session and
+imported on first use.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from dagster_pipes_spark.spark._lineage import LineageSource
 from dagster_pipes_spark.spark._metadata import build_metadata, canonical_table, data_version_for
 from dagster_pipes_spark.spark._partitions import PartitionScope
-from dagster_pipes_spark.spark._pipes import is_mock, log
-from dagster_pipes_spark.spark._record import Collector, SparkWrite, SparkWriteReport
+from dagster_pipes_spark.spark._pipes import already_materialized, is_mock, log
+from dagster_pipes_spark.spark._record import Collector, LineageSource, SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._streaming import StreamingObserver
 from dagster_pipes_spark.spark._targets import AssetResolver, AssetsArg
 
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.connect.session import SparkSession as ConnectSparkSession
 
-    from dagster_pipes_spark.spark._checks import ChecksArg
+    from dagster_pipes_spark.spark._checks._definitions import ChecksArg
 
 # --- the hook session -------------------------------------------------------------------------
 
@@ -47,10 +47,6 @@ class Backend(Protocol):
 
     def application_id(self) -> str | None:
         """The Spark application id, if known."""
-
-
-def _already_materialized(exc: BaseException) -> bool:
-    return "already been materialized" in str(exc)
 
 
 class HookSession:
@@ -147,19 +143,19 @@ class HookSession:
 
         for key, key_writes in by_key.items():
             metadata = build_metadata(key_writes, app_id, partition_scope, source_key=source_key)
+            if already_materialized(self.pipes, key):
+                self.log(
+                    "info",
+                    f"[spark writes] asset {key} was already reported by the job; skipping the"
+                    f" automatic report of its {len(key_writes)} Spark write(s)",
+                )
+                continue
             try:
                 self.pipes.report_asset_materialization(
                     metadata=metadata, data_version=data_version_for(key_writes), asset_key=key
                 )
             except Exception as exc:
-                if _already_materialized(exc):
-                    self.log(
-                        "info",
-                        f"[spark writes] asset {key} was already reported by the job; skipping the"
-                        f" automatic report of its {len(key_writes)} Spark write(s)",
-                    )
-                else:
-                    self.log("warning", f"[spark writes] could not report asset {key}: {exc}")
+                self.log("warning", f"[spark writes] could not report asset {key}: {exc}")
                 continue
             self.report.materializations[key] = metadata
 
@@ -262,7 +258,7 @@ def report_spark_writes(
     """
     write_checks = None
     if checks is not None:
-        from dagster_pipes_spark.spark._check_eval import WriteChecks
+        from dagster_pipes_spark.spark._checks._evaluation import WriteChecks
 
         write_checks = WriteChecks(checks, pipes)  # invalid checks raise before the block runs
     report = SparkWriteReport()

@@ -17,8 +17,21 @@ streamed DataFrame, so each progress report carries the rows that reached the si
 Both feed the same :class:`StreamRun` per query, which becomes one ``SparkWrite`` of its sink: rows
 (the observed rows; failing that the sink's output rows when it counts them, else the batches' input
 rows, as Spark reports them),
-batches and batch ids, sources with their end offsets, durations, and whether the query was still
-running. A failed batch makes no progress report, so it is never counted; the query's error is logged.
+batches and batch ids, sources with their end offsets (a Delta source's ``reservoirVersion``),
+durations, and whether the query was still running. A failed batch makes no progress report, so it is
+never counted; the query's error is logged.
+
+Delta sinks: each micro-batch is one ``STREAMING UPDATE`` commit whose ``operationParameters`` carry
+the query id and the batch id (``epochId``). On exit one ``DESCRIBE HISTORY`` per Delta sink finds the
+commits of the batches seen in the block (concurrent writers' commits never match): ``delta/version``
+is the last one's version, files and bytes are summed over them. The generic Delta look-up of batch
+writes (``_delta.enrich_from_delta_history``, one commit per write) is kept away from these writes.
+
+``foreachBatch``: on classic sessions the batch function runs in this process, so what it writes
+(``MERGE INTO``, ``DeltaTable.merge``, appends) is observed like any batch write of the block and
+aggregated per asset (rows inserted / updated summed over the batches, the last commit's version); the
+query itself is not reported. On Spark Connect the function runs on the server, out of sight: the
+query's progress is reported against the asset its ``queryName`` maps to in ``assets=``.
 """
 
 from __future__ import annotations
@@ -28,8 +41,9 @@ import json
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
+from dagster_pipes_spark.spark._delta import DeltaCommit, history_sql, parse_history_row
 from dagster_pipes_spark.spark._record import SparkWrite
 from dagster_pipes_spark.spark._targets import normalize_path, split_identifier
 
@@ -190,6 +204,51 @@ def stream_write(run: StreamRun, active: bool, error: str | None) -> SparkWrite:
     return write
 
 
+#: Delta's operation name of a streaming sink's commit (``DeltaOperations.StreamingUpdate``).
+DELTA_STREAMING_UPDATE = "STREAMING UPDATE"
+
+
+def stream_commits(commits: list[DeltaCommit], query_id: str, batch_ids: set[int]) -> list[DeltaCommit]:
+    """The ``STREAMING UPDATE`` commits of query ``query_id``'s batches ``batch_ids``, oldest first
+    (one per batch: a batch retried after a failure commits once, Delta skips a committed batch)."""
+    found: dict[int, DeltaCommit] = {}
+    for commit in commits:
+        if commit.operation.upper() != DELTA_STREAMING_UPDATE:
+            continue
+        if commit.parameters.get("queryId") != query_id:
+            continue
+        try:
+            epoch = int(commit.parameters.get("epochId", ""))
+        except ValueError:
+            continue
+        if epoch in batch_ids and (epoch not in found or commit.version > found[epoch].version):
+            found[epoch] = commit
+    return sorted(found.values(), key=lambda c: c.version)
+
+
+def apply_stream_commits(
+    write: SparkWrite, commits: list[DeltaCommit], batches: int, rows_observed: bool = True
+) -> None:
+    """A Delta sink's write from its batches' commits: the last version, files and bytes summed, and
+    the rows the commits counted when not every batch's rows were observed."""
+    write.is_delta = False  # counters from here: not from the per-write history look-up
+    write.format = "delta"
+    if not commits:
+        return
+    last = commits[-1]
+    write.delta_version = last.version
+    for attr in ("files", "bytes"):
+        values = [getattr(c, attr) for c in commits]
+        if all(v is not None for v in values):
+            setattr(write, attr, sum(v or 0 for v in values))
+    if write.streaming is not None:
+        write.streaming["spark/streaming_delta_commits"] = len(commits)
+    if not rows_observed and len(commits) == batches:
+        rows = [c.metrics.get("numOutputRows") for c in commits]
+        if all(r is not None for r in rows):
+            write.rows = sum(r or 0 for r in rows)
+
+
 # --- capturing queries where they start ------------------------------------------------------------
 
 _LOCK = threading.RLock()
@@ -272,6 +331,23 @@ def _dataframe_classes() -> list[type]:
     return classes
 
 
+def _functions_for(df: Any) -> Any:
+    """The functions module that builds columns for ``df``: Spark Connect's for a Connect DataFrame
+    (``pyspark.sql.functions`` builds classic columns when the process also hosts a classic session,
+    e.g. a local Connect server), else the classic one."""
+    if type(df).__module__.startswith("pyspark.sql.connect"):
+        try:
+            from pyspark.sql.connect.functions import builtin
+        except ImportError:  # Spark 3.5: a module, not a package
+            from pyspark.sql.connect import functions as connect_functions
+
+            return connect_functions
+        return builtin
+    from pyspark.sql import functions
+
+    return functions
+
+
 def _wrap_write_stream(original: property) -> property:
     getter = original.fget
     assert getter is not None
@@ -283,8 +359,7 @@ def _wrap_write_stream(original: property) -> property:
             return getter(df)
         target, name = df, None
         try:
-            from pyspark.sql import functions as sf
-
+            sf = _functions_for(df)
             name = f"{ROWS_OBSERVATION}_{next(_observation_ids)}"
             target = df.observe(name, sf.count(sf.lit(1)).alias("rows"))
         except Exception:
@@ -449,6 +524,45 @@ class StreamingObserver:
             except Exception as exc:
                 self._debug(f"[spark writes] reading the progress of query {run.query_id} failed: {exc}")
 
+    def _qualified(self, parts: tuple[str, ...]) -> tuple[str, ...]:
+        """A ``toTable`` name qualified with the session's current catalog and database, as the
+        classic listener names the tables of batch writes."""
+        if len(parts) >= 3:
+            return parts
+        try:
+            catalog = str(self.spark.catalog.currentCatalog())
+            if len(parts) == 1:
+                return (catalog, str(self.spark.catalog.currentDatabase()), *parts)
+            return (catalog, *parts)
+        except Exception:
+            return parts
+
+    def _delta_sink(self, run: StreamRun, write: SparkWrite) -> None:
+        """Version and counters of a Delta sink's batches from one ``DESCRIBE HISTORY``."""
+        if not run.batches or run.query_id is None or not (run.table or run.path):
+            apply_stream_commits(write, [], 0)
+            return
+        limit = 2 * len(run.batches) + 20  # room for other writers' commits in between
+        try:
+            rows = self.spark.sql(history_sql(run.table, None if run.table else run.path, limit)).collect()
+        except Exception as exc:
+            apply_stream_commits(write, [], 0)
+            text = str(exc).strip()
+            self._debug(
+                f"[spark writes] DESCRIBE HISTORY for the Delta sink {write.target} failed:"
+                f" {type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+            )
+            return
+        commits = [c for c in (parse_history_row(r) for r in rows) if c is not None]
+        found = stream_commits(commits, run.query_id, set(run.batches))
+        if len(found) < len(run.batches):
+            self._debug(
+                f"[spark writes] Delta sink {write.target}: {len(found)} of {len(run.batches)} batch"
+                " commits found in its recent history"
+            )
+        observed = all(b.observed_rows is not None for b in run.batches.values())
+        apply_stream_commits(write, found, len(run.batches), observed)
+
     def stop(self, timeout: float) -> list[SparkWrite]:
         """Stop observing; one ``SparkWrite`` per query started in the block. Must not raise."""
         _uninstall(self)
@@ -485,7 +599,12 @@ class StreamingObserver:
                         )
                         continue
                     run.table = (run.name,)  # resolved through assets= like a table name
-                writes.append(stream_write(run, active, error))
+                if run.table and not run.foreach_batch and not self.connect:
+                    run.table = self._qualified(run.table)  # Connect qualifies in ``prepare``
+                write = stream_write(run, active, error)
+                if write.is_delta and not run.foreach_batch:
+                    self._delta_sink(run, write)
+                writes.append(write)
         except Exception as exc:
             self._warn(f"[spark writes] reading streaming queries failed: {type(exc).__name__}: {exc}")
         return writes
@@ -502,10 +621,23 @@ def _state(query: Any) -> tuple[bool, str | None]:
         try:
             exc = query.exception()
             if exc is not None:
-                error = " ".join(str(getattr(exc, "desc", None) or exc).split())[:500]
+                error = error_text(str(getattr(exc, "desc", None) or exc))
         except Exception:
             pass
     return active, error
+
+
+def error_text(raw: str) -> str:
+    """A query's error in one line: its first line, and the root cause when the error wraps one
+    (Spark 3.5 wraps a failed batch's error in the job's: ``Caused by: ...`` further down)."""
+    lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
+    if not lines:
+        return ""
+    head = " ".join(lines[0].split())
+    causes = [line[len("Caused by:") :].strip() for line in lines[1:] if line.startswith("Caused by:")]
+    if causes and causes[-1] not in head:
+        return f"{head[:300]} (caused by: {' '.join(causes[-1].split())[:200]})"
+    return " ".join(" ".join(lines).split())[:500]
 
 
 def _default_format(spark: Any) -> str | None:
@@ -515,8 +647,38 @@ def _default_format(spark: Any) -> str | None:
         return None
 
 
+class _JsonProgressListener:
+    """The py4j side of the classic listener (``PythonStreamingQueryListener``): each progress report
+    crosses over as ONE call (``progress().json()``), parsed here, instead of the dozens of py4j calls
+    (and a cloudpickle per observed metric) pyspark's own event conversion makes, which on a busy
+    driver lets the listener bus fall behind and the block's exit wait for it."""
+
+    def __init__(self, observer: StreamingObserver) -> None:
+        self._observer = observer
+
+    def onQueryStarted(self, jevent: Any) -> None:  # noqa: N802 - Spark's callback names
+        pass
+
+    def onQueryProgress(self, jevent: Any) -> None:  # noqa: N802
+        try:
+            data = json.loads(str(jevent.progress().json()))
+            self._observer.progress(str(data.get("runId")), progress_batch(data))
+        except Exception:
+            pass
+
+    def onQueryIdle(self, jevent: Any) -> None:  # noqa: N802
+        pass
+
+    def onQueryTerminated(self, jevent: Any) -> None:  # noqa: N802
+        pass
+
+    class Java:
+        implements: ClassVar[list[str]] = ["org.apache.spark.sql.streaming.PythonStreamingQueryListener"]
+
+
 def _make_listener(observer: StreamingObserver) -> Any:
-    """A classic ``StreamingQueryListener`` that hands every progress report to ``observer``."""
+    """A classic ``StreamingQueryListener`` that hands every progress report to ``observer`` (through
+    :class:`_JsonProgressListener`, registered by ``spark.streams.addListener`` as pyspark's own)."""
     try:
         from pyspark.sql.streaming import StreamingQueryListener
     except ImportError:  # pragma: no cover
@@ -527,16 +689,23 @@ def _make_listener(observer: StreamingObserver) -> Any:
             pass
 
         def onQueryProgress(self, event: Any) -> None:  # noqa: N802
-            try:
-                progress = event.progress
-                observer.progress(str(progress.runId), progress_batch(progress))
-            except Exception:
-                pass
+            pass  # the JVM calls _JsonProgressListener, never this
 
         def onQueryIdle(self, event: Any) -> None:  # noqa: N802
             pass
 
         def onQueryTerminated(self, event: Any) -> None:  # noqa: N802
             pass
+
+        @property
+        def _jlistener(self) -> Any:  # what addListener / removeListener hand to the JVM
+            wrapper = self.__dict__.get("_dagster_pipes_jlistener")
+            if wrapper is None:
+                from pyspark import SparkContext
+
+                jvm: Any = SparkContext._jvm
+                wrapper = jvm.PythonStreamingQueryListenerWrapper(_JsonProgressListener(observer))
+                self.__dict__["_dagster_pipes_jlistener"] = wrapper
+            return wrapper
 
     return _Listener()

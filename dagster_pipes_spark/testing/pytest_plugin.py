@@ -59,6 +59,7 @@ _FAIL_ON_UNSERVED = "databricks_emulator_fail_on_unserved"
 _RUNTIMES = "databricks_emulator_runtimes"
 _REAP_CHILDREN = "dagster_pipes_spark_reap_children"
 _RUNNING_DIR = "dagster_pipes_spark_running_dir"
+_DURATIONS = "dagster_pipes_spark_durations"
 _running_dir_key = pytest.StashKey[str]()
 #: The SIGTERM handler when the session started (main thread), restored after a test that left an
 #: exception-raising one behind.
@@ -86,6 +87,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
     )
+    parser.addini(
+        _DURATIONS,
+        "JSON file of seconds per test file (relative to the rootdir): files run longest first, so "
+        "with `--dist loadfile` the short ones fill the end of the run (files not listed go first)",
+        default="",
+    )
+    parser.addoption(
+        "--store-durations",
+        action="store_true",
+        default=False,
+        help=f"write the seconds each test file took to the {_DURATIONS} file",
+    )
 
 
 def ini_runtimes(config: pytest.Config) -> dict[str, str]:
@@ -109,6 +122,62 @@ def pytest_configure(config: pytest.Config) -> None:
     running = getattr(config, "workerinput", {}).get(_RUNNING_DIR)
     if running:
         config.pluginmanager.register(_CrashedTests(Path(running)), "dagster_pipes_spark_crashed_tests")
+    durations = _durations_path(config)
+    if durations is not None:
+        if hasattr(config.option, "loadscopereorder"):
+            config.option.loadscopereorder = False  # xdist keeps the (longest-first) collection order
+        if config.getoption("store_durations") and not hasattr(config, "workerinput"):
+            config.pluginmanager.register(_DurationRecorder(durations), "dagster_pipes_spark_durations")
+
+
+# --- longest test files first ---------------------------------------------------------------------
+
+
+def _durations_path(config: pytest.Config) -> Path | None:
+    value = str(config.getini(_DURATIONS) or "")
+    return Path(config.rootpath, value) if value else None
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    """With ``dagster_pipes_spark_durations``: order the test files longest first (the tests of a file
+    keep their order), so ``--dist loadfile`` hands the last workers short files, not a long one."""
+    path = _durations_path(config)
+    if path is None:
+        return
+    import json
+
+    try:
+        seconds: dict[str, float] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    unknown = max(seconds.values(), default=0.0) + 1.0  # a new file may be long: early, not last
+    position = {id(item): index for index, item in enumerate(items)}
+    items.sort(key=lambda item: (-seconds.get(_file_of(item.nodeid), unknown), position[id(item)]))
+
+
+class _DurationRecorder:
+    """``--store-durations``: the seconds each test file took (setup, call, teardown), written at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds: dict[str, float] = {}
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        file = _file_of(report.nodeid)
+        self.seconds[file] = self.seconds.get(file, 0.0) + report.duration
+
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        import json
+
+        ordered = dict(sorted(((k, round(v, 1)) for k, v in self.seconds.items()), key=lambda kv: -kv[1]))
+        self.path.write_text(json.dumps(ordered, indent=1) + "\n")
 
 
 @pytest.fixture(autouse=True)

@@ -8,6 +8,7 @@ The Databricks loader/writer follow the params: a `/Volumes/...` path means UC V
 import sys
 
 from pyspark.sql import SparkSession
+from pyspark.sql import functions as sf
 
 from dagster_pipes_spark import PipesDatabricksContextLoader, PipesDatabricksMessageWriter, open_dagster_pipes
 from dagster_pipes_spark.spark import report_spark_writes
@@ -21,7 +22,10 @@ def main() -> None:
         table = sys.argv[1] if len(sys.argv) > 1 and not sys.argv[1].startswith("--") else "revenue"
         pipes.log.info(f"spark-submit job writing {table} (app args: {sys.argv[1:2]})")
         df = (
-            spark.range(200).selectExpr("id % 10 AS day", "id * 1.5 AS revenue").groupBy("day").sum("revenue")
+            spark.range(200)
+            .selectExpr("id % 10 AS day", "id * 1.5 AS revenue")
+            .groupBy("day")
+            .agg(sf.sum("revenue").alias("revenue"))  # Delta tables take no "sum(revenue)" column name
         )
         with report_spark_writes(spark, pipes):
             df.write.mode("overwrite").saveAsTable(table)

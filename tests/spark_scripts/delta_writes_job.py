@@ -10,10 +10,13 @@ The Dagster run is partitioned (daily): ``partition_predicate`` gives the ``day`
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import sys
 import warnings
 from typing import Any
+
+from _job_exit import finish  # a sibling module (this directory is on sys.path)
 
 from dagster_pipes_spark import open_dagster_pipes
 from dagster_pipes_spark.spark import not_null, partition_predicate, report_spark_writes
@@ -185,9 +188,13 @@ def history(spark: Any, table: str) -> list[dict[str, Any]]:
     return sorted(out, key=lambda c: c["version"])
 
 
-def main() -> None:
+def main() -> Any:
     with open_dagster_pipes() as pipes:
         mechanism, tmp = pipes.extras["mechanism"], pipes.extras["tmp"]
+        # A hang (e.g. a Spark Connect client deadlock) ends the job with every thread's stack in
+        # stacks.txt, which the test prints, instead of a bare timeout.
+        stacks = open(os.path.join(tmp, "stacks.txt"), "w")
+        faulthandler.dump_traceback_later(int(pipes.extras.get("watchdog", 840)), exit=True, file=stacks)
         jars = [j for j in pipes.extras["jars"].split(",") if j]
         iceberg = bool(pipes.extras.get("iceberg"))
         spark = session(mechanism, tmp, jars, pipes.extras.get("remote"), iceberg)
@@ -198,6 +205,8 @@ def main() -> None:
             spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
             spark.sql(f"USE {database}")
         api = mechanism == "classic"  # DeltaTable on Connect needs Delta's Connect server plugin
+        if api:  # importable before the block, as on Databricks (the hooks wrap its merge builder)
+            delta_api(jars)
         setup(spark, api)
         path = os.path.join(tmp, "out", "d_path")
         with report_spark_writes(spark, pipes, {path: "d_path"}) as report:
@@ -227,7 +236,8 @@ def main() -> None:
                 )
         pipes.report_custom_message({"histories": histories, "iceberg": snapshots})
         spark.stop()
+    return spark  # the Pipes context is closed: everything is reported
 
 
 if __name__ == "__main__":
-    main()
+    finish(main())

@@ -9,8 +9,10 @@ import contextlib
 import os
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import pyspark
+from _job_exit import finish  # a sibling module (this directory is on sys.path)
 
 import dagster_pipes_spark
 from dagster_pipes_spark.spark import report_spark_writes
@@ -34,7 +36,7 @@ def spark_session(mechanism: str, remote: str | None, tmp: str):
     )
 
 
-def main() -> None:
+def main() -> Any:
     with dagster_pipes_spark.open_dagster_pipes() as pipes:
         mechanism, tmp, database = pipes.extras["mechanism"], pipes.extras["tmp"], pipes.extras["database"]
         spark = spark_session(mechanism, pipes.extras.get("remote"), tmp)
@@ -82,6 +84,7 @@ def main() -> None:
             ):
                 rows.write.parquet(unobserved)
         spark.stop()
+    return spark  # the Pipes context is closed: everything is reported
 
 
 @contextlib.contextmanager
@@ -105,4 +108,4 @@ def server_without_observed_metrics() -> Iterator[None]:
 
 
 if __name__ == "__main__":
-    main()
+    finish(main())

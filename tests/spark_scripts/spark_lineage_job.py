@@ -44,7 +44,10 @@ def build_sources(spark, tmp: str) -> str:
         "customer_id INT, name STRING, country STRING, segment STRING",
     )
     customers.write.saveAsTable("src_customers")
-    customer_files = os.path.join(tmp, "files", "customers")
+    # a long path (over 200 characters), as a Volume or a date-partitioned landing zone gives
+    deep = "landing-zone-" + "x" * max(0, 210 - len(tmp))
+    customer_files = os.path.join(tmp, "files", deep, "customers")
+    assert len(customer_files) > 200
     customers.write.parquet(customer_files)
     spark.sql("CREATE TABLE summary (who STRING, total DOUBLE) USING parquet")
     return customer_files
@@ -65,8 +68,9 @@ def by_customer(spark, customer_files: str):
     return (
         orders.join(customers, orders["customer_id"] == customers["customer_id"])
         .groupBy(sf.col("c.name").alias("name"))
-        .agg(sf.sum("o.amount").alias("spent"), sf.count(sf.lit(1)).alias("orders"))
+        .agg(sf.sum("o.amount").alias("spent"), sf.count("o.status").alias("orders"))
         .withColumn("label", sf.concat(sf.col("name"), sf.lit(": "), sf.col("spent").cast("string")))
+        .withColumn("tier", sf.when(sf.col("spent") > 5, sf.col("name")).otherwise(sf.lit("small")))
     )
 
 

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
 from dagster_pipes_spark._protocol import coerce_asset_key
-from dagster_pipes_spark.spark._checks import (
+from dagster_pipes_spark.spark._checks._definitions import (
     PREFIX,
     TOTAL,
     ChecksArg,

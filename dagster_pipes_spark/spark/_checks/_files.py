@@ -15,8 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
-from dagster_pipes_spark.spark._check_kinds import expect_aggregate, in_range, matches, relationships
-from dagster_pipes_spark.spark._checks import (
+from dagster_pipes_spark.spark._checks._definitions import (
     SparkCheck,
     accepted_values,
     coerce_checks,
@@ -27,7 +26,8 @@ from dagster_pipes_spark.spark._checks import (
     row_count,
     unique,
 )
-from dagster_pipes_spark.spark._partitions import string_literal
+from dagster_pipes_spark.spark._checks._kinds import expect_aggregate, in_range, matches, relationships
+from dagster_pipes_spark.spark._sql import string_literal
 from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
 
 METHOD = "load_checks"

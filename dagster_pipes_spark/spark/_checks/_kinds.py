@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, ClassVar
 
-from dagster_pipes_spark.spark._checks import (
+from dagster_pipes_spark._metadata import typed_value
+from dagster_pipes_spark.spark._checks._definitions import (
     TABLE,
     TOTAL,
     Columns,
@@ -23,12 +24,11 @@ from dagster_pipes_spark.spark._checks import (
     SparkCheck,
     Verdict,
     _as_int,
-    _mv,
     _names,
     _RowCheck,
     sql_literal,
 )
-from dagster_pipes_spark.spark._partitions import string_literal
+from dagster_pipes_spark.spark._sql import string_literal
 
 _BOUND_TYPES = (int, float, Decimal, datetime.date, str)
 
@@ -270,9 +270,11 @@ class ExpectAggregate(SparkCheck):
         values = {
             call: _plain(figures[self._alias(compiled.index, f"agg{j}")]) for j, call in enumerate(calls)
         }
-        md: dict[str, Any] = {"value": _mv("NULL" if value is None else str(bool(value)).upper(), "text")}
+        md: dict[str, Any] = {
+            "value": typed_value("NULL" if value is None else str(bool(value)).upper(), "text")
+        }
         if values:
-            md["aggregates"] = _mv(values, "json")
+            md["aggregates"] = typed_value(values, "json")
         return Verdict(value is True, _as_int(figures[TOTAL]), metadata=md)
 
 

@@ -2,7 +2,7 @@
 means, the Spark SQL that computes it in the shared aggregation, and how its figures become a result.
 
 Every row-level check (``expect``, ``not_null``, ``accepted_values``; ``in_range``, ``matches`` and
-``relationships`` in ``_check_kinds``) is one ``count_if`` over a condition that is TRUE for a
+``relationships`` in ``_kinds``) is one ``count_if`` over a condition that is TRUE for a
 failing row in ``where=``'s scope (plus a ``count_if(where)`` for the scope); ``unique`` is
 ``count_if(key complete)`` minus ``count(DISTINCT key)`` (Spark counts a multi-column DISTINCT only
 where every column is non-NULL); ``expect_aggregate`` is its own SQL over aggregates;
@@ -20,9 +20,9 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from dagster_pipes_spark._errors import DagsterPipesError
+from dagster_pipes_spark._metadata import typed_value
 from dagster_pipes_spark.spark._metadata import spark_json_type_to_sql
-from dagster_pipes_spark.spark._partitions import date_literal, string_literal, timestamp_literal
-from dagster_pipes_spark.spark._sql import tokenize
+from dagster_pipes_spark.spark._sql import date_literal, string_literal, timestamp_literal, tokenize
 from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
 
 SEVERITIES = ("ERROR", "WARN")
@@ -131,10 +131,6 @@ class Verdict:
     failed_rows: int | None = None
     newest: datetime.datetime | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
-
-
-def _mv(raw: Any, kind: str) -> dict[str, Any]:
-    return {"raw_value": raw, "type": kind}
 
 
 def _as_int(value: Any) -> int:
@@ -265,12 +261,12 @@ class RowLevel(SparkCheck):
             passed = failed == 0
         if self.max_failed_rows is not None:
             passed = passed and failed <= self.max_failed_rows
-            md["max_failed_rows"] = _mv(int(self.max_failed_rows), "int")
+            md["max_failed_rows"] = typed_value(int(self.max_failed_rows), "int")
         if self.max_failed_fraction is not None:
             passed = passed and fraction <= float(self.max_failed_fraction)
-            md["max_failed_fraction"] = _mv(float(self.max_failed_fraction), "float")
+            md["max_failed_fraction"] = typed_value(float(self.max_failed_fraction), "float")
         if self.where:
-            md["where"] = _mv(self.where, "text")
+            md["where"] = typed_value(self.where, "text")
         return Verdict(passed, total, failed, metadata=md)
 
 
@@ -459,7 +455,7 @@ class Unique(RowLevel):
         keyed = _as_int(figures[self._alias(compiled.index, "keyed")])
         distinct = _as_int(figures[self._alias(compiled.index, "distinct")])
         verdict = self.verdict(compiled, figures, keyed - distinct)
-        verdict.metadata["distinct_keys"] = _mv(distinct, "int")
+        verdict.metadata["distinct_keys"] = typed_value(distinct, "int")
         return verdict
 
 
@@ -555,14 +551,16 @@ class Fresh(SparkCheck):
         total = _as_int(figures[TOTAL])
         micros = figures[self._alias(compiled.index, "newest")]
         max_age = _seconds(self.max_age) or 0.0
-        md: dict[str, Any] = {"max_age_seconds": _mv(max_age, "float")}
+        md: dict[str, Any] = {"max_age_seconds": typed_value(max_age, "float")}
         if micros is None:
-            md["newest"] = _mv("no rows" if total == 0 else f"{self.column} is NULL in every row", "text")
+            md["newest"] = typed_value(
+                "no rows" if total == 0 else f"{self.column} is NULL in every row", "text"
+            )
             return Verdict(False, total, metadata=md)
         newest = datetime.datetime.fromtimestamp(micros / 1e6, tz=datetime.timezone.utc)
         age = now - micros / 1e6
-        md["newest"] = _mv(micros / 1e6, "timestamp")
-        md["age_seconds"] = _mv(float(age), "float")
+        md["newest"] = typed_value(micros / 1e6, "timestamp")
+        md["age_seconds"] = typed_value(float(age), "float")
         return Verdict(age <= max_age, total, newest=newest, metadata=md)
 
 
@@ -602,9 +600,9 @@ class HasColumns(SparkCheck):
                 different[name] = {"expected": normalize_type(kind), "actual": column[1]}
         md: dict[str, Any] = {}
         if missing:
-            md["missing_columns"] = _mv(missing, "json")
+            md["missing_columns"] = typed_value(missing, "json")
         if different:
-            md["mismatched_types"] = _mv(different, "json")
+            md["mismatched_types"] = typed_value(different, "json")
         total = figures.get(TOTAL)
         return Verdict(not missing and not different, None if total is None else int(total), metadata=md)
 
@@ -828,24 +826,24 @@ def make_result(
     """A result with its metadata (without the sample, added by :func:`add_sample`)."""
     check = compiled.check
     result = SparkCheckResult(compiled.name, False, check.level, check.definition, asset_key, error=error)
-    md: dict[str, Any] = {"definition": _mv(check.definition, "text")}
+    md: dict[str, Any] = {"definition": typed_value(check.definition, "text")}
     if verdict is not None and error is None:
         result.passed = verdict.passed
         result.total_rows = verdict.total_rows
         result.newest = verdict.newest
         if verdict.total_rows is not None:
-            md["total_rows"] = _mv(verdict.total_rows, "int")
+            md["total_rows"] = typed_value(verdict.total_rows, "int")
         if verdict.failed_rows is not None:
             result.failed_rows = verdict.failed_rows
             total = verdict.total_rows or 0
             result.failed_fraction = verdict.failed_rows / total if total else 0.0
-            md["failed_rows"] = _mv(verdict.failed_rows, "int")
-            md["failed_fraction"] = _mv(result.failed_fraction, "float")
+            md["failed_rows"] = typed_value(verdict.failed_rows, "int")
+            md["failed_fraction"] = typed_value(result.failed_fraction, "float")
         md.update(verdict.metadata)
     if check.description:
-        md["description"] = _mv(check.description, "text")
+        md["description"] = typed_value(check.description, "text")
     if error is not None:
-        md["error"] = _mv(error, "text")
+        md["error"] = typed_value(error, "text")
     result.metadata = md
     return result
 
@@ -855,6 +853,6 @@ def add_sample(
 ) -> None:
     """Attach failing rows (``failed_rows_sample``, a table) to a failed row-level result."""
     result.sample = records
-    result.metadata["failed_rows_sample"] = _mv(
+    result.metadata["failed_rows_sample"] = typed_value(
         {"records": records, "schema": [{"name": name, "type": kind} for name, kind in schema]}, "table"
     )
