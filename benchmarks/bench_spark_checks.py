@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -51,32 +49,12 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+from _common import StubPipes, environment, save_results  # a sibling module (this directory is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
 GOAL_VS_LOOP = 3.0  # report_spark_checks at least this many times faster than the loop
 GOAL_VS_READ = 1.2  # and within this factor of one plain aggregation over the checked columns
 SOURCES = ("range", "parquet", "joined")
-
-
-class StubPipes:
-    """The slice of ``PipesContext`` the checks use, recording reports instead of sending them."""
-
-    asset_keys = ("orders",)
-
-    def __init__(self) -> None:
-        self.reports: dict[str, bool] = {}
-        self.log = logging.getLogger("bench.pipes")
-
-    def report_asset_check(
-        self,
-        check_name: str,
-        passed: bool,
-        severity: str = "ERROR",
-        metadata: Any = None,
-        asset_key: Any = None,
-    ) -> None:
-        assert check_name not in self.reports
-        self.reports[check_name] = passed
 
 
 def _frame(spark: Any, rows: int, now: int) -> Any:
@@ -228,12 +206,12 @@ def run_mechanism(mechanism: str, rows: int, rounds: int, source: str) -> dict[s
     for label, (checks, loop) in _check_sets(spark).items():
 
         def ours(checks: dict[str, Any] = checks) -> None:
-            pipes = StubPipes()
+            pipes = StubPipes(["orders"])
             results = report_spark_checks(pipes, df, checks, asset_key="orders")
             assert all(r.passed for r in results.values()) and len(pipes.reports) == len(checks)
 
         def hand_written(loop: dict[str, Callable[[Any], bool]] = loop) -> None:
-            pipes = StubPipes()
+            pipes = StubPipes(["orders"])
             for name, check in loop.items():
                 passed = check(df)
                 assert passed, name
@@ -356,15 +334,9 @@ def main() -> None:
                 sys.stderr.write(proc.stderr[-4000:])
                 raise SystemExit(f"{mechanism} / {source} run failed")
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    head = f"Python {platform.python_version()} | nproc {os.cpu_count()} | load average {load}"
+    head = environment()
     print(head)
-    text = _print(results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "spark_checks.json").write_text(
-        json.dumps({"environment": head, "results": results}, indent=2)
-    )
-    (RESULTS / "spark_checks.txt").write_text(head + "\n" + text + "\n")
+    save_results("spark_checks", head, results, _print(results))
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import shutil
 import statistics
@@ -42,28 +41,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from _common import StubPipes  # a sibling module (this directory is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
 N_PATHS = 10
 N_TABLES = 5
-
-
-class StubPipes:
-    """The slice of ``PipesContext`` the hooks use, recording reports instead of sending them."""
-
-    def __init__(self, asset_keys: list[str]) -> None:
-        self._asset_keys = asset_keys
-        self.reports: dict[str, Any] = {}
-        self.log = logging.getLogger("bench.pipes")
-
-    @property
-    def asset_keys(self) -> list[str]:
-        return self._asset_keys
-
-    def report_asset_materialization(
-        self, metadata: Any = None, data_version: Any = None, asset_key: str | None = None
-    ) -> None:
-        assert asset_key is not None and asset_key not in self.reports
-        self.reports[asset_key] = metadata
 
 
 def _session(mechanism: str, tmp: str, delta: bool = False) -> Any:

@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -36,27 +34,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from _common import StubPipes, environment, save_results  # a sibling module (this directory is on sys.path)
+
 REPO = Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "results"
-
-
-class StubPipes:
-    """The slice of ``PipesContext`` the hooks use, recording reports instead of sending them."""
-
-    def __init__(self, asset_keys: list[str]) -> None:
-        self._asset_keys = asset_keys
-        self.reports: dict[str, Any] = {}
-        self.log = logging.getLogger("bench.pipes")
-
-    @property
-    def asset_keys(self) -> list[str]:
-        return self._asset_keys
-
-    def report_asset_materialization(
-        self, metadata: Any = None, data_version: Any = None, asset_key: str | None = None
-    ) -> None:
-        assert asset_key is not None and asset_key not in self.reports
-        self.reports[asset_key] = metadata
 
 
 def _session(mechanism: str, tmp: str, delta: bool) -> Any:
@@ -248,15 +228,9 @@ def main() -> None:
             sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
             raise SystemExit(f"{mechanism} benchmark failed")
         results.append(json.loads(lines[-1][len("RESULT ") :]))
-    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    head = f"Python {platform.python_version()} | nproc {os.cpu_count()} | load average {load}"
+    head = environment()
     print(head)
-    text = _print(results)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "spark_streaming.json").write_text(
-        json.dumps({"environment": head, "results": results}, indent=2)
-    )
-    (RESULTS / "spark_streaming.txt").write_text(head + "\n" + text + "\n")
+    save_results("spark_streaming", head, results, _print(results))
 
 
 if __name__ == "__main__":

@@ -519,10 +519,22 @@ class StreamingObserver:
             runs = [r for r in self._runs.values() if r.query is not None]
         for run in runs:
             try:
-                for p in run.query.recentProgress or []:
+                for p in self._unseen_progress(run):
                     self.progress(run.run_id or "", progress_batch(p))
             except Exception as exc:
                 self._debug(f"[spark writes] reading the progress of query {run.query_id} failed: {exc}")
+
+    def _unseen_progress(self, run: StreamRun) -> list[Any]:
+        """The query's recent progress reports the observer may not have seen. Classic: none when the
+        listener already has the last batch; else each report as one JSON string (pyspark's own
+        ``recentProgress`` converts a report with dozens of py4j calls: seconds for 50 batches)."""
+        jsq = getattr(run.query, "_jsq", None)
+        if self.connect or jsq is None:
+            return list(run.query.recentProgress or [])
+        last = jsq.lastProgress()
+        if last is None or int(last.batchId()) in run.batches:
+            return []
+        return [str(report.json()) for report in jsq.recentProgress()]
 
     def _qualified(self, parts: tuple[str, ...]) -> tuple[str, ...]:
         """A ``toTable`` name qualified with the session's current catalog and database, as the
