@@ -28,8 +28,9 @@ each in its own process. ``--source parquet`` first writes the generated rows to
 (not timed) and checks that, not cached: every pass pays a real scan, as on a cluster;
 ``--source joined`` checks the generated orders joined to a 1,000-row customer dimension, the
 DataFrame a job checks before writing it (each hand-written action recomputes the join); ``all``
-runs the three. Results go to ``benchmarks/results/spark_checks.{json,txt}``. The machine
-must be quiet for final figures: other load easily swamps the differences.
+runs the three. Results go to ``benchmarks/results/spark_checks.{json,txt}``; ``--set "all but
+unique"`` (or ``"all kinds"``) times one set only and saves nothing. The machine must be quiet for
+final figures: other load easily swamps the differences.
 """
 
 from __future__ import annotations
@@ -172,8 +173,8 @@ def _check_sets(
     return {"all kinds": (checks, loop), "all but unique": (no_unique, loop_no_unique)}
 
 
-def run_mechanism(mechanism: str, rows: int, rounds: int, source: str) -> dict[str, Any]:
-    """Time the approaches for both check sets in one session."""
+def run_mechanism(mechanism: str, rows: int, rounds: int, source: str, only: str = "") -> dict[str, Any]:
+    """Time the approaches for both check sets (or the one named ``only``) in one session."""
     warnings.filterwarnings("ignore")
     sys.path.insert(0, str(REPO))
     from dagster_pipes_spark.spark import report_spark_checks
@@ -204,6 +205,8 @@ def run_mechanism(mechanism: str, rows: int, rounds: int, source: str) -> dict[s
         "sets": {},
     }
     for label, (checks, loop) in _check_sets(spark).items():
+        if only and label != only:
+            continue
 
         def ours(checks: dict[str, Any] = checks) -> None:
             pipes = StubPipes(["orders"])
@@ -315,10 +318,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mechanism", choices=("classic", "connect", "all"), default="classic")
     parser.add_argument("--source", choices=(*SOURCES, "all"), default="range")
+    parser.add_argument(
+        "--set", choices=("", "all kinds", "all but unique"), default="", help="only this set"
+    )
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)  # child process mode
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(run_mechanism(args.mechanism, args.rows, args.rounds, args.source)))
+        print(json.dumps(run_mechanism(args.mechanism, args.rows, args.rounds, args.source, args.set)))
         return
     mechanisms = ("classic", "connect") if args.mechanism == "all" else (args.mechanism,)
     sources = SOURCES if args.source == "all" else (args.source,)
@@ -326,7 +332,7 @@ def main() -> None:
     for mechanism in mechanisms:  # one process each: a JVM per session kind and source
         for source in sources:
             child = ["--one", "--mechanism", mechanism, "--source", source]
-            child += ["--rows", str(args.rows), "--rounds", str(args.rounds)]
+            child += ["--rows", str(args.rows), "--rounds", str(args.rounds), "--set", args.set]
             proc = subprocess.run(
                 [sys.executable, __file__, *child], capture_output=True, text=True, check=False
             )
@@ -336,7 +342,9 @@ def main() -> None:
             results.append(json.loads(proc.stdout.strip().splitlines()[-1]))
     head = environment()
     print(head)
-    save_results("spark_checks", head, results, _print(results))
+    text = _print(results)
+    if not args.set:  # a partial run while developing does not replace the figures
+        save_results("spark_checks", head, results, text)
 
 
 if __name__ == "__main__":

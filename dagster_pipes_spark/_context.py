@@ -25,9 +25,9 @@ from ._protocol import (
     PipesMessage,
     PipesPartitionKeyRange,
     PipesTimeWindow,
-    coerce_asset_key,
     make_message,
     pipes_exception_from_tb,
+    resolve_asset_key,
 )
 from ._writers import PipesDefaultMessageWriter, PipesMessageWriter
 
@@ -386,28 +386,7 @@ class PipesContext:
     # ----------------------------------------------------------------------------- reporting
 
     def _resolve_asset_key(self, asset_key: Any, method: str) -> str:
-        if asset_key is not None and not isinstance(asset_key, str):
-            try:  # a list of parts or a dagster.AssetKey
-                asset_key = coerce_asset_key(asset_key)
-            except TypeError:
-                _check_type(asset_key, str, method, "asset_key")
-        defined = self._data["asset_keys"]
-        if defined:
-            if asset_key and asset_key not in defined:
-                raise DagsterPipesError(
-                    f"Invalid asset key. Expected one of `{list(defined)}`, got `{asset_key}`."
-                )
-            if not asset_key:
-                if len(defined) != 1:
-                    raise DagsterPipesError(
-                        f"Calling `{method}` without passing an asset key is undefined. Current step targets multiple assets."
-                    )
-                asset_key = defined[0]
-        if not asset_key:
-            raise DagsterPipesError(
-                f"Calling `{method}` without passing an asset key is undefined. Current step does not target a specific asset."
-            )
-        return str(asset_key)
+        return resolve_asset_key(self._data["asset_keys"], asset_key, method)
 
     def report_asset_materialization(
         self,

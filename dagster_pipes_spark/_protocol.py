@@ -199,3 +199,37 @@ def coerce_asset_key(value: Any) -> str | None:
     if isinstance(value, Sequence) and all(isinstance(p, str) for p in value):
         return escape_asset_key_path(list(value)) or None
     raise TypeError(f"not an asset key: {value!r}")
+
+
+def resolve_asset_key(scope: Sequence[str] | None, asset_key: Any, method: str) -> str:
+    """The escaped asset key a report of ``method`` goes to: ``asset_key`` (a string, a list of parts
+    or a ``dagster.AssetKey``), which must be one of the step's assets ``scope`` when it has any; when
+    omitted, the step's only asset. The stock library's rule and first sentences, with the fix added."""
+    from ._errors import DagsterPipesError
+
+    try:
+        given = coerce_asset_key(asset_key)
+    except TypeError:
+        raise DagsterPipesError(
+            f"Invalid type for parameter `asset_key` of `{method}`. Expected a string such as 'orders' or "
+            f"'sales/orders', a list of key parts or a dagster.AssetKey, got `{type(asset_key)}`."
+        ) from None
+    keys = [str(key) for key in scope or ()]
+    if given is not None:
+        if keys and given not in keys:
+            raise DagsterPipesError(
+                f"Invalid asset key. Expected one of `{keys}`, got `{given}`. Pass one of the step's "
+                f"assets as `asset_key=` of `{method}`."
+            )
+        return given
+    if len(keys) == 1:
+        return keys[0]
+    if keys:
+        raise DagsterPipesError(
+            f"Calling `{method}` without passing an asset key is undefined. Current step targets multiple"
+            f" assets. Pass `asset_key=`, one of `{keys}`."
+        )
+    raise DagsterPipesError(
+        f"Calling `{method}` without passing an asset key is undefined. Current step does not target a "
+        "specific asset. Pass `asset_key=`."
+    )

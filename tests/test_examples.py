@@ -77,8 +77,9 @@ def test_webserver_is_installed_for_dagster_dev():
 
 
 def test_assets_launched_like_the_webserver_does_materialize_with_row_counts(tmp_path):
-    """A persistent instance, the code location loaded from the file and each run in its own process:
-    the path a launch from the webserver takes (`dagster dev`), through the `dagster` CLI."""
+    """A persistent instance, the code location loaded from the file and the run in its own process:
+    the path a launch from the webserver takes (`dagster dev`), through the `dagster` CLI. One asset
+    is enough for the path (every launch mode runs in the demo above)."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     env = {**os.environ, "DAGSTER_HOME": str(home)}
@@ -91,7 +92,7 @@ def test_assets_launched_like_the_webserver_does_materialize_with_row_counts(tmp
             "-f",
             "examples/definitions.py",
             "--select",
-            "revenue,customers",
+            "revenue",
         ],
         cwd=REPO,
         env=env,
@@ -104,12 +105,12 @@ def test_assets_launched_like_the_webserver_does_materialize_with_row_counts(tmp
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         rows, kinds = {}, {}
-        for key in ("revenue", "customers"):
+        for key in ("revenue",):
             event = instance.get_latest_materialization_event(dg.AssetKey(key))
             assert event is not None and event.asset_materialization is not None, key
             metadata = event.asset_materialization.metadata
             rows[key] = metadata["dagster/row_count"].value
             kinds[key] = (metadata["dagster/storage_kind"].value, "delta/version" in metadata)
-    assert rows == {"revenue": 10, "customers": 50}
+    assert rows == {"revenue": 10}
     if "tables are written as Parquet" not in proc.stderr:  # the Delta jars were had
-        assert kinds == {"revenue": ("delta", True), "customers": ("delta", True)}
+        assert kinds == {"revenue": ("delta", True)}

@@ -387,8 +387,9 @@ def test_bad_input_raises_before_any_spark_job_naming_the_check(run: Run) -> Non
     assert "check 'answer'" in bad["not_a_check"] and "int 42" in bad["not_a_check"]
     assert "check 'stale'" in bad["fresh_not_a_time"] and "column is string" in bad["fresh_not_a_time"]
     assert "no_such_table" in bad["missing_table"]
-    assert "'not_an_asset' is not in scope" in bad["unknown_asset"]
-    assert "needs `asset_key=`: 11 assets are in scope" in bad["no_asset_key"]
+    assert "Invalid asset key. Expected one of `[" in bad["unknown_asset"]
+    assert "got `not_an_asset`" in bad["unknown_asset"] and "`report_spark_checks`" in bad["unknown_asset"]
+    assert "Current step targets multiple assets. Pass `asset_key=`" in bad["no_asset_key"]
     assert (
         "check 'neg'" in bad["negative_threshold"]
         and "`max_failed_rows` must be a non-negative int" in (bad["negative_threshold"])
@@ -427,7 +428,30 @@ def test_spark_jobs_per_call_on_classic(runs: dict[str, Run]) -> None:
         "every_kind_sample_size_0": 1,  # 18 checks of every kind, 3 of them joining `to`s' keys
         "every_kind_failed": 12,
         "relationships_and_aggregate": 1,
+        "unique_with_others": 1,  # four unique checks, each grouped by its key, and two joins
     }
+
+
+def test_unique_and_relationships_match_hand_written_counts(runs: dict[str, Run]) -> None:
+    """``unique`` (its own grouping by the key, in the one action) counts what ``count(DISTINCT)``
+    does, with ``where=`` and multi-column keys with NULLs; a string ``relationships`` (joined on the
+    keys' hash, ``to`` repeating keys) what an anti join does -- on classic and Connect alike."""
+    for mechanism, run in runs.items():
+        uniques = run.message["uniques"]
+        assert set(uniques) == {
+            "order_unique",
+            "order_customer_unique",
+            "order_unique_paid",
+            "customer_status_unique",
+            "status_exists",
+            "status_exists_paid",
+        }
+        for name, figures in uniques.items():
+            assert figures[0] == figures[1], (mechanism, name, figures)
+            if len(figures) == 4:
+                assert figures[2] == figures[3], (mechanism, name, figures)
+        assert uniques["order_unique"][:2] == [3, 3] and uniques["order_customer_unique"][0] == 2
+        assert uniques["status_exists"][0] == 2  # "lost" and "returned"; a NULL status passes
 
 
 def test_blocking_check_stops_the_downstream_asset(runs: dict[str, Run]) -> None:

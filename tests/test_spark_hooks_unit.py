@@ -14,8 +14,10 @@ from unittest import mock
 
 import pytest
 
-from dagster_pipes_spark.spark import _classic as _spark_classic
-from dagster_pipes_spark.spark import _delta, report_spark_writes
+from dagster_pipes_spark.spark import _commands, _delta, report_spark_writes
+from dagster_pipes_spark.spark._classic import _backend as _classic_backend
+from dagster_pipes_spark.spark._classic import _commands as _classic_commands
+from dagster_pipes_spark.spark._classic import _metrics as _classic_metrics
 from dagster_pipes_spark.spark._delta import enrich_from_delta_history
 from dagster_pipes_spark.spark._metadata import build_metadata, columns_from_schema_json, data_version_for
 from dagster_pipes_spark.spark._record import (
@@ -143,15 +145,27 @@ def v2_relation(table_cls: str, catalog: str, ident: str, provider: str | None =
     ],
 )
 def test_delta_command_names(node: str, operation: str) -> None:
-    spec = _delta.delta_command_spec(node)
-    assert spec is not None and spec.operation == operation
+    command = _commands.write_command(node)
+    assert command is not None and command.delta is not None and command.operation == operation
 
 
 @pytest.mark.parametrize(
     "node", ["InsertIntoHadoopFsRelationCommand", "AppendData", "Project", "DescribeDeltaHistoryCommand"]
 )
 def test_not_delta_commands(node: str) -> None:
-    assert _delta.delta_command_spec(node) is None
+    command = _commands.write_command(node)
+    assert command is None or command.delta is None
+
+
+def test_one_registry_of_write_commands() -> None:
+    """The classic mechanism reads every command of the registry; lineage looks through each."""
+    assert set(_classic_commands.HANDLERS) == set(_commands.SPARK_COMMANDS)
+    assert all(_commands.write_command(name) is not None for name in _commands.COMMANDS)
+    for name in (*_commands.COMMANDS, "MergeIntoCommandEdge", "CreateViewCommand"):
+        assert _commands.carries_query(name), name
+    for name in ("Project", "Filter", "DataSourceV2Relation", "OptimizeTableCommand"):
+        assert _commands.write_command(name) is None, name
+    assert _commands.maintenance_command("OptimizeTableCommandEdge") == "OPTIMIZE"
 
 
 def test_delta_class_names() -> None:
@@ -176,7 +190,7 @@ def test_merge_into_command_with_catalog_table() -> None:
         targetFileIndex=J("TahoeLogFileIndex", path=Str("s3://bucket/customers")),
         target=schema_holder(),
     )
-    write = _spark_classic.write_from_plan(node)
+    write = _classic_commands.write_from_plan(node)
     assert write is not None
     assert (write.operation, write.table, write.is_delta, write.format) == (
         OP_MERGE,
@@ -195,7 +209,7 @@ def test_update_command_by_path_and_databricks_edge_name() -> None:
         tahoeFileIndex=J("TahoeLogFileIndex", path=Str("dbfs:/Volumes/main/raw/files/events")),
         target=schema_holder(),
     )
-    write = _spark_classic.write_from_plan(node)
+    write = _classic_commands.write_from_plan(node)
     assert write is not None
     assert (write.operation, write.table, write.path) == (OP_UPDATE, None, "/Volumes/main/raw/files/events")
 
@@ -207,7 +221,7 @@ def test_delete_command() -> None:
         catalogTable=Opt(catalog_table("`main`.`default`.`t`")),
         target=schema_holder(),
     )
-    write = _spark_classic.write_from_plan(node)
+    write = _classic_commands.write_from_plan(node)
     assert write is not None and write.operation == OP_DELETE and write.target == "main.default.t"
 
 
@@ -219,7 +233,7 @@ def test_write_into_delta_path_and_table() -> None:
         catalogTableOpt=Opt(None),
         data=schema_holder(),
     )
-    write = _spark_classic.write_from_plan(by_path)
+    write = _classic_commands.write_from_plan(by_path)
     assert write is not None
     assert (write.operation, write.path, write.mode) == (OP_WRITE, "/tmp/delta/events", "append")
     by_table = J(
@@ -229,7 +243,7 @@ def test_write_into_delta_path_and_table() -> None:
         catalogTableOpt=Opt(catalog_table("`spark_catalog`.`default`.`events`")),
         data=schema_holder(),
     )
-    write = _spark_classic.write_from_plan(by_table)
+    write = _classic_commands.write_from_plan(by_table)
     assert write is not None
     assert (write.operation, write.target, write.mode) == (
         OP_INSERT_OVERWRITE,
@@ -245,14 +259,14 @@ def test_create_delta_table_command_needs_a_query() -> None:
         mode=Str("ErrorIfExists"),
         query=Opt(None),
     )
-    assert _spark_classic.write_from_plan(ddl) is None
+    assert _classic_commands.write_from_plan(ddl) is None
     ctas = J(
         "CreateDeltaTableCommand",
         table=catalog_table("`spark_catalog`.`default`.`t`"),
         mode=Str("ErrorIfExists"),
         query=Opt(schema_holder()),
     )
-    write = _spark_classic.write_from_plan(ctas)
+    write = _classic_commands.write_from_plan(ctas)
     assert (
         write is not None
         and write.operation == OP_CTAS
@@ -262,9 +276,9 @@ def test_create_delta_table_command_needs_a_query() -> None:
 
 def test_dynamic_partition_overwrite_and_v2_append_on_delta_table() -> None:
     relation = v2_relation("DeltaTableV2", "spark_catalog", "default.events")
-    write = _spark_classic.write_from_plan(J("DeltaDynamicPartitionOverwriteCommand", table=relation))
+    write = _classic_commands.write_from_plan(J("DeltaDynamicPartitionOverwriteCommand", table=relation))
     assert write is not None and write.target == "spark_catalog.default.events" and write.is_delta
-    append = _spark_classic.write_from_plan(J("AppendData", table=relation))
+    append = _classic_commands.write_from_plan(J("AppendData", table=relation))
     assert append is not None and append.operation == OP_INSERT and append.is_delta and append.inner
 
 
@@ -277,7 +291,7 @@ def test_save_into_data_source_delta_and_unknown_target() -> None:
         mode=Str("Overwrite"),
         query=schema_holder(),
     )
-    write = _spark_classic.write_from_plan(node)
+    write = _classic_commands.write_from_plan(node)
     assert write is not None and write.is_delta and write.path == "s3://bucket/tables/events"
     jdbc = J(
         "SaveIntoDataSourceCommand",
@@ -286,13 +300,13 @@ def test_save_into_data_source_delta_and_unknown_target() -> None:
         mode=Str("Append"),
         query=schema_holder(),
     )
-    assert _spark_classic.write_from_plan(jdbc) is None
+    assert _classic_commands.write_from_plan(jdbc) is None
 
 
 def test_v2_ctas_rtas_names() -> None:
     name = J("ResolvedIdentifier", catalog=J("CatalogPlugin", name="main"), identifier=Str("sales.orders"))
     spec = J("TableSpec", provider=Opt("delta"))
-    ctas = _spark_classic.write_from_plan(
+    ctas = _classic_commands.write_from_plan(
         J("CreateTableAsSelect", name=name, tableSpec=spec, ignoreIfExists=False, query=schema_holder())
     )
     assert ctas is not None and (ctas.operation, ctas.target, ctas.is_delta, ctas.outer) == (
@@ -301,18 +315,18 @@ def test_v2_ctas_rtas_names() -> None:
         True,
         True,
     )
-    rtas = _spark_classic.write_from_plan(
+    rtas = _classic_commands.write_from_plan(
         J("ReplaceTableAsSelect", name=name, tableSpec=spec, orCreate=True, query=schema_holder())
     )
     assert rtas is not None and rtas.operation == OP_CREATE_OR_REPLACE
-    rtas2 = _spark_classic.write_from_plan(
+    rtas2 = _classic_commands.write_from_plan(
         J("ReplaceTableAsSelect", name=name, tableSpec=spec, orCreate=False, query=schema_holder())
     )
     assert rtas2 is not None and rtas2.operation == OP_RTAS
 
 
 def test_non_write_plan_is_ignored() -> None:
-    assert _spark_classic.write_from_plan(J("Project")) is None
+    assert _classic_commands.write_from_plan(J("Project")) is None
 
 
 def test_parse_metrics_from_scala_map_string() -> None:
@@ -322,13 +336,13 @@ def test_parse_metrics_from_scala_map_string() -> None:
         "numOutputBytes -> SQLMetric(id: 52, name: Some(written output), value: 1474), "
         "taskCommitTime -> SQLMetric(id: 55, name: Some(task commit time), value: 18))"
     )
-    metrics = _spark_classic.parse_metrics(text)
+    metrics = _classic_metrics.parse_metrics(text)
     assert metrics == {"numFiles": 2, "numOutputRows": 10, "numOutputBytes": 1474, "taskCommitTime": 18}
     write = SparkWrite(OP_WRITE, path="/x")
-    _spark_classic.apply_metrics(write, metrics)
+    _classic_metrics.apply_metrics(write, metrics)
     assert (write.rows, write.files, write.bytes) == (10, 2, 1474)
     merge = SparkWrite(OP_MERGE, table=("t",))
-    _spark_classic.apply_metrics(
+    _classic_metrics.apply_metrics(
         merge,
         {
             "numTargetRowsInserted": 3,
@@ -353,8 +367,8 @@ def test_write_metrics_under_adaptive_execution() -> None:
     write_exec = J("Execute InsertIntoHadoopFsRelationCommand", metrics=metrics)
     stage = J("ResultQueryStage", plan=write_exec)
     aqe = J("AdaptiveSparkPlan", executedPlan=stage)
-    assert _spark_classic.write_metrics(aqe) == {"numOutputRows": 5}
-    assert _spark_classic.write_metrics(write_exec) == {"numOutputRows": 5}
+    assert _classic_metrics.write_metrics(aqe) == {"numOutputRows": 5}
+    assert _classic_metrics.write_metrics(write_exec) == {"numOutputRows": 5}
 
 
 class FakeBus:
@@ -393,8 +407,8 @@ def test_classic_stop_waits_bounded_then_unregisters() -> None:
     spark = mock.Mock()
     spark._jsparkSession.listenerManager.return_value = manager
     warnings: list[str] = []
-    backend = _spark_classic.ClassicBackend(spark, Collector(), warnings.append, lambda m: None)
-    listener = _spark_classic._QueryExecutionListener(backend)
+    backend = _classic_backend.ClassicBackend(spark, Collector(), warnings.append, lambda m: None)
+    listener = _classic_backend._QueryExecutionListener(backend)
     holder = mock.Mock()
     holder.toArray.return_value = ["the-one-java-proxy"]
     backend._listener, backend._bus, backend._proxy_holder = listener, FakeBus(fail=True), holder
@@ -682,7 +696,7 @@ def test_parse_sql_non_writes(sql: str) -> None:
 
 
 def test_connect_sql_precheck_is_cheap_and_skips_queries() -> None:
-    from dagster_pipes_spark.spark._connect import _may_write
+    from dagster_pipes_spark.spark._connect._sql import may_write as _may_write
 
     assert _may_write("/* x */ -- y\n  insert into t select 1")
     assert _may_write("(WITH a AS (SELECT 1) SELECT * FROM a)")  # parsed later, found not to write
@@ -1122,10 +1136,10 @@ def test_commit_tagger_sets_restores_and_respects_the_job() -> None:
 
 
 def test_maintenance_commands() -> None:
-    assert _delta.maintenance_command("OptimizeTableCommand") == "OPTIMIZE"
-    assert _delta.maintenance_command("VacuumTableCommand") == "VACUUM"
-    assert _delta.maintenance_command("DeltaReorgTableCommand") == "REORG"
-    assert _delta.maintenance_command("MergeIntoCommand") is None
+    assert _commands.maintenance_command("OptimizeTableCommand") == "OPTIMIZE"
+    assert _commands.maintenance_command("VacuumTableCommand") == "VACUUM"
+    assert _commands.maintenance_command("DeltaReorgTableCommand") == "REORG"
+    assert _commands.maintenance_command("MergeIntoCommand") is None
     assert _delta.maintenance_statement("  optimize t ZORDER BY (a)") == "OPTIMIZE"
     assert _delta.maintenance_statement("VACUUM t RETAIN 168 HOURS") == "VACUUM"
     assert _delta.maintenance_statement("SELECT 1") is None

@@ -29,7 +29,9 @@ from _helpers import TESTS, run_pipes  # noqa: E402
 
 import dagster_pipes_spark as dps  # noqa: E402
 from dagster_pipes_spark import DagsterPipesError  # noqa: E402
-from dagster_pipes_spark.spark import _connect, partition_predicate  # noqa: E402
+from dagster_pipes_spark.spark import partition_predicate  # noqa: E402
+from dagster_pipes_spark.spark._connect import _backend as _connect_backend  # noqa: E402
+from dagster_pipes_spark.spark._connect import _facts as _connect_facts  # noqa: E402
 from dagster_pipes_spark.spark._metadata import build_metadata, dagster_table_name, storage_kind  # noqa: E402
 from dagster_pipes_spark.spark._partitions import (  # noqa: E402
     PartitionScope,
@@ -38,6 +40,7 @@ from dagster_pipes_spark.spark._partitions import (  # noqa: E402
     replaces_scope,
     sql_insert_partitions,
 )
+from dagster_pipes_spark.spark._plan_facts import condition_conjuncts, spine_conjuncts  # noqa: E402
 from dagster_pipes_spark.spark._record import OP_INSERT, OP_INSERT_OVERWRITE, SparkWrite  # noqa: E402
 from dagster_pipes_spark.spark._sql import conjuncts_from_sql  # noqa: E402
 
@@ -315,15 +318,69 @@ def test_connect_conditions_from_columns() -> None:
     from pyspark.sql.connect import functions as sf
 
     condition = (sf.col("ds") >= sf.lit(dt.date(2024, 1, 2))) & (sf.lit(dt.date(2024, 1, 3)) > sf.col("ds"))
-    assert _connect._condition_conjuncts(condition, lenient=False) == (
+    assert _connect_facts.condition_conjuncts_of(condition) == (
         ("ds", ">=", "DATE '2024-01-02'"),
         ("ds", "<", "DATE '2024-01-03'"),
     )
-    assert _connect._condition_conjuncts(sf.expr("region = 'eu'"), lenient=False) == (
-        ("region", "=", "'eu'"),
+    assert _connect_facts.condition_conjuncts_of(sf.expr("region = 'eu'")) == (("region", "=", "'eu'"),)
+    assert _connect_facts.condition_conjuncts_of(sf.col("v") > sf.col("w")) is None
+    mixed = (sf.col("v") > sf.col("w")) & (sf.col("Region") == sf.lit("eu"))
+    assert condition_conjuncts(_connect_facts.ClientPlanFacts(), mixed) == ([("Region", "=", "'eu'")], False)
+
+
+class _TinyFacts:
+    """A plan representation of nested tuples, to pin the shared walkers' rules down:
+    ``("Project", child, [(out, source)])``, ``("Filter", child, condition)``, ``(kind, child)``;
+    conditions ``("and", l, r)``, ``(op, l, r)``, ``("col", key, name)``, ``("lit", sql)``."""
+
+    def node_kind(self, node: Any) -> str:
+        return node[0]
+
+    def only_child(self, node: Any) -> Any:
+        return node[1] if len(node) > 1 else None
+
+    def projection(self, node: Any) -> Any:
+        return node[2]
+
+    def filter_condition(self, node: Any) -> Any:
+        return node[2]
+
+    def operator(self, expr: Any) -> str | None:
+        return expr[0] if expr[0] in ("and", "=", ">=", ">", "<=", "<") else None
+
+    def operands(self, expr: Any) -> Any:
+        return expr[1], expr[2]
+
+    def column(self, expr: Any) -> Any:
+        return (expr[1], expr[2]) if expr[0] == "col" else None
+
+    def literal(self, expr: Any) -> str | None:
+        return expr[1] if expr[0] == "lit" else None
+
+    def sql(self, expr: Any) -> str | None:
+        return expr[1] if expr[0] == "sql" else None
+
+
+def test_shared_walkers_follow_columns_through_projections_and_stop_where_rows_change() -> None:
+    ds = ("col", 1, "ds")
+    scan = ("Relation",)
+    where = ("Filter", scan, ("and", (">=", ds, ("lit", "'a'")), ("<", ("lit", "'c'"), ("col", 2, "other"))))
+    renamed = ("Project", ("Sort", where), [(7, 1), (8, None)])  # ds AS day, f(x) AS y
+    facts = _TinyFacts()
+    # the written column `day` is ds below the projection; the term on `other` is not a written one
+    assert spine_conjuncts(facts, renamed, {7: "day"}) == [("day", ">=", "'a'")]
+    assert spine_conjuncts(facts, renamed, {8: "y"}) == []  # a computed column is not followed
+    assert spine_conjuncts(facts, ("Aggregate", where), {1: "ds"}) == []  # rows change: stop
+    unknown = ("Project", where, [(None, None)])  # the representation cannot tell: stop
+    assert spine_conjuncts(facts, unknown, None) == []
+    texts = ("Filter", scan, ("sql", "Region = 'eu' AND v > w"))
+    assert spine_conjuncts(facts, ("Project", texts, [("region", "region")]), None) == [
+        ("Region", "=", "'eu'")
+    ]
+    assert condition_conjuncts(facts, ("sql", "Region = 'eu' AND v > w")) == (
+        [("Region", "=", "'eu'")],
+        False,
     )
-    assert _connect._condition_conjuncts(sf.col("v") > sf.col("w"), lenient=False) is None
-    assert _connect._condition_conjuncts(sf.col("v") > sf.col("w"), lenient=True) == ()
 
 
 def test_connect_reads_partition_columns_of_v1_and_v2_tables() -> None:
@@ -340,7 +397,7 @@ def test_connect_reads_partition_columns_of_v1_and_v2_tables() -> None:
     v1 = [("v", "int"), ("ds", "date"), ("# Partition Information", ""), ("# col_name", "data_type")]
     v1 += [("ds", "date"), ("", ""), ("# Detailed Table Information", ""), ("Catalog", "spark_catalog")]
     v1 += [("Database", "default"), ("Table", "t"), ("Provider", "parquet")]
-    assert _connect._describe_table(Session(v1), ("t",)) == (
+    assert _connect_backend.describe_table(Session(v1), ("t",)) == (
         ("spark_catalog", "default", "t"),
         [("v", "int"), ("ds", "date")],
         "parquet",
@@ -355,9 +412,9 @@ def test_connect_reads_partition_columns_of_v1_and_v2_tables() -> None:
         ("Part 1", "days(ts)"),
     ]
     v2 += [("", ""), ("# Metadata Columns", ""), ("_metadata", "struct"), ("Provider", "delta")]
-    assert _connect._describe_table(Session(v2), ("t",))[2:] == ("delta", ("ds",))
+    assert _connect_backend.describe_table(Session(v2), ("t",))[2:] == ("delta", ("ds",))
     unpartitioned = [("v", "int"), ("", ""), ("# Partitioning", ""), ("Not partitioned", "")]
-    assert _connect._describe_table(Session(unpartitioned), ("t",))[3] == ()
+    assert _connect_backend.describe_table(Session(unpartitioned), ("t",))[3] == ()
 
 
 # --- classic plans (py4j-shaped doubles of Catalyst nodes) -------------------------------------
@@ -436,7 +493,7 @@ def day_range(column: J, first: dt.date, end: dt.date) -> J:
 
 
 def test_classic_dynamic_overwrite_follows_the_partition_column_through_projections() -> None:
-    from dagster_pipes_spark.spark._classic import read_partitions
+    from dagster_pipes_spark.spark._classic._partitions import read_partitions
     from dagster_pipes_spark.spark._partitions import write_replaces_scope, written_partitions
 
     def plan(written: J) -> J:
@@ -470,7 +527,7 @@ def test_classic_dynamic_overwrite_follows_the_partition_column_through_projecti
 
 
 def test_classic_static_spec_overwrite_conditions_and_delta_replace_where() -> None:
-    from dagster_pipes_spark.spark._classic import read_partitions
+    from dagster_pipes_spark.spark._classic._partitions import read_partitions
     from dagster_pipes_spark.spark._partitions import write_replaces_scope
 
     scope = scope_of(DAILY, "2024-01-02")

@@ -1,6 +1,7 @@
 """Structured Streaming through real Dagster: what the queries started inside ``report_spark_writes``
 wrote, on classic sessions (listener) and Spark Connect (progress read from the client), with real
-Delta Lake sources and sinks (the pinned jars of ``.ci/jars/spark40.txt``).
+Delta Lake sources and sinks (the pinned jars of ``.ci/jars/spark40.txt``), and the column lineage
+read from the streamed DataFrames' plans.
 
 One run per mechanism of ``spark_scripts/streaming_job.py`` (see its docstring for the scenarios),
 both started together; the numbers asserted are the data's: 4 files x 10 rows, half of them with an
@@ -24,9 +25,11 @@ from _helpers import TESTS, RunResult, run_pipes
 from test_delta_hooks import table_format_jars
 
 from dagster_pipes_spark.spark._delta import DeltaCommit
-from dagster_pipes_spark.spark._record import SparkWrite
+from dagster_pipes_spark.spark._lineage import lineage_from_explain, lineage_from_tree
+from dagster_pipes_spark.spark._record import LineageSource, SparkWrite
 from dagster_pipes_spark.spark._streaming import (
     Batch,
+    StreamingObserver,
     StreamRun,
     apply_stream_commits,
     error_text,
@@ -38,6 +41,7 @@ from dagster_pipes_spark.spark._streaming import (
 JOB = TESTS / "spark_scripts" / "streaming_job.py"
 ASSETS = [
     "stream_files",
+    "stream_lineage",
     "stream_filtered",
     "stream_rate",
     "stream_nodata",
@@ -222,6 +226,183 @@ def test_foreach_batch_merge_into_delta(run):
         assert meta["spark/streaming_batches"] == 2 and meta["spark/streaming_foreach_batch"] is True
         assert meta["dagster/row_count"] == 40
         assert "delta/version" not in meta
+
+
+# --- column lineage --------------------------------------------------------------------------------
+
+
+def _lineage(result: RunResult, key: str) -> dict[str, list[tuple[str, str]]] | None:
+    """The ``dagster/column_lineage`` Dagster recorded, as ``{column: [(asset key, column)]}``."""
+    value = result.materializations[key].metadata.get("dagster/column_lineage")
+    if value is None:
+        return None
+    return {
+        column: sorted((dep.asset_key.to_user_string(), dep.column_name) for dep in deps)
+        for column, deps in value.lineage.deps_by_column.items()
+    }
+
+
+def test_column_lineage_of_a_query_over_files(run):
+    _, result = run
+    src = "stream_lineage_src"
+    assert _lineage(result, "stream_lineage") == {
+        "id": [(src, "id")],
+        "name_upper": [(src, "name")],
+        "total": [(src, "a"), (src, "b")],
+    }
+    same = {"id": [("stream_src", "id")], "v": [("stream_src", "v")]}
+    assert _lineage(result, "stream_files") == same  # maxFilesPerTrigger, a path sink
+    assert _lineage(result, "stream_filtered") == same  # a filter (not a dependency), a table sink
+    assert _lineage(result, "stream_delta_sink") == same
+    sinks = ("out/lineage", "out/files", "stream_filtered", "stream_delta_sink", "out/delta_path", "out/rate")
+    unread = [m for _, m in result.logs if "no column lineage" in m and any(s in m for s in sinks)]
+    assert not unread
+
+
+def test_a_rate_source_gives_its_columns_no_source(run):
+    _, result = run
+    assert "dagster/column_lineage" not in result.materializations["stream_rate"].metadata
+    assert "dagster/column_lineage" not in result.materializations["stream_fail"].metadata  # unmapped
+
+
+def test_a_delta_table_source_is_the_source_of_the_column_lineage(run):
+    _, result = run
+    assert _lineage(result, "stream_delta_path") == {
+        "id": [("delta_src", "id")],
+        "doubled": [("delta_src", "v")],
+    }
+
+
+def test_a_foreach_batch_query_itself_has_no_column_lineage(run):
+    mechanism, result = run
+    if mechanism == "connect":  # the query is reported (by its name), without lineage
+        for key in ("stream_fb", "stream_merge"):
+            assert "spark/streaming_batches" in _meta(result, key)
+            assert "dagster/column_lineage" not in result.materializations[key].metadata
+
+
+# printed plans of streamed DataFrames (Spark 4.0.1; classic ``treeString`` / Connect ``EXPLAIN``)
+_JSON_SOURCE = (
+    "DataSource(org.apache.spark.sql.classic.SparkSession@582be0ac,json,List(),Some(StructType("
+    "StructField(id,LongType,true),StructField(name,StringType,true),StructField(a,LongType,true),"
+    "StructField(b,LongType,true))),List(),None,Map(maxFilesPerTrigger -> 1, path -> /data/src),None)"
+)
+_DELTA_TABLE_SOURCE = """~Project [id#184L, (v#185L * cast(2 as bigint)) AS doubled#186L]
++- ~SubqueryAlias spark_catalog.default.dsrc
+   +- ~StreamingRelation DataSource(org.apache.spark.sql.classic.SparkSession@582be0ac,delta,List(),\
+Some(StructType()),List(),None,Map(path -> file:/wh/dsrc),Some(CatalogTable(
+Catalog: spark_catalog
+Database: default
+Table: dsrc
+Created Time: Thu Dec 03 16:52:24 UTC 2026
+Type: MANAGED
+Provider: delta
+Location: file:/wh/dsrc
+Partition Provider: Catalog))), delta, [id#184L, v#185L]"""
+
+
+def _sources(lineage: Any) -> dict[str, Any]:
+    return {c: None if d is None else sorted((s.target, n) for s, n in d) for c, d in lineage.items()}
+
+
+def test_streamed_plans_give_their_sources_columns():
+    files = lineage_from_tree(
+        "~Project [id#171L, upper(name#172) AS name_upper#175, (a#173L + b#174L) AS total#176L]\n"
+        f"+- ~StreamingRelation {_JSON_SOURCE}, FileSource[/data/src], [id#171L, name#172, a#173L, b#174L]"
+    )
+    assert _sources(files) == {
+        "id": [("/data/src", "id")],
+        "name_upper": [("/data/src", "name")],
+        "total": [("/data/src", "a"), ("/data/src", "b")],
+    }
+    # a Delta table read with readStream.table: the catalog table, printed over several lines
+    table = lineage_from_tree(_DELTA_TABLE_SOURCE)
+    assert table == {
+        "id": frozenset({(LineageSource(table=("spark_catalog", "default", "dsrc")), "id")}),
+        "doubled": frozenset({(LineageSource(table=("spark_catalog", "default", "dsrc")), "v")}),
+    }
+    # the same in EXPLAIN EXTENDED (Spark Connect), output schema first
+    schema = "id: bigint, doubled: bigint"
+    explained = f"== Analyzed Logical Plan ==\n{schema}\n{_DELTA_TABLE_SOURCE}\n\n== Physical Plan =="
+    assert lineage_from_explain(explained) == table
+    # a Delta path: the path option
+    delta_path = _JSON_SOURCE.replace(",json,", ",delta,").replace("/data/src", "file:/data/d")
+    assert _sources(lineage_from_tree(f"~StreamingRelation {delta_path}, delta, [id#1L, v#2L]")) == {
+        "id": [("/data/d", "id")],
+        "v": [("/data/d", "v")],
+    }
+
+
+def test_sources_that_are_no_dataset_give_no_source_and_unknown_ones_are_unresolved():
+    rate = lineage_from_tree(
+        "~Project [value#181L, timestamp#180]\n"
+        "+- ~StreamingRelationV2 org.apache.spark.sql.execution.streaming.sources.RateStreamProvider@7f,"
+        " rate, org.apache.spark.sql.execution.streaming.sources.RateStreamTable@76, [rowsPerSecond=5],"
+        " [timestamp#180, value#181L]"
+    )
+    assert rate == {"value": frozenset(), "timestamp": frozenset()}
+    socket = lineage_from_tree(
+        "~StreamingRelationV2 org.apache.spark.sql.execution.streaming.sources.TextSocketSourceProvider@1,"
+        " socket, org.apache.spark.sql.execution.streaming.sources.TextSocketTable@2, [host=localhost,"
+        " port=9], [value#179]"
+    )
+    assert socket == {"value": frozenset()}
+    kafka = lineage_from_tree(
+        "~StreamingRelationV2 org.apache.spark.sql.kafka010.KafkaSourceProvider@1, kafka,"
+        " org.apache.spark.sql.kafka010.KafkaSourceProvider$KafkaTable@2, [subscribe=t], [key#1, value#2]"
+    )
+    assert kafka == {"key": None, "value": None}  # a topic is not a table or a path: left out
+    # an unknown V1 source without a path
+    assert lineage_from_tree(
+        "~StreamingRelation DataSource(org.apache.spark.sql.classic.SparkSession@1,com.x.Custom,List(),"
+        "None,List(),None,Map(),None), custom, [a#1]"
+    ) == {"a": None}
+
+
+def test_the_sources_of_a_started_query_resolve_too():
+    files = lineage_from_tree(
+        "~Project [id#169L, upper(name#170) AS name_upper#173]\n"
+        "+- ~StreamingExecutionRelation FileStreamSource[file:/data/src], [id#169L, name#170, a#171L]"
+    )
+    assert _sources(files) == {"id": [("/data/src", "id")], "name_upper": [("/data/src", "name")]}
+    delta = lineage_from_tree(
+        "~SubqueryAlias spark_catalog.default.dsrc\n"
+        "+- ~StreamingExecutionRelation DeltaSource[file:/wh/dsrc], [id#182L],"
+        " `spark_catalog`.`default`.`dsrc`"
+    )
+    assert _sources(delta) == {"id": [("spark_catalog.default.dsrc", "id")]}
+    rate = lineage_from_tree(
+        "~StreamingDataSourceV2ScanRelation[timestamp#175, value#176L] RateStream(rowsPerSecond=5,"
+        " rampUpTimeSeconds=0, numPartitions=2)"
+    )
+    assert rate == {"timestamp": frozenset(), "value": frozenset()}
+    kafka = lineage_from_tree("~StreamingDataSourceV2Relation[key#1, value#2] KafkaV2[Subscribe[t]]")
+    assert kafka == {"key": None, "value": None}
+
+
+def test_a_catalog_table_that_does_not_read_back_is_not_guessed():
+    unterminated = _DELTA_TABLE_SOURCE.replace("Partition Provider: Catalog))), delta,", "Comment: (x")
+    assert lineage_from_tree(unterminated) is None
+
+
+def test_a_plan_that_cannot_be_read_gives_no_lineage_and_a_debug_log():
+    class Unplannable:
+        @property
+        def _jdf(self) -> Any:
+            raise RuntimeError("py4j is gone")
+
+    logs: list[str] = []
+    observer = StreamingObserver(None, connect=False, warn=logs.append, debug=logs.append)
+    run = StreamRun(query=None, api="start", path="/x", format="parquet", query_id="q")
+    observer._capture_plan(run, Unplannable())
+    assert not logs  # the start hook does not log: on exit
+    write = stream_write(run, False, None)
+    observer._lineage(run, write)
+    assert write.column_lineage is None and run.plan_text is None
+    assert logs == ["[spark writes] no column lineage for /x: no plan (RuntimeError: py4j is gone)"]
+    run.plan_text, run.plan_error = "~SomethingNew [a#1]", None  # a node the reader does not know
+    observer._lineage(run, write)
+    assert write.column_lineage is None and "plan not understood" in logs[-1]
 
 
 # --- progress reports of every shape ---------------------------------------------------------------

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
-from dagster_pipes_spark._protocol import coerce_asset_key
+from dagster_pipes_spark._protocol import resolve_asset_key as _resolve_asset_key
 
 
 def is_mock(obj: Any) -> bool:
@@ -47,27 +47,11 @@ def already_materialized(pipes: Any, key: str) -> bool:
 
 
 def resolve_asset_key(pipes: Any, asset_key: Any, method: str) -> str:
-    """The escaped asset key ``method`` reports to: ``asset_key`` (a string, a list of parts or a
-    ``dagster.AssetKey``) when it is in scope, else the one asset in scope."""
-    try:
-        given = coerce_asset_key(asset_key)
-    except TypeError as exc:
-        raise DagsterPipesError(
-            f"Invalid `asset_key` of `{method}`: {exc}. Pass a string such as 'orders' or 'sales/orders',"
-            " a list of key parts, or a dagster.AssetKey."
-        ) from None
+    """The escaped asset key ``method`` reports to through ``pipes`` (this library's context or the
+    stock one): the core rule (:func:`dagster_pipes_spark._protocol.resolve_asset_key`) over the
+    context's assets in scope."""
     try:
         scope = [str(k) for k in pipes.asset_keys]
-    except DagsterPipesError as exc:
-        raise DagsterPipesError(
-            f"`{method}` reports asset checks, but the current step targets no asset ({exc})."
-        ) from None
-    if given is None:
-        if len(scope) != 1:
-            raise DagsterPipesError(
-                f"`{method}` needs `asset_key=`: {len(scope)} assets are in scope ({scope})."
-            )
-        return scope[0]
-    if given not in scope:
-        raise DagsterPipesError(f"Invalid `asset_key` of `{method}`: {given!r} is not in scope {scope}.")
-    return given
+    except DagsterPipesError:  # the stock context when the step targets no asset
+        scope = []
+    return _resolve_asset_key(scope, asset_key, method)

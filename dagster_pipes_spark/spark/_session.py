@@ -280,6 +280,7 @@ def report_spark_writes(
                 connect=_is_connect_session(spark),
                 warn=lambda m: session.log("warning", m),
                 debug=lambda m: session.log("debug", m),
+                lineage=column_lineage,
             )
             session.streams.start()
         except Exception as exc:

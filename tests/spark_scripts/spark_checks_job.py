@@ -163,6 +163,9 @@ def count_jobs(spark: Any, pipes: Any, orders: Any) -> dict[str, int]:
                 },
             )
         counts["relationships_and_aggregate"] = counter.jobs
+        with JobCounter(spark, "unique_with_others") as counter:
+            report_spark_checks(mock.MagicMock(), orders, mixed_checks(spark), sample_size=0)
+        counts["unique_with_others"] = counter.jobs
     finally:
         spark.conf.set("spark.sql.adaptive.enabled", "true")
         spark.conf.unset("spark.sql.autoBroadcastJoinThreshold")
@@ -170,6 +173,51 @@ def count_jobs(spark: Any, pipes: Any, orders: Any) -> dict[str, int]:
 
 
 EMAIL = r"^[^@\s]+@[^@\s]+\.[a-z]+$"
+
+
+def mixed_checks(spark: Any) -> dict[str, Any]:
+    """``unique`` checks (each counted by a grouping of its own, in the one action) among row-level
+    checks, a string ``relationships`` (joined on the keys' hash) whose ``to`` repeats keys."""
+    statuses = spark.createDataFrame([("new",), ("paid",), ("paid",), (None,), ("shipped",)], "code string")
+    return {
+        "order_unique": unique("order_id"),
+        "order_customer_unique": unique("order_id", "customer"),
+        "order_unique_paid": unique("order_id", where="status = 'paid' OR amount < 0"),
+        "customer_status_unique": unique("customer", "status", where="order_id > 1"),
+        "status_exists": relationships("status", to=statuses, field="code"),
+        "status_exists_paid": relationships("status", to=statuses, field="code", where="amount > 5"),
+        "customer_not_null": not_null("customer"),
+        "customer_lower": matches("customer", "^[a-z]$"),
+    }
+
+
+def unique_against_distinct(spark: Any, orders: Any) -> dict[str, list[int]]:
+    """Per check of :func:`mixed_checks`: ``[failed_rows, reference]``, the reference computed by hand
+    (``unique``: rows in scope with a complete key minus ``count(DISTINCT key)``; ``relationships``:
+    a left anti join), plus ``distinct_keys`` against ``count(DISTINCT key)``."""
+    results = report_spark_checks(mock.MagicMock(), orders, mixed_checks(spark), sample_size=0)
+    keys = {
+        "order_unique": (["order_id"], "true"),
+        "order_customer_unique": (["order_id", "customer"], "true"),
+        "order_unique_paid": (["order_id"], "status = 'paid' OR amount < 0"),
+        "customer_status_unique": (["customer", "status"], "order_id > 1"),
+    }
+    out: dict[str, list[int]] = {}
+    for name, (columns, where) in keys.items():
+        scoped = orders.where(f"coalesce(({where}), false)")
+        complete = " AND ".join(f"{c} IS NOT NULL" for c in columns)
+        keyed, distinct = scoped.selectExpr(
+            f"count_if({complete})", f"count(DISTINCT {', '.join(columns)})"
+        ).collect()[0]
+        r = results[name]
+        ours = [r.failed_rows or 0, r.metadata["distinct_keys"]["raw_value"]]
+        out[name] = [ours[0], keyed - distinct, ours[1], distinct]
+    codes = spark.createDataFrame([("new",), ("paid",), ("shipped",)], "code string")
+    for name, where in (("status_exists", "true"), ("status_exists_paid", "amount > 5")):
+        scoped = orders.where(f"coalesce(({where}), false) AND status IS NOT NULL")
+        missing = scoped.join(codes, scoped["status"] == codes["code"], "left_anti").count()
+        out[name] = [results[name].failed_rows or 0, missing]
+    return out
 
 
 def sales_frame(spark: Any) -> Any:
@@ -286,6 +334,7 @@ def main() -> None:
         else:
             bad = bad_inputs(spark, pipes, orders)
 
+        uniques = unique_against_distinct(spark, orders)
         results = report_spark_checks(pipes, orders, ORDER_CHECKS, asset_key="orders")
         pipes.log.info("orders: " + ", ".join(f"{n}={r.passed}" for n, r in results.items()))
         report_spark_checks(
@@ -353,6 +402,7 @@ def main() -> None:
             {
                 "bad": bad,
                 "jobs": jobs,
+                "uniques": uniques,
                 "report_checks": {key: sorted(checks) for key, checks in report.checks.items()},
                 "orders_results": {
                     name: [r.passed, r.failed_rows, r.total_rows, len(r.sample)]

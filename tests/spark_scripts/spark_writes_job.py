@@ -19,25 +19,24 @@ from dagster_pipes_spark.spark import report_spark_writes
 
 
 def spark_session(mechanism: str, tmp: str):
-    from pyspark.sql import SparkSession
+    from dagster_pipes_spark.testing._notebook import make_spark_session
 
     warnings.filterwarnings("ignore")  # Connect warns about static confs it cannot re-set
-    if mechanism == "connect":
-        builder = SparkSession.builder.remote("local[2]")
-    else:
-        builder = SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-    return (
-        builder.appName(f"pipes-spark-hooks-{mechanism}")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.warehouse.dir", os.path.join(tmp, "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp}")
-        # a real DataSource V2 catalog (JDBC over in-memory Derby) for DataFrameWriterV2.append
-        .config(
-            "spark.sql.catalog.jdbc", "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog"
-        )
-        .config("spark.sql.catalog.jdbc.url", "jdbc:derby:memory:pipes_hooks;create=true")
-        .getOrCreate()
+    # Connect: a local server on a free port (`remote("local[2]")` always binds 15002, so two such jobs
+    # at once collide)
+    return make_spark_session(
+        mechanism,
+        {
+            "spark.app.name": f"pipes-spark-hooks-{mechanism}",
+            "spark.sql.shuffle.partitions": "2",
+            "spark.ui.enabled": "false",
+            "spark.sql.warehouse.dir": os.path.join(tmp, "warehouse"),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp}",
+            "spark.sql.codegen.wholeStage": "true",
+            # a real DataSource V2 catalog (JDBC over in-memory Derby) for DataFrameWriterV2.append
+            "spark.sql.catalog.jdbc": "org.apache.spark.sql.execution.datasources.v2.jdbc.JDBCTableCatalog",
+            "spark.sql.catalog.jdbc.url": "jdbc:derby:memory:pipes_hooks;create=true",
+        },
     )
 
 
@@ -105,11 +104,14 @@ def robustness(spark, pipes, mechanism: str, few, out: str) -> None:
     """A hook that raises must not break the write; hooks go away also when the block raises."""
     from unittest import mock
 
-    from dagster_pipes_spark.spark import _classic as _spark_classic
-    from dagster_pipes_spark.spark import _connect as _spark_connect
+    from dagster_pipes_spark.spark._classic import _backend as _classic_backend
+    from dagster_pipes_spark.spark._connect import _patches as _connect_patches
 
     before = hooks_installed(spark, mechanism)
-    target = (_spark_classic, "write_from_plan") if mechanism == "classic" else (_spark_connect, "_v1_write")
+    # where each mechanism looks the write up: the listener's reader, the wrapped writer's reader
+    target = (
+        (_classic_backend, "write_from_plan") if mechanism == "classic" else (_connect_patches, "v1_write")
+    )
     with (
         mock.patch.object(*target, side_effect=RuntimeError("injected hook failure")),
         report_spark_writes(spark, pipes, {os.path.join(out, "robust"): "orders"}),

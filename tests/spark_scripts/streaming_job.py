@@ -3,11 +3,14 @@
 Extras: ``mechanism`` (classic | connect), ``tmp``. One session runs every scenario in one block:
 
 * ``stream_files``: ``availableNow`` over a directory of 4 JSON files (10 rows each) with
-  ``maxFilesPerTrigger`` 1 into a Parquet path: 4 batches, 40 rows;
+  ``maxFilesPerTrigger`` 1 into a Parquet path: 4 batches, 40 rows; the directory is the asset
+  ``stream_src`` (``assets=``), the source of the column lineage of the queries reading it;
+* ``stream_lineage``: ``availableNow`` over a directory of JSON files ``id, name, a, b`` (the asset
+  ``stream_lineage_src``) with a projection, a rename and a computed column into a Parquet path;
 * ``stream_filtered``: the same files through a filter no source can push down (``v % 2 = 0``) into a
   table: 20 rows written (40 read);
 * ``stream_rate``: the ``rate`` source with a ``processingTime`` trigger, still running when the
-  block exits (stopped afterwards);
+  block exits (stopped afterwards): its columns come from no dataset;
 * ``stream_nodata``: ``availableNow`` on a checkpoint that has consumed everything already;
 * ``stream_fail``: a query whose second batch fails (``raise_error``): only the first is reported;
 * ``stream_fb``: ``foreachBatch`` appending each batch to a Parquet path; the query is named
@@ -17,8 +20,9 @@ With Delta (extras ``jars`` non-empty, or ``remote``: the standalone server has 
 
 * ``stream_delta_sink``: the 4 files (``maxFilesPerTrigger`` 1) into a new Delta table
   (``format("delta").toTable``): 4 ``STREAMING UPDATE`` commits, 40 rows;
-* ``stream_delta_path``: a Delta *source* table (3 commits of one file, 10 rows each;
-  ``maxFilesPerTrigger`` 1) into a Delta path (``format("delta").start(path)``): 3 batches, 30 rows;
+* ``stream_delta_path``: a Delta *source* table ``delta_src`` (3 commits of one file, 10 rows each;
+  ``maxFilesPerTrigger`` 1, ``readStream.table``) into a Delta path (``format("delta").start(path)``):
+  3 batches, 30 rows;
 * ``stream_merge``: ``foreachBatch`` running SQL ``MERGE INTO`` a Delta table holding ids 0-9 with the
   4 files in 2 batches (ids 0-39): 10 rows updated, 30 inserted over 2 MERGE commits; the query is
   named ``merge_query`` (what Spark Connect reports, by ``assets=``).
@@ -139,6 +143,10 @@ def main() -> Any:
         with open(os.path.join(fail_src, "b.json"), "w") as f:
             f.write("\n".join(json.dumps({"id": i, "v": 10 + i}) for i in range(5)))  # v > 4: fails
         out = os.path.join(tmp, "out")
+        lineage_src = os.path.join(tmp, "lineage_src")
+        os.makedirs(lineage_src)
+        with open(os.path.join(lineage_src, "a.json"), "w") as f:
+            f.write("\n".join(json.dumps({"id": i, "name": f"n{i}", "a": i, "b": 2 * i}) for i in range(3)))
 
         def json_stream(directory: str, **options: object) -> Any:
             reader = spark.readStream.schema("id BIGINT, v BIGINT")
@@ -158,7 +166,10 @@ def main() -> Any:
         delta_path = os.path.join(out, "delta_path")
 
         assets = {
+            src: "stream_src",
+            lineage_src: "stream_lineage_src",
             os.path.join(out, "files"): "stream_files",
+            os.path.join(out, "lineage"): "stream_lineage",
             os.path.join(out, "rate"): "stream_rate",
             os.path.join(out, "nodata"): "stream_nodata",
             os.path.join(out, "fail"): "stream_fail",
@@ -207,6 +218,15 @@ def main() -> Any:
                 files.option("checkpointLocation", checkpoint("files"))
                 .trigger(availableNow=True)
                 .start(os.path.join(out, "files"))
+            )
+            queries.append(
+                spark.readStream.schema("id BIGINT, name STRING, a BIGINT, b BIGINT")
+                .json(lineage_src)
+                .selectExpr("id", "upper(name) AS name_upper", "a + b AS total")
+                .writeStream.format("parquet")
+                .option("checkpointLocation", checkpoint("lineage"))
+                .trigger(availableNow=True)
+                .start(os.path.join(out, "lineage"))
             )
             filtered = json_stream(src).where("v % 2 = 0").writeStream.format("parquet")
             queries.append(

@@ -4,8 +4,9 @@ means, the Spark SQL that computes it in the shared aggregation, and how its fig
 Every row-level check (``expect``, ``not_null``, ``accepted_values``; ``in_range``, ``matches`` and
 ``relationships`` in ``_kinds``) is one ``count_if`` over a condition that is TRUE for a
 failing row in ``where=``'s scope (plus a ``count_if(where)`` for the scope); ``unique`` is
-``count_if(key complete)`` minus ``count(DISTINCT key)`` (Spark counts a multi-column DISTINCT only
-where every column is non-NULL); ``expect_aggregate`` is its own SQL over aggregates;
+``count_if(key complete)`` minus the number of distinct complete keys, which the evaluation counts
+apart from the aggregation, partitioning by the key (``Compiled.grouped``), in the same action;
+``expect_aggregate`` is its own SQL over aggregates;
 ``row_count`` reads the total; ``fresh`` the newest value in microseconds since the epoch;
 ``has_columns`` only the schema. Nothing here imports pyspark.
 """
@@ -110,6 +111,8 @@ class Compiled:
     probe: str | None = None  # an expression whose type the check constrains (see ``probe_types``)
     fail: str | None = None  # ROW checks: SQL that is TRUE for a failing row
     keys: tuple[str, ...] = ()  # UNIQUE checks: SQL references of the key columns
+    #: UNIQUE checks: (SQL TRUE for a row whose key is counted, the alias of the distinct-key count)
+    grouped: tuple[str, str] | None = None
     reads: tuple[str, ...] = ()  # columns the check reads (first in samples)
     error: str | None = None  # why the check cannot be evaluated
     where: str | None = None  # row-level checks: the user's ``where=`` predicate
@@ -433,20 +436,17 @@ class Unique(RowLevel):
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
         keys = tuple(columns.ref(c) for c in self.columns)
         complete = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-        distinct = list(keys)
-        if self.where:  # a key outside the scope is NULL, so DISTINCT does not count it
+        if self.where:
             complete = f"coalesce(({self.where}), false) AND {complete}"
-            distinct[0] = f"IF(coalesce(({self.where}), false), {keys[0]}, NULL)"
         return Compiled(
             name,
             self,
             index,
-            aggregates={
-                self._alias(index, "keyed"): f"count_if({complete})",
-                self._alias(index, "distinct"): f"count(DISTINCT {', '.join(distinct)})",
-                **self._scope(index),
-            },
+            # the distinct keys are counted apart (``grouped``), in the same action: a
+            # count(DISTINCT) here would make Spark group the whole aggregation by the key
+            aggregates={self._alias(index, "keyed"): f"count_if({complete})", **self._scope(index)},
             keys=keys,
+            grouped=(complete, self._alias(index, "distinct")),
             reads=tuple((columns.find(c) or (c, ""))[0] for c in self.columns),
             where=self.where,
         )

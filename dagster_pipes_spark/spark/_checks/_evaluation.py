@@ -6,13 +6,23 @@ The Spark work of one call, classic or Connect alike (only ``DataFrame.selectExp
 
 1. analysis only: the schema; per ``relationships`` check, the type of its column and the
    ``to`` table or DataFrame's field, whose distinct keys (cast to that type) are left-joined to the
-   data with a marker (broadcast, unless the session disables broadcast joins); then the
-   aggregation below plus a typed probe per expression and ``where=`` predicate
-   (``first(<expression>)``, to check it is boolean / a time) -- ``df.selectExpr(...).schema``,
-   parsed and analyzed, never executed; per check only when it fails, to name the culprit;
-2. one action: that aggregation without the probes (selected away, so Spark prunes them): a single
-   global aggregation with ``count(1)`` and every check's aggregates (``expect_aggregate``'s
-   condition and the aggregates it reads among them) over the data with the keys joined;
+   data with a marker (broadcast, unless the session disables broadcast joins; string keys are
+   joined on their ``xxhash64``, the keys sharing a hash collected into a list the value is looked
+   up in: a probe on one long key costs a fraction of one on a string); then the aggregation below
+   plus a typed probe per expression and ``where=`` predicate (``first(<expression>)``, to check it
+   is boolean / a time) -- ``df.selectExpr(...).schema``, parsed and analyzed, never executed; per
+   check only when it fails, to name the culprit;
+2. one action, one ``collect()`` of a ``unionByName`` of one-row parts: that aggregation without
+   the probes (selected away, so Spark prunes them) -- a single global aggregation with ``count(1)``
+   and every check's aggregates (``expect_aggregate``'s condition and the aggregates it reads among
+   them) over the data with the keys joined -- and, per ``unique`` check, the number of its
+   distinct keys: the rows first of their key (``row_number()`` over a window partitioned by the
+   key: one shuffle and one sort of the key columns alone). A ``count(DISTINCT key)`` inside the
+   aggregation would make Spark group every other aggregate by the key (several times slower);
+   the price is that the data is read once more per ``unique`` check (its key columns only). Spark
+   computes each row-level condition once per row (common subexpressions, a ``where=`` shared by
+   several checks included, are evaluated in the projection feeding the aggregation), and the code
+   it generates for dozens of checks stays far below the JIT's method size limit;
 3. only when a row-level check failed and ``sample_size > 0``: one more action fetching up to
    ``sample_size`` failing rows per failed check -- a ``row_number() <= n`` per check over the rows
    failing any check (Spark applies it per partition before the shuffle), and for ``unique`` the
@@ -282,9 +292,36 @@ def _broadcasts(df: DataFrame) -> bool:
     return not str(value or "").strip().startswith("-")
 
 
-def _collect_one(plan: DataFrame) -> dict[str, Any]:
+def _collect_figures(plan: DataFrame) -> dict[str, Any]:
+    """The figures of the plan :meth:`CheckRun._figures_plan` builds: one row per part, each part's
+    figures non-NULL only in its own row (the other parts' columns are NULL there)."""
+    figures: dict[str, Any] = {}
     with _quiet_spark_errors():  # a failure is logged with its message, and the check reported
-        return plan.collect()[0].asDict()
+        rows = plan.collect()
+    for row in rows:
+        for name, value in row.asDict().items():
+            if value is not None or name not in figures:
+                figures[name] = value
+    return figures
+
+
+def _distinct_keys(df: DataFrame, c: Compiled) -> DataFrame:
+    """One row: the number of distinct complete keys of a ``unique`` check, counted apart from the
+    shared aggregation (a ``count(DISTINCT key)`` in it would make Spark group every other check's
+    aggregates by the key), as the rows that come first of their key: one shuffle by the key and a
+    sort, whatever the keys -- grouping by them would build a hash map of every key twice (before
+    and after the shuffle), which for the mostly unique keys of a ``unique`` check costs twice as
+    much (and spills)."""
+    assert c.grouped is not None
+    complete, alias = c.grouped
+    keys = [f"{PREFIX}key{j}" for j in range(len(c.keys))]
+    first = f"row_number() OVER (PARTITION BY {', '.join(keys)} ORDER BY {', '.join(keys)}) = 1"
+    return (
+        df.where(complete)
+        .selectExpr(*[f"{ref} AS {k}" for ref, k in zip(c.keys, keys, strict=True)])
+        .selectExpr(f"{first} AS {PREFIX}first")
+        .selectExpr(f"count_if({PREFIX}first) AS {alias}")
+    )
 
 
 def _cell(value: Any) -> Any:
@@ -374,14 +411,41 @@ class CheckRun:
                     f"the {what} has no column {field!r}; its columns: {target_columns.described()}"
                 ) from None
             raise DagsterPipesError(f"cannot read {field!r} of the {what}: {_message(exc)}") from None
-        keys = keys.where(f"{key} IS NOT NULL").distinct().selectExpr("*", f"TRUE AS {found}")
-        if broadcast:  # the keys of a dimension are few: the data is never shuffled for the join
+        keys = keys.where(f"{key} IS NOT NULL").distinct()
+        if kind != "string":
+            keys = keys.selectExpr("*", f"TRUE AS {found}")
+            if broadcast:  # the keys of a dimension are few: the data is never shuffled for the join
+                keys = keys.hint("broadcast")
+            return data.selectExpr("*", f"{ref} AS {key}").join(keys, on=key, how="left")
+        # strings: joined on their 64-bit hash, a probe several times cheaper per row than one on
+        # the string (Spark's join on a single long key); the keys sharing a hash are compared
+        hashed, matched = f"{key}_hash", f"{key}_matched"
+        keys = (
+            keys.selectExpr(f"xxhash64({key}) AS {hashed}", key)
+            .groupBy(hashed)
+            .agg({key: "collect_list"})
+            .toDF(hashed, matched)
+        )
+        if broadcast:
             keys = keys.hint("broadcast")
-        return data.selectExpr("*", f"{ref} AS {key}").join(keys, on=key, how="left")
+        return (
+            data.selectExpr("*", f"{ref} AS {key}", f"xxhash64({ref}) AS {hashed}")
+            .join(keys, on=hashed, how="left")
+            .selectExpr("*", f"IF(array_contains({matched}, {key}), TRUE, NULL) AS {found}")
+            .drop(hashed, matched)
+        )
 
     def validate(self, strict: bool) -> None:
         """Analyze; ``strict``: raise naming every check that does not, before any Spark job."""
         self.plan = validate(self.data, self.compiled, self.columns)
+        for c in self.compiled:  # the key of a ``unique`` check must be one Spark can group by
+            if c.grouped is not None and c.error is None:
+                try:
+                    with _quiet_spark_errors():
+                        _ = _distinct_keys(self.df, c).schema
+                except Exception as exc:
+                    c.error = _explain(exc, self.columns)
+                    self.plan = None
         bad = [c for c in self.compiled if c.error]
         if strict and bad:
             lines = [f"check {c.name!r} ({c.check.definition}): {c.error}" for c in bad]
@@ -409,11 +473,7 @@ class CheckRun:
     def _aggregate(self, jobs: list[Compiled], strict: bool) -> None:
         self.actions += 1
         try:
-            if self.plan is not None:  # analyzed already; without the probes
-                plan = self.plan.select(TOTAL, *(alias for c in jobs for alias in c.aggregates))
-            else:  # the checks that analyzed (the others are reported with their error)
-                plan = self.data.selectExpr(*_aggregate_exprs(jobs, probes=False))
-            self.figures = _collect_one(plan)
+            self.figures = _collect_figures(self._figures_plan(jobs, self.plan))
             return
         except Exception as exc:
             first = exc
@@ -427,7 +487,7 @@ class CheckRun:
         for c in jobs:
             self.actions += 1
             try:
-                self.figures.update(_collect_one(self.data.selectExpr(*_aggregate_exprs([c], probes=False))))
+                self.figures.update(_collect_figures(self._figures_plan([c], None)))
             except Exception as exc:
                 errors[c.name] = f"Spark failed evaluating the check: {_message(exc)}"
         if len(errors) == len(jobs) and strict:
@@ -443,6 +503,19 @@ class CheckRun:
         for c in jobs:
             if c.name in errors:
                 c.error = errors[c.name]
+
+    def _figures_plan(self, jobs: list[Compiled], analyzed: DataFrame | None) -> DataFrame:
+        """The plan of the one action: the shared aggregation (``analyzed`` already, without the
+        probes, or built for ``jobs``) and, per ``unique`` check, its distinct-key count, in one
+        ``unionByName`` (one row each; a column is NULL in the rows of the other parts)."""
+        if analyzed is not None:  # without the probes (selected away, so Spark prunes them)
+            plan = analyzed.select(TOTAL, *(alias for c in jobs for alias in c.aggregates))
+        else:  # the checks that analyzed (the others are reported with their error)
+            plan = self.data.selectExpr(*_aggregate_exprs(jobs, probes=False))
+        for c in jobs:
+            if c.grouped is not None:
+                plan = plan.unionByName(_distinct_keys(self.df, c), allowMissingColumns=True)
+        return plan
 
     def _sample(self, failed: list[Compiled]) -> None:
         reads: list[str] = []

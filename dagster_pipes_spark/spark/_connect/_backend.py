@@ -1,0 +1,297 @@
+"""The Connect mechanism's backend: table names and schemas on exit, column lineage from the
+explained plans, Delta and Iceberg look-ups."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from dagster_pipes_spark.spark._connect._facts import PLAIN_NAME
+from dagster_pipes_spark.spark._connect._lineage import WHOLE_PLAN_CONFS
+from dagster_pipes_spark.spark._connect._observation import plan_dataframe
+from dagster_pipes_spark.spark._connect._patches import install, uninstall
+from dagster_pipes_spark.spark._connect._registry import Busy, error_text
+from dagster_pipes_spark.spark._connect._sql import MergeStatement
+from dagster_pipes_spark.spark._delta import COMMIT_TAG_CONF, CommitTagger, enrich_from_delta_history
+from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
+from dagster_pipes_spark.spark._lineage import lineage_from_explain, merge_lineage_from_explain
+from dagster_pipes_spark.spark._parallel import parallel_map
+from dagster_pipes_spark.spark._record import (
+    Collector,
+    SparkWrite,
+)
+from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
+
+
+def describe_table(
+    spark: Any, parts: tuple[str, ...]
+) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None, tuple[str, ...]]:
+    """``(qualified_parts, columns, provider, partition_columns)`` from ``DESCRIBE TABLE EXTENDED``."""
+    rows = spark.sql("DESCRIBE TABLE EXTENDED " + ".".join(quote_identifier(p) for p in parts)).collect()
+    columns: list[tuple[str, str]] = []
+    info: dict[str, str] = {}
+    partition_columns: list[str] = []
+    in_columns = True
+    in_partitions = False
+    for row in rows:
+        name = (row[0] or "").strip()
+        value = (row[1] or "").strip() if len(row) > 1 and row[1] is not None else ""
+        if in_columns:
+            if not name or name.startswith("#"):
+                in_columns = False
+                in_partitions = name in ("# Partition Information", "# Partitioning")
+            else:
+                columns.append((name, value))
+            continue
+        if name in ("# Partition Information", "# Partitioning"):  # V1 / V2 (e.g. Delta) tables
+            in_partitions = True
+        elif in_partitions and name and not name.startswith("#"):
+            if PLAIN_NAME.fullmatch(name):
+                partition_columns.append(name.strip("`"))
+            elif name.startswith("Part ") and PLAIN_NAME.fullmatch(
+                value
+            ):  # "Part 0 | ds"; a transform such as days(ts) is not a column
+                partition_columns.append(value.strip("`"))
+            continue
+        elif not name or name.startswith("#"):
+            in_partitions = in_partitions and name == "# col_name"
+        if name and not name.startswith("#") and name not in info:
+            info[name] = value
+    qualified: tuple[str, ...] | None = None
+    database = info.get("Database") or info.get("Schema") or info.get("Namespace")
+    if info.get("Catalog") and database and info.get("Table"):
+        qualified = (info["Catalog"], *split_identifier(database), info["Table"])
+    elif info.get("Name") and len(split_identifier(info["Name"])) >= 3:
+        # a V2 table (Delta's DeltaTableV2, Iceberg): one "Name" row, fully qualified
+        qualified = tuple(split_identifier(info["Name"]))
+    provider = info.get("Provider")
+    return qualified, columns or None, provider.lower() if provider else None, tuple(partition_columns)
+
+
+class ConnectBackend:
+    """Observes writes of one Spark Connect session by instrumenting the Python writer APIs."""
+
+    mechanism = "connect"
+
+    def __init__(
+        self,
+        spark: Any,
+        collector: Collector,
+        warn: Callable[[str], None],
+        debug: Callable[[str], None],
+        *,
+        count_rows: bool = True,
+        lineage: bool = True,
+    ) -> None:
+        self.spark = spark
+        #: explain the written plans on exit for column lineage
+        self.lineage = lineage
+        #: count rows of non-Delta writes with a named observation (a few ms of server time per write)
+        self.count_rows = count_rows
+        self.collector = collector
+        self._warn = warn
+        self.debug = debug
+        self._default_format: str | bool | None = False  # False: not read yet
+
+        def get() -> str | None:
+            with Busy():
+                value = self.spark.conf.get(COMMIT_TAG_CONF, None)
+            return str(value) if value else None
+
+        def set_(tag: str) -> None:
+            with Busy():
+                self.spark.conf.set(COMMIT_TAG_CONF, tag)
+
+        def unset() -> None:
+            with Busy():
+                self.spark.conf.unset(COMMIT_TAG_CONF)
+
+        self._tagger = CommitTagger(get, set_, unset)
+
+    def start(self) -> None:
+        self._tagger.start()
+        if self._tagger.note:
+            self.debug(f"[spark writes] {self._tagger.note}")
+        install(self)
+
+    def default_format(self) -> str | None:
+        """``spark.sql.sources.default`` (``delta`` on Databricks), read once."""
+        if self._default_format is False:
+            try:
+                with Busy():
+                    value = self.spark.conf.get("spark.sql.sources.default", "parquet")
+                self._default_format = str(value).lower() if value else None
+            except Exception:
+                self._default_format = None
+        return self._default_format if isinstance(self._default_format, str) else None
+
+    def stop(self, timeout: float) -> None:
+        self._tagger.stop()
+        try:
+            left = uninstall(self)
+        except Exception as exc:
+            self._warn(f"[spark writes] could not remove the Spark Connect write hooks: {exc}")
+            return
+        if left:
+            self.debug(f"[spark writes] left wrapped by another library: {', '.join(left)}")
+
+    def prepare(self, writes: list[SparkWrite]) -> None:
+        """Qualify table names and read their schema and provider (one DESCRIBE per table, run
+        concurrently)."""
+        tables: dict[tuple[str, ...], tuple[str, ...]] = {}
+        for write in writes:
+            if write.table:
+                tables.setdefault(tuple(p.lower() for p in write.table), write.table)
+        keys = list(tables)
+
+        def describe(
+            key: tuple[str, ...],
+        ) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None, tuple[str, ...]]:
+            with Busy():
+                return describe_table(self.spark, tables[key])
+
+        described = dict(zip(keys, parallel_map(describe, keys), strict=True))
+        for write in writes:
+            if not write.table:
+                continue
+            info = described[tuple(p.lower() for p in write.table)]
+            if isinstance(info, BaseException):
+                self.debug(f"[spark writes] DESCRIBE TABLE {write.target} failed: {error_text(info)}")
+                continue
+            qualified, columns, provider, partition_columns = info
+            if qualified and len(qualified) >= len(write.table):
+                write.table = qualified
+            write.columns = write.columns or columns
+            write.partition_columns = write.partition_columns or partition_columns or None
+            if provider:
+                write.format = write.format or provider
+                if write.is_delta is None:
+                    write.is_delta = provider == "delta"
+
+    def enrich(self, writes: list[SparkWrite]) -> None:
+        """Schemas of path writes, the default format, and Delta history."""
+        default_format = None
+        if any(w.path and not w.table and w.format is None for w in writes):
+            default_format = self.default_format()
+        last_by_target: dict[str, SparkWrite] = {}
+        for write in writes:
+            if write.table:
+                continue
+            if write.format is None and default_format:
+                write.format = default_format
+                write.is_delta = default_format == "delta"
+            last_by_target[write.target_key] = write
+        # one schema look-up per distinct written plan (the same DataFrame is often written twice)
+        plans: dict[int, Any] = {}
+        for write in last_by_target.values():
+            if write.columns is None and write.source is not None:
+                plans.setdefault(id(write.source), write.source)
+        plan_ids = list(plans)
+
+        def schema_of(plan_id: int) -> list[tuple[str, str]]:
+            with Busy():
+                schema = plan_dataframe(plans[plan_id], self.spark).schema
+            return [(f.name, f.dataType.simpleString()) for f in schema.fields]
+
+        schemas = dict(zip(plan_ids, parallel_map(schema_of, plan_ids), strict=True))
+        for write in last_by_target.values():
+            if write.columns is None and write.source is not None:
+                result = schemas.get(id(write.source))
+                if isinstance(result, BaseException):
+                    self.debug(f"[spark writes] schema of {write.target} unavailable: {error_text(result)}")
+                elif result is not None:
+                    write.columns = result
+
+        def run_sql(query: str) -> list[Any]:
+            with Busy():
+                return list(self.spark.sql(query).collect())
+
+        enrich_from_delta_history(
+            writes, run_sql, probe_unknown=True, on_error=self.debug, tag=self._tagger.tag
+        )
+        if any((w.format or "").lower() == "iceberg" for w in writes):
+            enrich_from_iceberg_snapshots(writes, run_sql, app_id=self.application_id(), on_error=self.debug)
+        for write in writes:
+            write.source = None
+        if self.lineage:
+            self._column_lineage(writes)
+
+    def _column_lineage(self, writes: list[SparkWrite]) -> None:
+        """Column lineage of the written plans and SQL statements: one ``EXPLAIN EXTENDED`` each
+        (analysis and planning on the server, no job), run concurrently."""
+        inputs: dict[int, Any] = {}
+        for write in writes:
+            if write.lineage_input is not None:
+                inputs.setdefault(id(write.lineage_input), write.lineage_input)
+        keys = list(inputs)
+
+        def explain_sql(query: str, args: Any, kwargs: Any) -> str:
+            return str(self.spark.sql("EXPLAIN EXTENDED " + query, *args, **kwargs).collect()[0][0])
+
+        def explain(key: int) -> str | tuple[str, str]:
+            item = inputs[key]
+            with Busy():
+                if isinstance(item, MergeStatement):  # the MERGE and its source
+                    return (
+                        explain_sql(item.statement, item.args, item.kwargs),
+                        explain_sql(item.source, item.args, item.kwargs),
+                    )
+                if isinstance(item, tuple):  # (statement, args, kwargs) of SparkSession.sql
+                    return explain_sql(*item)
+                return str(plan_dataframe(item, self.spark)._explain_string(extended=True))
+
+        with self._all_fields_in_plans(bool(keys)):
+            texts = dict(zip(keys, parallel_map(explain, keys), strict=True))
+        for write in writes:
+            item, write.lineage_input = write.lineage_input, None
+            if item is None:
+                continue
+            text = texts[id(item)]
+            if isinstance(text, BaseException):
+                self.debug(f"[spark writes] no column lineage for {write.target}: {error_text(text)}")
+                continue
+            columns = [name for name, _ in write.columns] if write.columns else None
+            if isinstance(text, tuple):
+                write.column_lineage = merge_lineage_from_explain(*text, columns)
+            else:
+                write.column_lineage = lineage_from_explain(text, columns)
+            if write.column_lineage is None:
+                self.debug(f"[spark writes] no column lineage for {write.target}: plan not understood")
+
+    @contextlib.contextmanager
+    def _all_fields_in_plans(self, needed: bool) -> Iterator[None]:
+        """Let explained plans print whole: every column (``spark.sql.debug.maxToStringFields``, 25
+        by default, cuts longer lists: their columns would get no lineage) and whole file locations
+        (``spark.sql.maxMetadataStringLength``, 100 by default, cuts a long input path: its columns
+        would get no lineage). The settings are restored."""
+        previous: dict[str, str | None] = {}
+        if needed:
+            for key, value in WHOLE_PLAN_CONFS.items():
+                try:
+                    with Busy():
+                        previous[key] = self.spark.conf.get(key, None)
+                        self.spark.conf.set(key, value)
+                except Exception as exc:  # e.g. a serverless session that does not allow it
+                    previous.pop(key, None)
+                    self.debug(f"[spark writes] plans keep their {key}: {error_text(exc)}")
+        try:
+            yield
+        finally:
+            for key, old in previous.items():
+                try:
+                    with Busy():
+                        if old is None:
+                            self.spark.conf.unset(key)
+                        else:
+                            self.spark.conf.set(key, old)
+                except Exception as exc:
+                    self._warn(f"[spark writes] could not restore {key}: {error_text(exc)}")
+
+    def application_id(self) -> str | None:
+        with Busy():
+            try:
+                value = self.spark.conf.get("spark.app.id", None)
+            except Exception:
+                return None
+        return str(value) if value else None

@@ -1,0 +1,91 @@
+"""The ``DESCRIBE HISTORY`` look-ups of a block's Delta writes on exit (both mechanisms)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from dagster_pipes_spark.spark._delta._history import (
+    apply_commit,
+    as_mapping,
+    history_sql,
+    match_commits,
+    parse_history_row,
+)
+from dagster_pipes_spark.spark._parallel import parallel_map
+from dagster_pipes_spark.spark._record import (
+    SparkWrite,
+)
+
+_DEEP_HISTORY = 200
+
+
+def _is_parse_error(exc: BaseException) -> bool:
+    return "PARSE_SYNTAX_ERROR" in str(exc) or "ParseException" in type(exc).__name__
+
+
+def enrich_from_delta_history(
+    writes: Sequence[SparkWrite],
+    run_sql: Callable[[str], list[Any]],
+    *,
+    probe_unknown: bool,
+    on_error: Callable[[str], None],
+    tag: str | None = None,
+) -> None:
+    """Fill version, row counts and file/byte counters of Delta writes from ``DESCRIBE HISTORY``.
+
+    One query per Delta target (``LIMIT`` = writes to it + a margin for maintenance commits), run
+    concurrently; with a commit ``tag``, a target where fewer of this block's commits than writes
+    came back (other writers committed in between) is read again further back. Targets whose format
+    is unknown are probed when ``probe_unknown``; a parse error on the first probe (no Delta SQL in
+    this session) skips the others.
+    """
+    groups: dict[str, list[SparkWrite]] = {}
+    for write in writes:
+        if write.is_delta is False or (write.is_delta is None and not probe_unknown):
+            continue
+        groups.setdefault(write.target_key, []).append(write)
+    known = [g for g in groups.values() if any(w.is_delta for w in g)]
+    unknown = [g for g in groups.values() if not any(w.is_delta for w in g)]
+
+    def history(group: list[SparkWrite]) -> list[Any]:
+        first = group[0]
+        target = (first.table, None if first.table else first.path)
+        limit = len(group) + 5
+        rows = run_sql(history_sql(*target, limit))
+        if tag is not None and len(rows) >= limit:
+            ours = sum(1 for r in rows if as_mapping(r).get("userMetadata") == tag)
+            if ours < len(group):  # concurrent commits pushed ours further back
+                rows = run_sql(history_sql(*target, max(_DEEP_HISTORY, 10 * limit)))
+        return rows
+
+    def apply(group: list[SparkWrite], result: list[Any] | BaseException, known_delta: bool) -> None:
+        if isinstance(result, BaseException):
+            if known_delta:
+                text = str(result).strip()
+                on_error(
+                    f"DESCRIBE HISTORY for {group[0].target} failed: {type(result).__name__}:"
+                    f" {text.splitlines()[0] if text else ''}"
+                )
+            for w in group:
+                if w.is_delta is None:
+                    w.is_delta = False
+            return
+        commits = [c for c in (parse_history_row(r) for r in result) if c is not None]
+        for w in group:
+            w.is_delta = True
+        for write, commit in match_commits(group, commits, tag):
+            apply_commit(write, commit)
+
+    for group, result in zip(known, parallel_map(history, known), strict=True):
+        apply(group, result, True)
+    if unknown:
+        first_result = parallel_map(history, unknown[:1])[0]
+        apply(unknown[0], first_result, False)
+        rest = unknown[1:]
+        if isinstance(first_result, BaseException) and _is_parse_error(first_result):
+            rest_results: list[list[Any] | BaseException] = [first_result] * len(rest)
+        else:
+            rest_results = parallel_map(history, rest)
+        for group, result in zip(rest, rest_results, strict=True):
+            apply(group, result, False)
