@@ -38,8 +38,10 @@ from dagster_pipes_spark.spark import (
     row_count,
     unique,
 )
-from dagster_pipes_spark.spark._checks._definitions import Columns, coerce_checks, normalize_type, sql_literal
+from dagster_pipes_spark.spark._checks._basic import sql_literal
 from dagster_pipes_spark.spark._checks._kinds import aggregate_calls
+from dagster_pipes_spark.spark._checks._model import Columns, normalize_type
+from dagster_pipes_spark.spark._checks._results import coerce_checks
 
 pytest.importorskip("pyspark")
 

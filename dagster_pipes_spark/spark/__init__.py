@@ -158,9 +158,7 @@ counted in ``total_rows``) and ``max_failed_rows=`` / ``max_failed_fraction=`` (
 
 from __future__ import annotations
 
-from dagster_pipes_spark.spark._checks._definitions import (
-    SparkCheck,
-    SparkCheckResult,
+from dagster_pipes_spark.spark._checks._basic import (
     accepted_values,
     expect,
     fresh,
@@ -172,6 +170,8 @@ from dagster_pipes_spark.spark._checks._definitions import (
 from dagster_pipes_spark.spark._checks._evaluation import report_spark_checks
 from dagster_pipes_spark.spark._checks._files import load_checks
 from dagster_pipes_spark.spark._checks._kinds import expect_aggregate, in_range, matches, relationships
+from dagster_pipes_spark.spark._checks._model import SparkCheck
+from dagster_pipes_spark.spark._checks._results import SparkCheckResult
 from dagster_pipes_spark.spark._partitions import partition_predicate
 from dagster_pipes_spark.spark._record import SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._session import report_spark_writes

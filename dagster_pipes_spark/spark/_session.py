@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
     from pyspark.sql.connect.session import SparkSession as ConnectSparkSession
 
-    from dagster_pipes_spark.spark._checks._definitions import ChecksArg
+    from dagster_pipes_spark.spark._checks._results import ChecksArg
 
 # --- the hook session -------------------------------------------------------------------------
 

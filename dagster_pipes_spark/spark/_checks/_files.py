@@ -15,10 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
-from dagster_pipes_spark.spark._checks._definitions import (
-    SparkCheck,
+from dagster_pipes_spark.spark._checks._basic import (
     accepted_values,
-    coerce_checks,
     expect,
     fresh,
     has_columns,
@@ -27,6 +25,8 @@ from dagster_pipes_spark.spark._checks._definitions import (
     unique,
 )
 from dagster_pipes_spark.spark._checks._kinds import expect_aggregate, in_range, matches, relationships
+from dagster_pipes_spark.spark._checks._model import SparkCheck
+from dagster_pipes_spark.spark._checks._results import coerce_checks
 from dagster_pipes_spark.spark._sql import string_literal
 from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
 

@@ -15,18 +15,18 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from dagster_pipes_spark._metadata import typed_value
-from dagster_pipes_spark.spark._checks._definitions import (
+from dagster_pipes_spark.spark._checks._basic import sql_literal
+from dagster_pipes_spark.spark._checks._model import (
     TABLE,
     TOTAL,
     Columns,
     Compiled,
+    RowCheck,
     RowLevel,
     SparkCheck,
     Verdict,
-    _as_int,
-    _names,
-    _RowCheck,
-    sql_literal,
+    as_int,
+    column_names,
 )
 from dagster_pipes_spark.spark._sql import string_literal
 
@@ -38,7 +38,7 @@ def _column(columns: Columns, name: str) -> str:
 
 
 @dataclass(frozen=True)
-class InRange(_RowCheck):
+class InRange(RowCheck):
     """A row fails when the value is below ``min`` or above ``max`` (inclusive); NULL passes."""
 
     column: str
@@ -51,7 +51,7 @@ class InRange(_RowCheck):
         return f"in_range({self.column!r}{bounds}{self._options()})"
 
     def _problems(self) -> list[str]:
-        out = _names([self.column], "in_range")
+        out = column_names([self.column], "in_range")
         if self.min is None and self.max is None:
             out.append("in_range needs `min`, `max` or both")
         for key, value in (("min", self.min), ("max", self.max)):
@@ -76,7 +76,7 @@ class InRange(_RowCheck):
 
 
 @dataclass(frozen=True)
-class Matches(_RowCheck):
+class Matches(RowCheck):
     """A row fails when the value does not match the Java regular expression (Spark ``RLIKE``: a
     match anywhere in the value; anchor with ``^...$``); NULL passes."""
 
@@ -88,7 +88,7 @@ class Matches(_RowCheck):
         return f"matches({self.column!r}, {self.pattern!r}{self._options()})"
 
     def _problems(self) -> list[str]:
-        out = _names([self.column], "matches")
+        out = column_names([self.column], "matches")
         if not isinstance(self.pattern, str) or not self.pattern:
             out.append(f"matches: `pattern` must be a non-empty regular expression, got {self.pattern!r}")
         return out
@@ -121,7 +121,7 @@ class Relationships(RowLevel):
         return self.field if self.field is not None else self.column
 
     def _problems(self) -> list[str]:
-        out = _names([self.column], "relationships")
+        out = column_names([self.column], "relationships")
         if isinstance(self.to, str):
             if not self.to.strip():
                 out.append("relationships: `to` must be a table name or a DataFrame, got ''")
@@ -150,7 +150,7 @@ class Relationships(RowLevel):
         )
 
     def judge(self, compiled: Compiled, figures: Mapping[str, Any], columns: Columns, now: float) -> Verdict:
-        return self.verdict(compiled, figures, _as_int(figures[self._alias(compiled.index, "failed")]))
+        return self.verdict(compiled, figures, as_int(figures[self._alias(compiled.index, "failed")]))
 
 
 #: Spark SQL aggregate functions, whose calls ``expect_aggregate`` reports the values of
@@ -275,7 +275,7 @@ class ExpectAggregate(SparkCheck):
         }
         if values:
             md["aggregates"] = typed_value(values, "json")
-        return Verdict(value is True, _as_int(figures[TOTAL]), metadata=md)
+        return Verdict(value is True, as_int(figures[TOTAL]), metadata=md)
 
 
 # --- constructors (the public names) ----------------------------------------------------------
