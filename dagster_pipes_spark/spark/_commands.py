@@ -19,23 +19,8 @@ Databricks' suffixed variants (``MergeIntoCommandEdge`` ...) are covered. The fo
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
 
 from dagster_pipes_spark.spark._delta import DELTA_COMMANDS, MAINTENANCE_COMMANDS, DeltaCommandSpec
-from dagster_pipes_spark.spark._record import (
-    OP_CTAS,
-    OP_DELETE,
-    OP_INSERT,
-    OP_INSERT_OVERWRITE,
-    OP_MERGE,
-    OP_RTAS,
-    OP_UPDATE,
-    OP_WRITE,
-)
-
-#: How a command names its target: a V1 file or data-source relation, a Hive table, a directory,
-#: a V2 catalog table (``DataSourceV2Relation``), a V2 row-level operation, or a table format's own.
-Family = Literal["v1", "hive", "directory", "v2", "row-level", "delta"]
 
 
 @dataclass(frozen=True)
@@ -43,47 +28,47 @@ class WriteCommand:
     """A plan node that writes data."""
 
     name: str
-    #: what it does (``OP_*``); ``None`` when the node itself says (``ReplaceData``, ``WriteDelta``,
-    #: a save that inserts or overwrites by its mode)
-    operation: str | None
-    family: Family
-    #: the accessor chains of a table format's command
+    #: the accessor chains of a table format's command (``None``: one of Spark's own, read by the
+    #: mechanism's handler for its name)
     delta: DeltaCommandSpec | None = None
 
-
-def _spark(name: str, operation: str | None, family: Family) -> tuple[str, WriteCommand]:
-    return name, WriteCommand(name, operation, family)
+    @property
+    def operation(self) -> str | None:
+        """What a table format's command does (``OP_*``); Spark's own commands say it through their
+        handler (insert or overwrite by mode, CTAS, ...)."""
+        return self.delta.operation if self.delta is not None else None
 
 
 #: Spark's own write commands (``org.apache.spark.sql.execution.command`` / ``datasources``, Hive's,
-#: and the V2 logical writes), by node name.
-SPARK_COMMANDS: dict[str, WriteCommand] = dict(
-    [
-        _spark("InsertIntoHadoopFsRelationCommand", None, "v1"),
-        _spark("CreateDataSourceTableAsSelectCommand", OP_CTAS, "v1"),
-        _spark("SaveIntoDataSourceCommand", OP_WRITE, "v1"),
-        _spark("InsertIntoDataSourceCommand", None, "v1"),
-        _spark("CreateHiveTableAsSelectCommand", OP_CTAS, "hive"),
-        _spark("OptimizedCreateHiveTableAsSelectCommand", OP_CTAS, "hive"),
-        _spark("InsertIntoHiveTable", None, "hive"),
-        _spark("InsertIntoDataSourceDirCommand", OP_WRITE, "directory"),
-        _spark("InsertIntoHiveDirCommand", OP_WRITE, "directory"),
-        _spark("AppendData", OP_INSERT, "v2"),
-        _spark("OverwriteByExpression", OP_INSERT_OVERWRITE, "v2"),
-        _spark("OverwritePartitionsDynamic", OP_INSERT_OVERWRITE, "v2"),
-        _spark("CreateTableAsSelect", OP_CTAS, "v2"),
-        _spark("ReplaceTableAsSelect", OP_RTAS, "v2"),
-        _spark("ReplaceData", None, "row-level"),
-        _spark("WriteDelta", None, "row-level"),
-        _spark("DeleteFromTable", OP_DELETE, "row-level"),
-        _spark("UpdateTable", OP_UPDATE, "row-level"),
-        _spark("MergeIntoTable", OP_MERGE, "row-level"),
-    ]
-)
+#: and the V2 logical writes, row-level ones included), by node name.
+SPARK_COMMANDS: dict[str, WriteCommand] = {
+    name: WriteCommand(name)
+    for name in (
+        "InsertIntoHadoopFsRelationCommand",
+        "CreateDataSourceTableAsSelectCommand",
+        "SaveIntoDataSourceCommand",
+        "InsertIntoDataSourceCommand",
+        "CreateHiveTableAsSelectCommand",
+        "OptimizedCreateHiveTableAsSelectCommand",
+        "InsertIntoHiveTable",
+        "InsertIntoDataSourceDirCommand",
+        "InsertIntoHiveDirCommand",
+        "AppendData",
+        "OverwriteByExpression",
+        "OverwritePartitionsDynamic",
+        "CreateTableAsSelect",
+        "ReplaceTableAsSelect",
+        "ReplaceData",
+        "WriteDelta",
+        "DeleteFromTable",
+        "UpdateTable",
+        "MergeIntoTable",
+    )
+}
 
 #: Delta Lake's write commands, by node name (prefix).
 FORMAT_COMMANDS: dict[str, WriteCommand] = {
-    name: WriteCommand(name, spec.operation, "delta", delta=spec) for name, spec in DELTA_COMMANDS.items()
+    name: WriteCommand(name, delta=spec) for name, spec in DELTA_COMMANDS.items()
 }
 
 #: Every write command, by node name.
@@ -120,7 +105,6 @@ __all__ = [
     "COMMANDS",
     "FORMAT_COMMANDS",
     "SPARK_COMMANDS",
-    "Family",
     "WriteCommand",
     "carries_query",
     "maintenance_command",
