@@ -22,8 +22,19 @@ On Spark Connect with non-Delta writes a fourth job runs each round: the same wr
 ``count(1)`` observation put on each DataFrame by hand, without this library. Its ratio to the plain
 job ("observe floor") is what the server's row count itself costs: the floor of the hooks' row count.
 
+``--baseline REF`` compares this working tree's package with the one of a git ref in the same run:
+the ref's ``dagster_pipes_spark`` is extracted (``git archive REF dagster_pipes_spark``) into a
+temporary directory, and for each mechanism the job's process runs ``--repeats`` times (default 2)
+for each side, alternating (baseline, current, baseline, current...). Each process is told its
+package's directory (``--package-root``), puts it first on ``sys.path`` and in ``PYTHONPATH`` (for
+the Python processes Spark starts) before importing the package, and checks that
+``dagster_pipes_spark`` really comes from there. A table per mechanism gives, for each side, the
+medians over all its processes' rounds, then the ratios current/baseline of the with-hooks medians
+and of the overheads (the ratio of the without-hooks medians, the same Spark job on both sides,
+shows the noise between processes).
+
     .venv/bin/python benchmarks/bench_spark_hooks.py [--writes 50] [--rounds 6] [--mechanism all]
-        [--source table|range|delta]
+        [--source table|range|delta] [--baseline REF [--repeats 2]]
 """
 
 from __future__ import annotations
@@ -71,11 +82,32 @@ def _session(mechanism: str, tmp: str, delta: bool = False) -> Any:
     )
 
 
-def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table") -> dict[str, Any]:
+def _import_from(root: Path) -> None:
+    """Make ``dagster_pipes_spark`` come from ``root`` (this process and the Python processes Spark
+    starts); fails if it was already imported from elsewhere or resolves elsewhere."""
+    root = root.resolve()
+    sys.path.insert(0, str(root))
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(root), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    )
+    import dagster_pipes_spark
+
+    where = Path(dagster_pipes_spark.__file__ or "").resolve()
+    assert where.is_relative_to(root), f"dagster_pipes_spark imported from {where}, not under {root}"
+
+
+def run_mechanism(
+    mechanism: str, writes: int, rounds: int, source: str = "table", package_root: Path | None = None
+) -> dict[str, Any]:
     """Time the job without hooks, with them, and with them but without column lineage, in one
-    session; returns the measurements."""
+    session; returns the measurements. ``package_root``: the directory to import the package from
+    (checked), else this checkout."""
     warnings.filterwarnings("ignore")
-    sys.path.insert(0, str(REPO))
+    if package_root is None:
+        sys.path.insert(0, str(REPO))
+    else:
+        _import_from(package_root)
+    import dagster_pipes_spark
     from dagster_pipes_spark.spark import report_spark_writes
 
     label = mechanism
@@ -108,6 +140,11 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
         assets = {os.path.join(tmp, "out", f"p{p}"): f"path_{p}" for p in range(N_PATHS)}
         assets.update({f"bench_t{t}": f"table_{t}" for t in range(N_TABLES)})
         keys = sorted(set(assets.values()))
+        # the assets the job writes (all of them from 19 writes on)
+        written_keys = {
+            f"path_{(i // 2) % N_PATHS}" if i % 2 == 0 else f"table_{(i // 2) % N_TABLES}"
+            for i in range(writes)
+        }
 
         def job(written: list[Any] | None = None) -> None:
             for i, frame in enumerate(written or frames):
@@ -125,9 +162,9 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
             ) as report:
                 job()
             elapsed = time.perf_counter() - started
-            assert len(pipes.reports) == len(keys), sorted(pipes.reports)
+            assert set(pipes.reports) == written_keys, sorted(pipes.reports)
             traced = [k for k, md in pipes.reports.items() if "dagster/column_lineage" in md]
-            assert len(traced) == (len(keys) if lineage and source != "range" else 0), traced
+            assert len(traced) == (len(written_keys) if lineage and source != "range" else 0), traced
             if delta:
                 assert all("delta/version" in md for md in pipes.reports.values()), pipes.reports
             return elapsed, report
@@ -217,6 +254,9 @@ def run_mechanism(mechanism: str, writes: int, rounds: int, source: str = "table
         "off": off,
         "on": on,
         "plain": plain,
+        "hook_per_write": hook_per_write,
+        "exit_seconds": exit_seconds,
+        "package": str(Path(dagster_pipes_spark.__file__ or "").resolve().parent),
         # Connect, non-Delta: the bare cost of one observation per write (no library), paired
         "observe_floor_paired_median": (
             statistics.median(h / b - 1.0 for h, b in zip(by_hand, off, strict=True)) if by_hand else None
@@ -302,10 +342,20 @@ def main() -> None:
         " source; delta: the table job on Delta Lake",
     )
     parser.add_argument("--json", action="store_true", help="print raw measurements as JSON")
+    parser.add_argument(
+        "--baseline",
+        metavar="REF",
+        help="also run the package of this git ref (extracted with git archive), alternating with"
+        " the working tree's, and compare",
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="with --baseline: processes per side and mechanism"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--package-root", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = run_mechanism(args.mechanism, args.writes, args.rounds, args.source)
+        result = run_mechanism(args.mechanism, args.writes, args.rounds, args.source, args.package_root)
         print("RESULT " + json.dumps(result), flush=True)
         return
     mechanisms: tuple[str, ...] = (args.mechanism,)
@@ -313,36 +363,182 @@ def main() -> None:
         mechanisms = (
             ("classic", "connect") if args.source == "delta" else ("classic", "connect", "connect-unobserved")
         )
+    if args.baseline is not None:
+        _compare(args, mechanisms)
+        return
     results = []
     for mechanism in mechanisms:
         print(f"running {mechanism}: {args.rounds} rounds x 3 jobs of {args.writes} writes ...", flush=True)
-        proc = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                "--mechanism",
-                mechanism,
-                "--writes",
-                str(args.writes),
-                "--rounds",
-                str(args.rounds),
-                "--source",
-                args.source,
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode != 0 or not lines:
-            sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
-            raise SystemExit(f"{mechanism} benchmark failed")
-        results.append(json.loads(lines[-1][len("RESULT ") :]))
+        results.append(_run_child(args, mechanism))
     print()
     _print_table(results)
     if args.json:
         print(json.dumps(results, indent=2))
+
+
+def _run_child(args: argparse.Namespace, mechanism: str, package_root: Path | None = None) -> dict[str, Any]:
+    """Run one mechanism's job in its own process; returns its measurements."""
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--mechanism",
+        mechanism,
+        "--writes",
+        str(args.writes),
+        "--rounds",
+        str(args.rounds),
+        "--source",
+        args.source,
+    ]
+    if package_root is not None:
+        command += ["--package-root", str(package_root)]
+    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    if proc.returncode != 0 or not lines:
+        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-3000:])
+        raise SystemExit(f"{mechanism} benchmark failed")
+    result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
+    return result
+
+
+def _git(*argv: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(REPO), *argv], capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _compare(args: argparse.Namespace, mechanisms: tuple[str, ...]) -> None:
+    """``--baseline``: each mechanism's job with the ref's package and with the working tree's,
+    alternating, ``--repeats`` processes each; one comparison table per mechanism."""
+    if args.repeats < 1:
+        raise SystemExit("--repeats must be at least 1")
+    baseline_sha = _git("rev-parse", "--short", f"{args.baseline}^{{commit}}")
+    dirty = " + uncommitted changes" if _git("status", "--porcelain", "--", "dagster_pipes_spark") else ""
+    current_label = f"working tree (HEAD {_git('rev-parse', '--short', 'HEAD')}{dirty})"
+    tmp = Path(tempfile.mkdtemp(prefix="bench-spark-hooks-baseline-"))
+    try:
+        archive = subprocess.Popen(
+            ["git", "-C", str(REPO), "archive", baseline_sha, "dagster_pipes_spark"], stdout=subprocess.PIPE
+        )
+        subprocess.run(["tar", "-x", "-C", str(tmp)], stdin=archive.stdout, check=True)
+        assert archive.stdout is not None
+        archive.stdout.close()
+        if archive.wait() != 0 or not (tmp / "dagster_pipes_spark" / "__init__.py").is_file():
+            raise SystemExit(f"could not extract dagster_pipes_spark at {args.baseline}")
+        sides = {"baseline": tmp, "current": REPO}
+        print(f"baseline: {args.baseline} = {baseline_sha}, extracted to {tmp}")
+        print(f"current:  {current_label}")
+        results: dict[str, dict[str, list[dict[str, Any]]]] = {}
+        for mechanism in mechanisms:
+            runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+            for repeat in range(args.repeats):
+                for side, root in sides.items():
+                    print(
+                        f"running {mechanism} ({side}, {repeat + 1}/{args.repeats}): {args.rounds} rounds x 3"
+                        f" jobs of {args.writes} writes ...",
+                        flush=True,
+                    )
+                    result = _run_child(args, mechanism, root)
+                    expected = (root / "dagster_pipes_spark").resolve()
+                    if Path(result["package"]) != expected:  # the child asserts it too
+                        raise SystemExit(f"{side} imported {result['package']}, not {expected}")
+                    runs[side].append(result)
+            results[mechanism] = runs
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print()
+    for mechanism, runs in results.items():
+        _print_comparison(
+            mechanism, runs, {"baseline": f"{args.baseline} ({baseline_sha})", "current": current_label}
+        )
+        print()
+    print(
+        "runs: processes x rounds; without/with: median wall time of the job over all the side's rounds;"
+        "\noverhead: ratio of those medians; paired: median of the per-round ratios with/without;"
+        "\nhook/write: time inside the hooks per write; exit: leaving the block (medians over all rounds);"
+        "\nper process: each process's median with hooks and paired overhead (the spread between processes);"
+        "\ncurrent/baseline: ratio of the with-hooks medians, of the overheads (median-based and paired; n/a when"
+        "\nthe baseline's is not above zero), with the difference in percentage points, and of the without-hooks"
+        "\nmedians (the same Spark job on both sides: the noise between processes).\n"
+        "Run on a quiet machine: other load easily swamps a few percent."
+    )
+    if args.json:
+        print(json.dumps(results, indent=2))
+
+
+def _pooled(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One side's measurements over all its processes' rounds."""
+    on = [x for r in runs for x in r["on"]]
+    off = [x for r in runs for x in r["off"]]
+    paired = [a / b - 1.0 for r in runs for a, b in zip(r["on"], r["off"], strict=True)]
+    return {
+        "runs": f"{len(runs)} x {runs[0]['rounds']}",
+        "off": statistics.median(off),
+        "on": statistics.median(on),
+        "overhead": statistics.median(on) / statistics.median(off) - 1.0,
+        "paired": statistics.median(paired),
+        "hook_ms": 1000 * statistics.median(x for r in runs for x in r["hook_per_write"]),
+        "exit_ms": 1000 * statistics.median(x for r in runs for x in r["exit_seconds"]),
+        "per_process": ", ".join(
+            f"{r['on_median']:.2f} s {100 * r['overhead_paired_median']:+.1f}%" for r in runs
+        ),
+    }
+
+
+def _ratio(current: float, baseline: float) -> str:
+    return f"{current / baseline:.3f}" if baseline > 0 else "n/a"
+
+
+def _print_comparison(mechanism: str, runs: dict[str, list[dict[str, Any]]], labels: dict[str, str]) -> None:
+    base, cur = _pooled(runs["baseline"]), _pooled(runs["current"])
+    first = runs["baseline"][0]
+    print(f"{mechanism} ({first['writes']} writes, source {first['source']})")
+    header = (
+        "side",
+        "runs",
+        "without (s)",
+        "with (s)",
+        "overhead",
+        "paired",
+        "hook/write (ms)",
+        "exit (ms)",
+        "per process (with, paired)",
+    )
+    rows = [
+        (
+            side,
+            p["runs"],
+            f"{p['off']:.3f}",
+            f"{p['on']:.3f}",
+            f"{100 * p['overhead']:+.1f}%",
+            f"{100 * p['paired']:+.1f}%",
+            f"{p['hook_ms']:.2f}",
+            f"{p['exit_ms']:.0f}",
+            p["per_process"],
+        )
+        for side, p in (("baseline", base), ("current", cur))
+    ]
+    rows.append(
+        (
+            "current/baseline",
+            "",
+            _ratio(cur["off"], base["off"]),
+            _ratio(cur["on"], base["on"]),
+            f"{_ratio(cur['overhead'], base['overhead'])} ({100 * (cur['overhead'] - base['overhead']):+.1f} pp)",
+            f"{_ratio(cur['paired'], base['paired'])} ({100 * (cur['paired'] - base['paired']):+.1f} pp)",
+            _ratio(cur["hook_ms"], base["hook_ms"]),
+            _ratio(cur["exit_ms"], base["exit_ms"]),
+            "",
+        )
+    )
+    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+    print(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
+    print("-+-".join("-" * w for w in widths))
+    for row in rows:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    for side in ("baseline", "current"):
+        print(f"  {side}: {labels[side]}")
 
 
 if __name__ == "__main__":

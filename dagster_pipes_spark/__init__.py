@@ -81,6 +81,7 @@ if TYPE_CHECKING:
         T_LogChannel,
     )
     from ._transports.blob import (
+        DeliveryOptions,
         PipesBlobStoreMessageWriter,
         PipesBlobStoreMessageWriterChannel,
         PipesBufferedFilesystemMessageWriterChannel,
@@ -96,6 +97,7 @@ if TYPE_CHECKING:
         PipesUnityCatalogVolumesMessageWriter,
     )
     from ._transports.dbutils import DbutilsFileStore
+    from ._transports.errors import PermanentStorageError, StorageNotFoundError, TransientStorageError
     from ._transports.file_store import FileStore
     from ._transports.fuse import FuseFileStore
     from ._transports.memory import MemoryFileStore
@@ -112,9 +114,15 @@ if TYPE_CHECKING:
     )
     from ._transports.retry import RetryPolicy
     from ._transports.sdk import SdkDbfsFileStore, SdkVolumesFileStore
+    from ._transports.sinks import ChunkSink
 
 # Transports and capture are imported on first use (PEP 562), keeping `import` as cheap as stock.
 _LAZY: dict[str, str] = {
+    "DeliveryOptions": "_transports.blob",
+    "ChunkSink": "_transports.sinks",
+    "TransientStorageError": "_transports.errors",
+    "PermanentStorageError": "_transports.errors",
+    "StorageNotFoundError": "_transports.errors",
     "PipesBlobStoreMessageWriter": "_transports.blob",
     "PipesBlobStoreMessageWriterChannel": "_transports.blob",
     "PipesBufferedFilesystemMessageWriterChannel": "_transports.blob",
@@ -186,16 +194,19 @@ __all__ = [
     "PIPES_METADATA_TYPE_INFER",
     "PIPES_PROTOCOL_VERSION",
     "PIPES_PROTOCOL_VERSION_FIELD",
+    "ChunkSink",
     "DagsterPipesError",
     "DagsterPipesMessageLossError",
     "DagsterPipesTerminated",
     "DagsterPipesWarning",
     "DbutilsFileStore",
+    "DeliveryOptions",
     "ExcThread",
     "FileStore",
     "FuseFileStore",
     "MemoryFileStore",
     "Method",
+    "PermanentStorageError",
     "PipesAssetCheckSeverity",
     "PipesAutoParamsLoader",
     "PipesAzureBlobStorageContextLoader",
@@ -257,9 +268,11 @@ __all__ = [
     "RetryPolicy",
     "SdkDbfsFileStore",
     "SdkVolumesFileStore",
+    "StorageNotFoundError",
     "T_BlobStoreMessageWriterChannel",
     "T_LogChannel",
     "T_MessageChannel",
+    "TransientStorageError",
     "__version__",
     "decode_env_var",
     "decode_param",

@@ -121,7 +121,10 @@ def test_retry_after_is_honoured_while_closing():
     """A 429 with Retry-After: 3, then close(): the next request waits the 3 s (the issue measured 0.5 s)."""
     from databricks.sdk import errors
 
-    answers = [errors.TooManyRequests("slow down", retry_after_secs=3)]
+    from dagster_pipes_spark._transports.sdk import translate_sdk_error
+
+    # what the databricks-sdk backend raises for the SDK's 429
+    answers = [translate_sdk_error(errors.TooManyRequests("slow down", retry_after_secs=3))]
     channel = _Channel(lambda index: answers.pop(0) if answers else None, interval=0)
     with channel.buffered_upload_loop():
         channel.write_line(_line("report_custom_message", 0))
@@ -140,8 +143,10 @@ def test_retry_after_past_the_deadline_gives_up_instead_of_sending_early():
     def fn() -> None:
         from databricks.sdk import errors
 
+        from dagster_pipes_spark._transports.sdk import translate_sdk_error
+
         calls.append(time.monotonic())
-        raise errors.TemporarilyUnavailable("later", retry_after_secs=5)
+        raise translate_sdk_error(errors.TemporarilyUnavailable("later", retry_after_secs=5))
 
     deadline = Deadline(30)
     threading.Timer(0.3, lambda: deadline.tighten(time.monotonic() + 1.0)).start()  # close() called

@@ -173,6 +173,9 @@ def test_sdk_calls_never_sit_in_the_sdk_retry_window(ws, store_class):
     assert time.monotonic() - started < 1.0
     assert ws.stats["faults"] == 1  # one request: the SDK did not retry it
     assert classify(raised.value).transient and classify(raised.value).status == 503
+    # translated at the backend's boundary into the package's own error, naming the SDK's
+    assert type(raised.value).__name__ == "TransientStorageError"
+    assert type(classify(raised.value).error).__name__ == "TemporarilyUnavailable"
 
     ws.faults(rate=1.0, hold=True, endpoints=writes)  # a black hole
     started = time.monotonic()
@@ -227,11 +230,29 @@ def test_permanent_errors_are_not_retried_and_transient_ones_stop_at_the_deadlin
         RetryPolicy(attempts=0)
 
 
-def test_classification_by_class_and_status():
+def test_backends_translate_their_errors_and_the_policy_reads_only_ours():
+    """Each backend turns its library's errors into the package's own at its boundary (SDK classes by
+    status, botocore responses, Java text from dbutils, OSError numbers from FUSE); the retry policy
+    classifies that family, and nothing else."""
+    import botocore.exceptions
     import requests
     from databricks.sdk import errors
 
-    cases: list[tuple[BaseException, str, int | None]] = [
+    from dagster_pipes_spark._transports.dbutils import translate_dbutils_error
+    from dagster_pipes_spark._transports.errors import (
+        PermanentStorageError,
+        StorageNotFoundError,
+        TransientStorageError,
+        translate_common,
+    )
+    from dagster_pipes_spark._transports.object_stores import (
+        translate_azure_error,
+        translate_boto3_error,
+        translate_gcs_error,
+    )
+    from dagster_pipes_spark._transports.sdk import translate_sdk_error
+
+    sdk_cases: list[tuple[BaseException, str, int | None]] = [
         (errors.PermissionDenied("no"), "permanent", 403),
         (errors.Unauthenticated("no"), "permanent", 401),
         (errors.BadRequest("no"), "permanent", 400),
@@ -245,6 +266,8 @@ def test_classification_by_class_and_status():
         (errors.DeadlineExceeded("slow"), "transient", 504),
         (requests.ConnectionError("reset"), "transient", None),
         (requests.ReadTimeout("read timed out"), "transient", None),
+    ]
+    fuse_cases: list[tuple[BaseException, str, int | None]] = [
         (ConnectionResetError(104, "Connection reset by peer"), "transient", None),
         (TimeoutError("timed out"), "transient", None),
         (OSError(5, "Input/output error"), "transient", None),  # EIO from a FUSE mount
@@ -252,9 +275,17 @@ def test_classification_by_class_and_status():
         (FileNotFoundError(2, "No such file"), "not_found", None),
         (TypeError("bug"), "permanent", None),
     ]
-    for exc, kind, status in cases:
-        failure = classify(exc)
-        assert (failure.kind, failure.status) == (kind, status), exc
+    family = {
+        "transient": TransientStorageError,
+        "permanent": PermanentStorageError,
+        "not_found": StorageNotFoundError,
+    }
+    for translate, cases in ((translate_sdk_error, sdk_cases), (translate_common, fuse_cases)):
+        for exc, kind, status in cases:
+            translated = translate(exc)
+            assert isinstance(translated, family[kind]), exc
+            failure = classify(translated)
+            assert (failure.kind, failure.status, failure.error) == (kind, status, translated.origin), exc
     # the SDK wraps the last error of its retry window: the cause decides
     try:
         try:
@@ -262,10 +293,45 @@ def test_classification_by_class_and_status():
         except errors.TemporarilyUnavailable as e:
             raise TimeoutError("Timed out after 0:05:00") from e
     except TimeoutError as wrapped:
-        assert classify(wrapped).status == 503
+        assert translate_sdk_error(wrapped).status == 503
     # a renamed class does not fool it: only the class hierarchy and the status count
     renamed = type("TemporarilyUnavailable", (Exception,), {})
-    assert classify(renamed("x")).status is None
+    assert translate_sdk_error(renamed("x")).status is None
+    # the policy itself knows no library: an SDK error nobody translated carries no status for it
+    assert classify(errors.PermissionDenied("no")).status is None
+
+    # botocore: the status and Retry-After of the parsed response
+    throttled = botocore.exceptions.ClientError(
+        {
+            "Error": {"Code": "SlowDown", "Message": "Reduce your request rate."},
+            "ResponseMetadata": {"HTTPStatusCode": 503, "HTTPHeaders": {"retry-after": "3"}},
+        },
+        "PutObject",
+    )
+    denied = botocore.exceptions.ClientError(
+        {"Error": {"Code": "AccessDenied"}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "PutObject"
+    )
+    assert (
+        classify(translate_boto3_error(throttled)).status,
+        classify(translate_boto3_error(throttled)).retry_after,
+    ) == (503, 3.0)
+    assert classify(translate_boto3_error(denied)).kind == "permanent"
+    timeout = botocore.exceptions.ReadTimeoutError(endpoint_url="http://s3")
+    assert classify(translate_boto3_error(timeout)).kind == "transient"
+
+    # google-api-core and azure-core shapes (their libraries are not installed here)
+    gcs_error = type("Forbidden", (Exception,), {"code": 403})("forbidden")
+    azure_error = type("HttpResponseError", (Exception,), {"status_code": 429})("throttled")
+    assert classify(translate_gcs_error(gcs_error)).kind == "permanent"
+    assert classify(translate_azure_error(azure_error)).status == 429
+
+    # dbutils: the Java exception named in the py4j text
+    missing = Exception(
+        "ExecutionError: An error occurred while calling o1.ls.\n: java.io.FileNotFoundException: x"
+    )
+    denied_java = Exception("java.nio.file.AccessDeniedException: /Volumes/a/b/c")
+    assert isinstance(translate_dbutils_error(missing), StorageNotFoundError)
+    assert classify(translate_dbutils_error(denied_java)).kind == "permanent"
 
 
 def test_an_outage_that_ends_loses_nothing_and_never_skips_a_chunk(ws):

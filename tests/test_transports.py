@@ -219,3 +219,88 @@ def test_serialization_error_raises_at_call_site_not_in_thread():
             ch.write_message(_msg(0, {"payload": threading.Lock()}))
         ch.write_message(_msg(1))
     assert [json.loads(p)["params"]["message"] for _, _, p in ch.uploads] == ["m1"]
+
+
+# ----------------------------------------------------------------------------- composition
+
+
+class _ListSink:
+    """A sink kept in the test: the channel is composed with it, not subclassed."""
+
+    destination = "memory://test"
+
+    def __init__(self, failures: list[BaseException] | None = None) -> None:
+        self.failures = failures or []
+        self.chunks: dict[int, bytes] = {}
+        self.calls = 0
+
+    def put_chunk(self, index: int, data: bytes) -> None:
+        self.calls += 1
+        if self.failures:
+            raise self.failures.pop(0)
+        self.chunks[index] = data
+
+
+def test_a_channel_composed_with_a_sink_delivers_in_order_and_retries_only_transient_errors(capfd):
+    from dagster_pipes_spark import (
+        ChunkSink,
+        DeliveryOptions,
+        PermanentStorageError,
+        RetryPolicy,
+        TransientStorageError,
+    )
+
+    sink = _ListSink([TransientStorageError("HTTP 503", status=503)])
+    assert isinstance(sink, ChunkSink)
+    delivery = DeliveryOptions(interval=0, retry=RetryPolicy(backoff=0.01))
+    channel = PipesBlobStoreMessageWriterChannel(sink=sink, delivery=delivery)
+    lines = [json.dumps(_msg(i)) for i in range(50)]
+    with channel.buffered_upload_loop():
+        for line in lines:
+            channel.write_line(line)
+    received = [ln for i in sorted(sink.chunks) for ln in sink.chunks[i].decode().splitlines()]
+    assert received == lines
+    assert sorted(sink.chunks) == list(range(1, len(sink.chunks) + 1))
+    assert sink.calls == len(sink.chunks) + 1  # the one 503 was retried under the same index
+
+    denied = _ListSink([PermanentStorageError("HTTP 403", status=403)])
+    channel = PipesBlobStoreMessageWriterChannel(
+        sink=denied, delivery=delivery.of(delivery, on_message_loss="warn")
+    )
+    with channel.buffered_upload_loop():
+        channel.write_line(json.dumps(_msg(0)))
+    assert denied.calls == 1 and not denied.chunks  # a permanent error is not retried
+    assert "memory://test" in capfd.readouterr().err  # the sink names where the messages were going
+
+
+def test_delivery_settings_and_a_channel_without_a_destination_are_checked():
+    from dagster_pipes_spark import DagsterPipesError, DeliveryOptions
+
+    with pytest.raises(DagsterPipesError, match="flush_timeout"):
+        DeliveryOptions(flush_timeout=-1)
+    with pytest.raises(DagsterPipesError, match=r"flush_timout.*expected.*flush_timeout"):
+        DeliveryOptions.of(None, flush_timout=5)
+    with pytest.raises(DagsterPipesError, match=r"nowhere to put chunks.*sink="):
+        PipesBlobStoreMessageWriterChannel(interval=0)
+    assert DeliveryOptions.of(DeliveryOptions(interval=3), flush_timeout=5) == DeliveryOptions(
+        interval=3, flush_timeout=5
+    )
+
+
+def test_s3_errors_are_translated_at_the_sink(moto_s3, capfd):
+    """A real S3 error through boto3 (a missing bucket: moto answers 404 NoSuchBucket) becomes the
+    package's own error at the sink, and the policy does not retry it."""
+    from dagster_pipes_spark import PipesS3MessageWriterChannel, StorageNotFoundError
+    from dagster_pipes_spark._transports.retry import classify
+
+    _, client, _ = moto_s3
+    channel = PipesS3MessageWriterChannel(client, "no-such-bucket", "run", interval=0, on_message_loss="warn")
+    assert channel.sink is not None
+    with pytest.raises(StorageNotFoundError) as raised:
+        channel.sink.put_chunk(1, b"{}\n")
+    failure = classify(raised.value)
+    assert (failure.kind, failure.status, type(failure.error).__name__) == ("not_found", 404, "NoSuchBucket")
+    with channel.buffered_upload_loop():
+        channel.write_line(json.dumps(_msg(0)))
+    assert channel.upload_calls == 1
+    assert "s3://no-such-bucket/run" in capfd.readouterr().err

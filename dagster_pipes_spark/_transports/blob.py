@@ -30,11 +30,14 @@ lost. This channel therefore:
 * warns when a run produces more chunks than the reader can drain after the run ends;
 * serializes in the caller's thread, so a bad payload raises at the call site instead of killing the
   upload thread.
+
+Where chunks go is a :class:`~.sinks.ChunkSink` (one method, ``put_chunk``) given as ``sink=``; the
+delivery settings travel together as one :class:`DeliveryOptions`. Subclassing the channel and
+implementing ``upload_messages_chunk`` (the stock library's way) works too.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import math
 import sys
@@ -44,6 +47,7 @@ import warnings
 from abc import abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, fields, replace
 from typing import IO, Any, Literal, TypeVar, cast
 
 from .. import _lifecycle
@@ -52,6 +56,7 @@ from .._errors import DagsterPipesError, DagsterPipesMessageLossError, DagsterPi
 from .._protocol import PipesMessage, PipesParams
 from .._redact import redact
 from .._writers import INCLUDE_STDIO_IN_MESSAGES_KEY, PipesMessageWriter, attach_stdio_capture
+from .errors import translate_foreign, translating
 from .pending import (
     DEFAULT_MAX_MEMORY_BYTES,
     DEFAULT_MAX_SPILL_BYTES,
@@ -61,6 +66,20 @@ from .pending import (
     is_report,
 )
 from .retry import DEFAULT_RETRY_POLICY, Deadline, DeadlineExceededError, Failure, RetryPolicy, classify
+from .sinks import ChunkPayload, ChunkSink, DirectorySink, payload_bytes
+
+__all__ = [
+    "DEFAULT_FLUSH_TIMEOUT",
+    "READER_DRAIN_BUDGET",
+    "READER_SLACK_SECONDS",
+    "ChunkPayload",
+    "DeliveryOptions",
+    "OnMessageLoss",
+    "PipesBlobStoreMessageWriter",
+    "PipesBlobStoreMessageWriterChannel",
+    "PipesBufferedFilesystemMessageWriterChannel",
+    "payload_bytes",
+]
 
 OnMessageLoss = Literal["raise", "warn"]
 
@@ -109,39 +128,112 @@ def check_flush_timeout(flush_timeout: float) -> float:
     return float(flush_timeout)
 
 
-class PipesBlobStoreMessageWriterChannel(LineChannel):
+@dataclass(frozen=True)
+class DeliveryOptions:
+    """How a chunk channel delivers, validated once and shared by a writer's channels.
+
+    ``interval`` is the orchestrator reader's ``interval`` (uploads are paced to it);
+    ``flush_timeout`` bounds :meth:`~PipesBlobStoreMessageWriterChannel.close`; ``retry`` is the
+    :class:`~.retry.RetryPolicy` for uploads; ``on_message_loss`` says whether a lost report fails
+    the job (``"raise"``) or only warns; ``max_pending_bytes`` caps the messages kept in memory while
+    storage is slow or down (older ones spill to a temporary file of at most ``max_spill_bytes``).
+    """
+
+    interval: float = 10
+    flush_timeout: float = DEFAULT_FLUSH_TIMEOUT
+    retry: RetryPolicy = DEFAULT_RETRY_POLICY
+    on_message_loss: OnMessageLoss = "raise"
+    max_pending_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES
+    max_spill_bytes: int = DEFAULT_MAX_SPILL_BYTES
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "flush_timeout", check_flush_timeout(self.flush_timeout))
+        object.__setattr__(self, "retry", self.retry or DEFAULT_RETRY_POLICY)
+        check_on_message_loss(self.on_message_loss)
+        check_max_pending_bytes(self.max_pending_bytes)
+
+    @classmethod
+    def of(
+        cls, delivery: DeliveryOptions | None = None, *, interval: float | None = None, **changes: Any
+    ) -> DeliveryOptions:
+        """``delivery`` (default settings if None) with ``interval`` and other settings changed;
+        an unknown setting is an error naming the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(changes) - known)
+        if unknown:
+            raise DagsterPipesError(
+                f"Unknown delivery setting(s) {', '.join(unknown)}: expected {', '.join(sorted(known))}."
+            )
+        if interval is not None:
+            changes["interval"] = interval
+        base = delivery if delivery is not None else cls()
+        return replace(base, **changes) if changes else base
+
+
+class _DeliverySettings:
+    """Read access to the :class:`DeliveryOptions` a channel or a writer holds as ``delivery``."""
+
+    delivery: DeliveryOptions
+
+    @property
+    def interval(self) -> float:
+        """The orchestrator reader's ``interval`` (uploads are paced to it)."""
+        return self.delivery.interval
+
+    @property
+    def flush_timeout(self) -> float:
+        """Seconds closing may spend delivering what is left."""
+        return self.delivery.flush_timeout
+
+    @property
+    def retry(self) -> RetryPolicy:
+        """How failed uploads are retried."""
+        return self.delivery.retry
+
+    @property
+    def on_message_loss(self) -> OnMessageLoss:
+        """Whether a lost report fails the job (``"raise"``) or only warns (``"warn"``)."""
+        return self.delivery.on_message_loss
+
+    @property
+    def max_pending_bytes(self) -> int | None:
+        """The most bytes of pending messages kept in memory (None: no cap)."""
+        return self.delivery.max_pending_bytes
+
+
+class PipesBlobStoreMessageWriterChannel(_DeliverySettings, LineChannel):
     """Buffers messages and uploads them periodically as numbered chunks ``1.json``, ``2.json``, ...
 
-    Subclasses implement :meth:`upload_messages_chunk` (one attempt; the channel retries). ``interval``
-    is the orchestrator reader's ``interval`` (10 by default). ``max_chunk_bytes`` caps a chunk (None:
-    unlimited); chunks are split between messages, and a single message larger than the cap raises
-    ``DagsterPipesError``. ``flush_timeout`` bounds :meth:`close` (and :meth:`flush`); ``retry`` is the
-    :class:`~.retry.RetryPolicy` for uploads. ``max_pending_bytes`` caps the messages kept in memory
-    while storage is slow or down (older ones spill to a temporary file; ``max_spill_bytes`` caps that,
-    past which the oldest log lines are dropped); a chunk is never larger than it either.
-    ``on_message_loss`` says what :meth:`close` does when a report could not be delivered: ``"raise"``
-    :class:`DagsterPipesMessageLossError` (the job fails) or ``"warn"`` (stderr only).
+    Chunks go to ``sink`` (a :class:`~.sinks.ChunkSink`), or — the stock library's way — to a
+    subclass's :meth:`upload_messages_chunk` (one attempt; the channel retries). ``max_chunk_bytes``
+    caps a chunk (None: unlimited); chunks are split between messages, and a single message larger
+    than the cap raises ``DagsterPipesError``. The delivery settings (``interval``, ``flush_timeout``,
+    ``retry``, ``on_message_loss``, ``max_pending_bytes``, ``max_spill_bytes``) come as one
+    :class:`DeliveryOptions` (``delivery=``) or as keyword arguments.
     """
 
     def __init__(
         self,
         *,
-        interval: float = 10,
+        interval: float | None = None,
+        sink: ChunkSink | None = None,
         max_chunk_bytes: int | None = None,
-        flush_timeout: float = DEFAULT_FLUSH_TIMEOUT,
-        retry: RetryPolicy | None = None,
-        on_message_loss: OnMessageLoss = "raise",
-        max_pending_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
-        max_spill_bytes: int = DEFAULT_MAX_SPILL_BYTES,
+        delivery: DeliveryOptions | None = None,
+        **settings: Any,
     ):
-        self.interval = interval
+        self.delivery = DeliveryOptions.of(delivery, interval=interval, **settings)
+        if (
+            sink is None
+            and type(self).upload_messages_chunk is PipesBlobStoreMessageWriterChannel.upload_messages_chunk
+        ):
+            raise DagsterPipesError(
+                f"{type(self).__name__} has nowhere to put chunks: pass sink= (a ChunkSink) or implement "
+                "upload_messages_chunk(payload, index) in a subclass."
+            )
+        self.sink = sink
         self.max_chunk_bytes = max_chunk_bytes
-        self.flush_timeout = check_flush_timeout(flush_timeout)
-        self.retry = retry or DEFAULT_RETRY_POLICY
-        self.on_message_loss = check_on_message_loss(on_message_loss)
-        self.max_pending_bytes = check_max_pending_bytes(max_pending_bytes)
         self._pending = PendingMessages(
-            max_memory_bytes=self.max_pending_bytes, max_spill_bytes=max_spill_bytes
+            max_memory_bytes=self.max_pending_bytes, max_spill_bytes=self.delivery.max_spill_bytes
         )
         self._cond = threading.Condition()
         self._counter = 1  # index of the next chunk to deliver (the in-flight one, if any)
@@ -174,8 +266,8 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
         return self.interval + READER_SLACK_SECONDS
 
     def destination(self) -> str:
-        """Where chunks go, for messages (subclasses name their path)."""
-        return type(self).__name__
+        """Where chunks go, for messages (the sink's location; subclasses name their path)."""
+        return self.sink.destination if self.sink is not None else type(self).__name__
 
     def write_line(self, line: str) -> None:
         """Queue one serialized message for upload."""
@@ -215,9 +307,11 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
                 "dropped_logs": p.dropped_logs,
             }
 
-    @abstractmethod
     def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """Upload one chunk (newline-separated JSON messages) as chunk number ``index`` (one attempt)."""
+        """Upload one chunk (newline-separated JSON messages) as chunk number ``index`` (one attempt):
+        to the sink, unless a subclass does it itself."""
+        assert self.sink is not None  # checked when the channel was made
+        self.sink.put_chunk(index, payload_bytes(payload))
 
     @contextmanager
     def buffered_upload_loop(self) -> Iterator[None]:
@@ -399,7 +493,8 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
             self.upload_calls += 1
             self._uploading = True  # a request is out: storage has not answered yet
             try:
-                self.upload_messages_chunk(cast(IO, ChunkPayload(payload)), index)
+                with translating(translate_foreign):  # a subclass's upload is code we do not own
+                    self.upload_messages_chunk(cast(IO, ChunkPayload(payload)), index)
             except Exception as e:
                 self._last_error = classify(e)
                 raise
@@ -504,73 +599,6 @@ class PipesBlobStoreMessageWriterChannel(LineChannel):
             )
 
 
-class ChunkPayload(io.TextIOBase):
-    """What ``upload_messages_chunk`` receives: a read-only text stream over a chunk (as the stock
-    library's ``StringIO``), which also hands over its bytes as they are (:attr:`data`, used by
-    :func:`payload_bytes`), so a chunk of tens of megabytes is neither decoded nor copied per attempt."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-        self._text: str | None = None
-        self._pos = 0
-
-    def _value(self) -> str:
-        if self._text is None:
-            self._text = self.data.decode("utf-8")
-        return self._text
-
-    def readable(self) -> bool:
-        """Always."""
-        return True
-
-    def read(self, size: int | None = -1) -> str:
-        """Up to ``size`` characters (all that is left by default)."""
-        text = self._value()
-        start = self._pos
-        end = len(text) if size is None or size < 0 else min(len(text), start + size)
-        self._pos = end
-        return text if (start, end) == (0, len(text)) else text[start:end]
-
-    def readline(self, size: int | None = -1) -> str:  # type: ignore[override]
-        """One line, with its newline."""
-        text = self._value()
-        nl = text.find("\n", self._pos)
-        end = len(text) if nl < 0 else nl + 1
-        if size is not None and size >= 0:
-            end = min(end, self._pos + size)
-        line, self._pos = text[self._pos : end], end
-        return line
-
-    def getvalue(self) -> str:
-        """The whole payload (as ``io.StringIO.getvalue``)."""
-        return self._value()
-
-    def seekable(self) -> bool:
-        """Seeking works (positions are characters)."""
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        """Move to ``offset`` (from the start, the current position or the end)."""
-        size = len(self._value())
-        base = {0: 0, 1: self._pos, 2: size}[whence]
-        self._pos = max(0, min(size, base + offset))
-        return self._pos
-
-    def tell(self) -> int:
-        """The position, in characters."""
-        return self._pos
-
-
-def payload_bytes(payload: IO) -> bytes:
-    """The bytes of a chunk payload: as they are from a :class:`ChunkPayload` (no copy), else read
-    and encoded (a payload given by other code)."""
-    data = getattr(payload, "data", None)
-    if isinstance(data, bytes):
-        return data
-    read = payload.read()
-    return read.encode("utf-8") if isinstance(read, str) else bytes(read)
-
-
 def _may_have_applied(failure: Failure) -> bool:
     """Whether a failed upload may still have been written: the server may have applied it before its
     answer was lost (an unreadable or missing answer, a 500, a timeout), unlike a refusal (429, 503)."""
@@ -590,11 +618,11 @@ class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterCha
     """Writes chunks ``{path}/{index}.json`` on a (possibly FUSE-mounted) filesystem, atomically.
 
     Each chunk is written to a hidden temporary file and renamed into place, so a reader never sees
-    a half-written chunk.
+    a half-written chunk (a :class:`~.sinks.DirectorySink`).
     """
 
-    def __init__(self, path: str, *, interval: float = 10, **options: Any):
-        super().__init__(interval=interval, **options)
+    def __init__(self, path: str, *, interval: float | None = None, **options: Any):
+        super().__init__(sink=DirectorySink(path), interval=interval, **options)
         self._path = path
 
     @property
@@ -602,33 +630,21 @@ class PipesBufferedFilesystemMessageWriterChannel(PipesBlobStoreMessageWriterCha
         """The directory chunks are written to."""
         return self._path
 
-    def destination(self) -> str:
-        """The directory."""
-        return self._path
-
-    def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """Write chunk ``index`` via temp file + rename."""
-        import os
-
-        from .file_store import write_local_file
-
-        os.makedirs(self._path, exist_ok=True)
-        write_local_file(os.path.join(self._path, f"{index}.json"), payload_bytes(payload))
-
 
 T_BlobStoreMessageWriterChannel = TypeVar(
     "T_BlobStoreMessageWriterChannel", bound=PipesBlobStoreMessageWriterChannel
 )
 
 
-class PipesBlobStoreMessageWriter(PipesMessageWriter[T_BlobStoreMessageWriterChannel]):
+class PipesBlobStoreMessageWriter(_DeliverySettings, PipesMessageWriter[T_BlobStoreMessageWriterChannel]):
     """Base for writers that upload message chunks to a blob store at the reader's pace.
 
     ``flush_timeout`` (seconds, default 60) bounds the final flush; ``retry`` (a
     :class:`~.retry.RetryPolicy`) sets how failed uploads are retried; ``on_message_loss``
     (``"raise"``, the default, or ``"warn"``) whether a lost report fails the job; ``max_pending_bytes``
-    caps the pending messages kept in memory during an outage (older ones spill to disk). Subclasses
-    pass them all to their channel with :meth:`channel_options`.
+    caps the pending messages kept in memory during an outage (older ones spill to disk). They are
+    validated once into :attr:`delivery`, which every channel of the writer shares
+    (:meth:`channel_options`).
     """
 
     INCLUDE_STDIO_IN_MESSAGES_KEY = INCLUDE_STDIO_IN_MESSAGES_KEY
@@ -642,21 +658,18 @@ class PipesBlobStoreMessageWriter(PipesMessageWriter[T_BlobStoreMessageWriterCha
         on_message_loss: OnMessageLoss = "raise",
         max_pending_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
     ):
-        self.interval = interval
-        self.flush_timeout = check_flush_timeout(flush_timeout)
-        self.retry = retry or DEFAULT_RETRY_POLICY
-        self.on_message_loss = check_on_message_loss(on_message_loss)
-        self.max_pending_bytes = check_max_pending_bytes(max_pending_bytes)
+        #: the delivery settings of this writer's channels
+        self.delivery = DeliveryOptions(
+            interval=interval,
+            flush_timeout=flush_timeout,
+            retry=retry or DEFAULT_RETRY_POLICY,
+            on_message_loss=on_message_loss,
+            max_pending_bytes=max_pending_bytes,
+        )
 
     def channel_options(self) -> dict[str, Any]:
-        """The delivery settings every channel of this writer takes (as keyword arguments)."""
-        return {
-            "interval": self.interval,
-            "flush_timeout": self.flush_timeout,
-            "retry": self.retry,
-            "on_message_loss": self.on_message_loss,
-            "max_pending_bytes": self.max_pending_bytes,
-        }
+        """What every channel of this writer takes (as keyword arguments): ``delivery``."""
+        return {"delivery": self.delivery}
 
     @contextmanager
     def open(self, params: PipesParams) -> Iterator[T_BlobStoreMessageWriterChannel]:

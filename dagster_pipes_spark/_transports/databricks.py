@@ -17,7 +17,7 @@ import logging
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any
+from typing import Any
 
 from .._context_loaders import PipesContextLoader, parse_downloaded_context
 from .._errors import DagsterPipesError
@@ -27,14 +27,15 @@ from .blob import (
     OnMessageLoss,
     PipesBlobStoreMessageWriter,
     PipesBlobStoreMessageWriterChannel,
-    payload_bytes,
 )
 from .dbutils import DbutilsFileStore
-from .file_store import FileStore, Kind, StorageNotFoundError
+from .errors import StorageNotFoundError
+from .file_store import FileStore, Kind
 from .fuse import FuseFileStore
 from .pending import DEFAULT_MAX_MEMORY_BYTES
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_or_explain
 from .sdk import SdkDbfsFileStore, SdkVolumesFileStore
+from .sinks import FileStoreSink
 
 #: The stock DBFS reader reads a chunk without ``length``: the API then returns at most 0.5 MB.
 DBFS_READER_MAX_CHUNK_BYTES = 500_000
@@ -51,7 +52,34 @@ def _path_param(params: PipesParams, owner: str) -> str:
 
 
 class _StoreBacked:
-    _kind: Kind
+    """Holds the backend choice (``client=``, ``dbutils=`` or ``store=``) and resolves it per kind."""
+
+    def __init__(self, *, client: Any = None, dbutils: Any = None, store: FileStore | None = None) -> None:
+        self._client = client
+        self._dbutils = dbutils
+        self._store = store
+        self._stores: dict[Kind, FileStore] = {}
+
+    def store_for(self, kind: Kind, request_timeout: float) -> FileStore:
+        """The storage backend for ``kind`` (resolved on first use)."""
+        if kind not in self._stores:
+            self._stores[kind] = resolve_store(
+                kind,
+                client=self._client,
+                dbutils=self._dbutils,
+                store=self._store,
+                request_timeout=request_timeout,
+            )
+        return self._stores[kind]
+
+
+def _kind_of(params: PipesParams) -> Kind:
+    return "volumes" if str(params.get("path", "")).startswith("/Volumes/") else "dbfs"
+
+
+class _StoreContextLoader(_StoreBacked, PipesContextLoader):
+    #: the storage the loader reads (None: the one the params' path names)
+    _kind: Kind | None = None
 
     def __init__(
         self,
@@ -61,30 +89,19 @@ class _StoreBacked:
         store: FileStore | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self._client = client
-        self._dbutils = dbutils
-        self._store = store
+        super().__init__(client=client, dbutils=dbutils, store=store)
         self.retry = retry or DEFAULT_RETRY_POLICY
 
     @property
     def store(self) -> FileStore:
         """The storage backend (resolved on first use)."""
-        if self._store is None:
-            self._store = resolve_store(
-                self._kind,
-                client=self._client,
-                dbutils=self._dbutils,
-                request_timeout=self.retry.request_timeout,
-            )
-        return self._store
+        return self.store_for(self._kind or "dbfs", self.retry.request_timeout)
 
-
-class _StoreContextLoader(_StoreBacked, PipesContextLoader):
     @contextmanager
     def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
         """Read and yield the context JSON at ``params["path"]`` (any size)."""
         path = _path_param(params, type(self).__name__)
-        store = self.store
+        store = self.store_for(self._kind or _kind_of(params), self.retry.request_timeout)
         where = f"{path!r} ({store.describe()})"
         try:
             data = call_or_explain(
@@ -107,34 +124,28 @@ class PipesDbfsContextLoader(_StoreContextLoader):
     ``retry=`` (a :class:`RetryPolicy`) to change how failed reads are retried.
     """
 
-    _kind: Kind = "dbfs"
+    _kind: Kind | None = "dbfs"
 
 
 class PipesUnityCatalogVolumesContextLoader(_StoreContextLoader):
     """Loads the context from a UC Volume (pairs with ``PipesUnityCatalogVolumesContextInjector``)."""
 
-    _kind: Kind = "volumes"
+    _kind: Kind | None = "volumes"
 
 
 class PipesFileStoreMessageWriterChannel(PipesBlobStoreMessageWriterChannel):
-    """Uploads chunks ``{path}/{index}.json`` through a :class:`FileStore`, atomically."""
+    """Uploads chunks ``{path}/{index}.json`` through a :class:`FileStore`, atomically (a
+    :class:`~.sinks.FileStoreSink`)."""
 
-    def __init__(self, store: FileStore, path: str, *, interval: float = 10, **options: Any):
-        super().__init__(interval=interval, **options)
+    def __init__(self, store: FileStore, path: str, *, interval: float | None = None, **options: Any):
+        super().__init__(sink=FileStoreSink(store, path), interval=interval, **options)
         self.store = store
         self.path = path.rstrip("/")
 
-    def destination(self) -> str:
-        """The message directory and the backend."""
-        return f"{self.path} via {self.store.describe()}"
-
-    def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """Publish one chunk."""
-        self.store.write_bytes(f"{self.path}/{index}.json", payload_bytes(payload))
-
 
 class _StoreMessageWriter(_StoreBacked, PipesBlobStoreMessageWriter[PipesFileStoreMessageWriterChannel]):
-    _max_chunk_bytes: int | None = None
+    #: the storage the writer writes (None: the one the params' path names)
+    _kind: Kind | None = None
 
     def __init__(
         self,
@@ -148,22 +159,37 @@ class _StoreMessageWriter(_StoreBacked, PipesBlobStoreMessageWriter[PipesFileSto
         on_message_loss: OnMessageLoss = "raise",
         max_pending_bytes: int | None = DEFAULT_MAX_MEMORY_BYTES,
     ) -> None:
-        _StoreBacked.__init__(self, client=client, dbutils=dbutils, store=store, retry=retry)
+        _StoreBacked.__init__(self, client=client, dbutils=dbutils, store=store)
         PipesBlobStoreMessageWriter.__init__(
             self,
             interval=interval,
             flush_timeout=flush_timeout,
-            retry=self.retry,
+            retry=retry,
             on_message_loss=on_message_loss,
             max_pending_bytes=max_pending_bytes,
         )
+        self._chosen: Kind | None = None
+
+    @property
+    def store(self) -> FileStore:
+        """The storage backend (resolved on first use)."""
+        return self.store_for(self._kind or self._chosen or "dbfs", self.retry.request_timeout)
 
     def make_channel(self, params: PipesParams) -> PipesFileStoreMessageWriterChannel:
         """Build the channel for the directory in ``params["path"]``."""
         path = _path_param(params, type(self).__name__)
+        kind = self._chosen = self._kind or _kind_of(params)
         return PipesFileStoreMessageWriterChannel(
-            self.store, path, max_chunk_bytes=self._max_chunk_bytes, **self.channel_options()
+            self.store_for(kind, self.retry.request_timeout),
+            path,
+            max_chunk_bytes=DBFS_READER_MAX_CHUNK_BYTES if kind == "dbfs" else None,
+            **self.channel_options(),
         )
+
+    def get_opened_extras(self) -> PipesExtras:
+        """``{"cluster_driver_log_root": ...}`` for DBFS on a cluster with log delivery, else ``{}``."""
+        root = cluster_driver_log_root() if (self._kind or self._chosen) == "dbfs" else None
+        return {"cluster_driver_log_root": root} if root else {}
 
 
 class PipesDbfsMessageWriter(_StoreMessageWriter):
@@ -187,13 +213,7 @@ class PipesDbfsMessageWriter(_StoreMessageWriter):
             ones spill to a temporary file, and past 1 GiB there the oldest log lines are dropped.
     """
 
-    _kind: Kind = "dbfs"
-    _max_chunk_bytes = DBFS_READER_MAX_CHUNK_BYTES
-
-    def get_opened_extras(self) -> PipesExtras:
-        """``{"cluster_driver_log_root": ...}`` on a cluster with log delivery, else ``{}``."""
-        root = cluster_driver_log_root()
-        return {"cluster_driver_log_root": root} if root else {}
+    _kind: Kind | None = "dbfs"
 
 
 class PipesUnityCatalogVolumesMessageWriter(_StoreMessageWriter):
@@ -203,7 +223,7 @@ class PipesUnityCatalogVolumesMessageWriter(_StoreMessageWriter):
     ``flush_timeout``, ``retry``, ``on_message_loss``, ``max_pending_bytes``).
     """
 
-    _kind: Kind = "volumes"
+    _kind: Kind | None = "volumes"
 
 
 def cluster_driver_log_root() -> str | None:
@@ -232,11 +252,7 @@ def cluster_driver_log_root() -> str | None:
         return None
 
 
-def _is_volumes_path(params: PipesParams) -> bool:
-    return str(params.get("path", "")).startswith("/Volumes/")
-
-
-class PipesDatabricksContextLoader(_StoreBacked, PipesContextLoader):
+class PipesDatabricksContextLoader(_StoreContextLoader):
     """Loads the context from DBFS or a UC Volume, whichever the orchestrator used (by its path).
 
     Lets one script run unchanged under ``PipesDatabricksClient`` (DBFS) and
@@ -244,35 +260,12 @@ class PipesDatabricksContextLoader(_StoreBacked, PipesContextLoader):
     and ``retry=``.
     """
 
-    @contextmanager
-    def load_context(self, params: PipesParams) -> Iterator[PipesContextData]:
-        """Delegate to the Volumes or DBFS loader."""
-        loader = (
-            PipesUnityCatalogVolumesContextLoader if _is_volumes_path(params) else PipesDbfsContextLoader
-        )(client=self._client, dbutils=self._dbutils, store=self._store, retry=self.retry)
-        with loader.load_context(params) as data:
-            yield data
-
 
 class PipesDatabricksMessageWriter(_StoreMessageWriter):
     """Writes messages to DBFS or a UC Volume, whichever the orchestrator's reader uses (by its path).
 
     Same arguments as :class:`PipesDbfsMessageWriter`.
     """
-
-    _chosen: _StoreMessageWriter | None = None
-
-    def make_channel(self, params: PipesParams) -> PipesFileStoreMessageWriterChannel:
-        """The Volumes or the DBFS writer's channel."""
-        cls = PipesUnityCatalogVolumesMessageWriter if _is_volumes_path(params) else PipesDbfsMessageWriter
-        self._chosen = cls(
-            client=self._client, dbutils=self._dbutils, store=self._store, **self.channel_options()
-        )
-        return self._chosen.make_channel(params)
-
-    def get_opened_extras(self) -> PipesExtras:
-        """The chosen writer's ``opened`` extras (the driver log root on DBFS)."""
-        return self._chosen.get_opened_extras() if self._chosen is not None else {}
 
 
 # --- choosing a backend -----------------------------------------------------------------------

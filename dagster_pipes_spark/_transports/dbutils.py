@@ -1,29 +1,47 @@
 """Workspace storage through a notebook's ``dbutils.fs``.
 
 Every method makes a single attempt (the caller's retry policy retries whole operations). ``dbutils``
-errors cross py4j as text (``ExecutionError: ... java.io.FileNotFoundException: ...``), so "not found"
-is recognised by the Java exception the message names, besides the usual classification.
+errors cross py4j as text (``ExecutionError: ... java.io.FileNotFoundException: ...``), so they are
+translated into the package's storage errors (:mod:`.errors`) by the Java exception the message
+names ("not found", "access denied"), else by the common conventions.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from .errors import (
+    StorageCallError,
+    StorageNotFoundError,
+    storage_error,
+    translate_foreign,
+    translated,
+)
 from .file_store import (
     FileStore,
     Kind,
-    StorageNotFoundError,
     dbfs_path,
     write_then_rename,
 )
-from .retry import is_not_found
 
 #: Java exceptions ``dbutils.fs`` reports (as text, through py4j) for a missing path.
 _JAVA_NOT_FOUND = ("java.io.FileNotFoundException", "java.nio.file.NoSuchFileException")
+#: ... and for a path it may not touch.
+_JAVA_DENIED = ("java.nio.file.AccessDeniedException", "java.lang.SecurityException")
+
+
+def translate_dbutils_error(exc: BaseException) -> StorageCallError:
+    """The package's storage error for what ``dbutils.fs`` raised (see the module docstring)."""
+    text = str(exc)
+    if any(name in text for name in _JAVA_NOT_FOUND):
+        return storage_error("not_found", exc)
+    if any(name in text for name in _JAVA_DENIED):
+        return storage_error("permanent", exc)
+    return translate_foreign(exc)
 
 
 def _not_found(e: BaseException) -> bool:
-    return is_not_found(e) or any(name in str(e) for name in _JAVA_NOT_FOUND)
+    return isinstance(translate_dbutils_error(e), StorageNotFoundError)
 
 
 class DbutilsFileStore(FileStore):
@@ -35,9 +53,14 @@ class DbutilsFileStore(FileStore):
         self.kind = kind
         self.fs = getattr(dbutils, "fs", dbutils)
 
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_dbutils_error`."""
+        return translate_dbutils_error(exc)
+
     def _uri(self, path: str) -> str:
         return "dbfs:" + dbfs_path(path) if self.kind == "dbfs" else path
 
+    @translated
     def read_bytes(self, path: str) -> bytes:
         uri = self._uri(path)
         try:
@@ -56,6 +79,7 @@ class DbutilsFileStore(FileStore):
                 return int(getattr(info, "size", 0))
         raise StorageNotFoundError(f"{uri} does not exist.")
 
+    @translated
     def write_bytes(self, path: str, data: bytes) -> None:
         write_then_rename(
             self._uri(path),
@@ -64,6 +88,7 @@ class DbutilsFileStore(FileStore):
             self.fs.rm,
         )
 
+    @translated
     def exists(self, path: str) -> bool:
         uri = self._uri(path)
         try:
@@ -74,12 +99,15 @@ class DbutilsFileStore(FileStore):
                 return False
             raise
 
+    @translated
     def list(self, path: str) -> list[str]:
         return sorted(getattr(i, "name", "").rstrip("/") for i in self.fs.ls(self._uri(path)))
 
+    @translated
     def mkdirs(self, path: str) -> None:
         self.fs.mkdirs(self._uri(path))
 
+    @translated
     def delete(self, path: str, recursive: bool = False) -> None:
         try:
             self.fs.rm(self._uri(path), recursive)

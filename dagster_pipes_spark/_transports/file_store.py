@@ -4,8 +4,9 @@ databricks-sdk, memory), and the paths it takes.
 Paths given to a store are *logical* workspace paths: ``/tmp/x`` (or ``dbfs:/tmp/x``) for DBFS and
 ``/Volumes/<catalog>/<schema>/<volume>/...`` for Unity Catalog Volumes. Every store publishes a file
 atomically (a reader never sees a half-written file) and reads files of any size. Each method makes
-one attempt: the loaders and channels retry whole operations with one :class:`~.retry.RetryPolicy`,
-which classifies what a store raises (a missing path raises :class:`StorageNotFoundError`).
+one attempt: the loaders and channels retry whole operations with one :class:`~.retry.RetryPolicy`
+(a missing path raises :class:`StorageNotFoundError`). Each implementation translates its library's errors into the package's own (:mod:`.errors`) at its
+boundary, by its :meth:`FileStore.translate_error` and the :func:`~.errors.translated` decorator.
 Implementations live beside this module, one per file; everything above this line talks to
 ``FileStore`` only.
 """
@@ -18,7 +19,19 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Literal
 
-from .._errors import DagsterPipesError
+from .errors import StorageCallError, StorageNotFoundError, translate_foreign
+
+__all__ = [
+    "DBFS_FUSE_ROOT_ENV",
+    "DBFS_MAX_BLOCK",
+    "VOLUMES_FUSE_ROOT_ENV",
+    "FileStore",
+    "Kind",
+    "StorageNotFoundError",
+    "dbfs_path",
+    "write_local_file",
+    "write_then_rename",
+]
 
 Kind = Literal["dbfs", "volumes"]
 
@@ -27,10 +40,6 @@ Kind = Literal["dbfs", "volumes"]
 DBFS_FUSE_ROOT_ENV = "DAGSTER_PIPES_SPARK_DBFS_FUSE_ROOT"
 VOLUMES_FUSE_ROOT_ENV = "DAGSTER_PIPES_SPARK_VOLUMES_FUSE_ROOT"
 DBFS_MAX_BLOCK = 1024 * 1024  # put / add-block / read limit of the DBFS API
-
-
-class StorageNotFoundError(DagsterPipesError):
-    """The path does not exist."""
 
 
 def write_then_rename(
@@ -111,3 +120,8 @@ class FileStore(ABC):
     def describe(self) -> str:
         """A one-line description for logs."""
         return self.name
+
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """The package's storage error for what this backend's library raised (default: by the
+        common HTTP and standard-library conventions)."""
+        return translate_foreign(exc)

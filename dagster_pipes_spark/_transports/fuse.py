@@ -1,7 +1,8 @@
 """Workspace storage through the ``/dbfs`` and ``/Volumes`` FUSE mounts of a cluster.
 
-Plain file operations, one attempt each; the retry policy classifies their ``OSError``s (``EIO`` from
-a struggling mount is transient, ``EACCES`` permanent). A mount that hangs is cut off by the writer's
+Plain file operations, one attempt each; their ``OSError``s are translated into the package's
+storage errors by their numbers (``EIO`` from a struggling mount is transient, ``EACCES`` permanent,
+``ENOENT`` not found). A mount that hangs is cut off by the writer's
 deadline: uploads run in a daemon thread.
 """
 
@@ -10,12 +11,12 @@ from __future__ import annotations
 import os
 
 from .._errors import DagsterPipesError
+from .errors import StorageCallError, StorageNotFoundError, translate_common, translated
 from .file_store import (
     DBFS_FUSE_ROOT_ENV,
     VOLUMES_FUSE_ROOT_ENV,
     FileStore,
     Kind,
-    StorageNotFoundError,
     dbfs_path,
     write_local_file,
 )
@@ -34,6 +35,10 @@ class FuseFileStore(FileStore):
         self.root = root.rstrip("/") or "/"
         self._made: set[str] = set()
 
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """By the standard library's error types and ``OSError`` numbers."""
+        return translate_common(exc)
+
     @staticmethod
     def available(kind: Kind) -> bool:
         """Whether the mount for ``kind`` is present here."""
@@ -49,6 +54,7 @@ class FuseFileStore(FileStore):
             )
         return self.root + path[len("/Volumes") :]
 
+    @translated
     def read_bytes(self, path: str) -> bytes:
         try:
             with open(self.local(path), "rb") as f:
@@ -56,6 +62,7 @@ class FuseFileStore(FileStore):
         except FileNotFoundError as e:
             raise StorageNotFoundError(f"{path} does not exist ({self.local(path)}).") from e
 
+    @translated
     def write_bytes(self, path: str, data: bytes) -> None:
         final = self.local(path)
         directory = os.path.dirname(final)
@@ -64,18 +71,22 @@ class FuseFileStore(FileStore):
             self._made.add(directory)
         write_local_file(final, data)
 
+    @translated
     def exists(self, path: str) -> bool:
         return os.path.exists(self.local(path))
 
+    @translated
     def list(self, path: str) -> list[str]:
         try:
             return sorted(os.listdir(self.local(path)))
         except FileNotFoundError as e:
             raise StorageNotFoundError(f"{path} does not exist.") from e
 
+    @translated
     def mkdirs(self, path: str) -> None:
         os.makedirs(self.local(path), exist_ok=True)
 
+    @translated
     def delete(self, path: str, recursive: bool = False) -> None:
         import shutil
 

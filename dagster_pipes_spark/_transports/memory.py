@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from .file_store import (
-    FileStore,
-    StorageNotFoundError,
-)
+from .errors import StorageNotFoundError
+from .file_store import FileStore
 
 
 class MemoryFileStore(FileStore):

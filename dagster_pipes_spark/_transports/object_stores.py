@@ -1,7 +1,11 @@
 """Cloud object stores (S3, GCS, Azure Blob): context loaders and chunked message writers.
 
-Each store only says how to read one object and how to upload one chunk; the params handling
-(``bucket`` + ``key`` for contexts, ``bucket`` + optional ``key_prefix`` for messages) is shared.
+Each store only says how to read one object (a loader) and how to put one chunk (a
+:class:`~.sinks.ChunkSink`), and translates its library's errors into the package's own
+(:mod:`.errors`): botocore's ``ClientError`` by the HTTP status in its response (and its
+``Retry-After`` header), Google's API errors by their ``code``, Azure's by their ``status_code``.
+The params handling (``bucket`` + ``key`` for contexts, ``bucket`` + optional ``key_prefix`` for
+messages) is shared.
 
 One retry layer: the channel's or loader's :class:`~.retry.RetryPolicy` retries whole operations, so
 each request goes out once. boto3 clients are used through a copy of the given client (same
@@ -16,12 +20,22 @@ import logging
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import IO, Any, ClassVar
+from typing import Any, ClassVar
 
 from .._context_loaders import PipesContextLoader, parse_downloaded_context
 from .._errors import DagsterPipesError
 from .._protocol import PipesContextData, PipesParams
-from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel, payload_bytes
+from .blob import DeliveryOptions, PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from .errors import (
+    StorageCallError,
+    error_chain,
+    http_status,
+    kind_for_status,
+    seconds,
+    storage_error,
+    translate_common,
+    translating,
+)
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_or_explain
 
 logger = logging.getLogger("dagster_pipes_spark")
@@ -70,6 +84,41 @@ def _client_as_is(client: Any, request_timeout: float) -> Any:
     return client
 
 
+def translate_boto3_error(exc: BaseException) -> StorageCallError:
+    """botocore's ``ClientError``: the HTTP status and ``Retry-After`` of its parsed response;
+    anything else (connection and read-timeout errors, decoding) by the common conventions."""
+    for e in error_chain(exc):
+        response = getattr(e, "response", None)
+        if isinstance(response, dict):
+            meta = response.get("ResponseMetadata") or {}
+            status = http_status(meta.get("HTTPStatusCode"))
+            if status is not None:
+                headers = meta.get("HTTPHeaders") or {}
+                wait = seconds(headers.get("retry-after") if isinstance(headers, dict) else None)
+                return storage_error(kind_for_status(status), e, status=status, retry_after=wait)
+    return translate_common(exc)
+
+
+def translate_gcs_error(exc: BaseException) -> StorageCallError:
+    """google-api-core's errors carry the HTTP status as ``code``."""
+    for e in error_chain(exc):
+        status = http_status(getattr(e, "code", None))
+        if status is not None:
+            return storage_error(kind_for_status(status), e, status=status)
+    return translate_common(exc)
+
+
+def translate_azure_error(exc: BaseException) -> StorageCallError:
+    """azure-core's ``HttpResponseError`` carries ``status_code`` and the response's headers."""
+    for e in error_chain(exc):
+        status = http_status(getattr(e, "status_code", None))
+        if status is not None:
+            headers: Any = getattr(getattr(e, "response", None), "headers", None)
+            wait = seconds(headers.get("Retry-After")) if hasattr(headers, "get") else None
+            return storage_error(kind_for_status(status), e, status=status, retry_after=wait)
+    return translate_common(exc)
+
+
 def _required_str(params: PipesParams, key: str, owner: str) -> str:
     value = params.get(key)
     if not isinstance(value, str):
@@ -82,6 +131,10 @@ def _required_str(params: PipesParams, key: str, owner: str) -> str:
 
 class _ObjectStoreContextLoader(PipesContextLoader):
     _scheme: ClassVar[str]
+
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """The package's storage error for what this store's library raised."""
+        return translate_common(exc)
 
     def __init__(self, client: Any, *, retry: RetryPolicy | None = None):
         self.retry = retry or DEFAULT_RETRY_POLICY
@@ -99,34 +152,63 @@ class _ObjectStoreContextLoader(PipesContextLoader):
         bucket = _required_str(params, "bucket", type(self).__name__)
         key = _required_str(params, "key", type(self).__name__)
         where = f"{self._scheme}://{bucket}/{key}"
-        data = call_or_explain(
-            self.retry,
-            lambda: parse_downloaded_context(self._read(bucket, key), where),
-            f"read the Pipes context {where}",
-        )
-        yield data
+
+        def read() -> PipesContextData:
+            with translating(self.translate_error):
+                raw = self._read(bucket, key)
+            return parse_downloaded_context(raw, where)
+
+        yield call_or_explain(self.retry, read, f"read the Pipes context {where}")
+
+
+class _ObjectSink:
+    """Chunks as objects ``{key_prefix}/{index}.json`` of one bucket (one attempt per chunk)."""
+
+    _scheme: ClassVar[str]
+
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """The package's storage error for what this store's library raised."""
+        return translate_common(exc)
+
+    def __init__(self, client: Any, bucket: str, key_prefix: str | None, request_timeout: float) -> None:
+        self.client = client
+        self.bucket = bucket
+        self.key_prefix = key_prefix
+        self.request_timeout = request_timeout
+        self.destination = f"{self._scheme}://{bucket}/{key_prefix or ''}"
+
+    def key(self, index: int) -> str:
+        """The object key of chunk ``index``."""
+        return f"{self.key_prefix}/{index}.json" if self.key_prefix else f"{index}.json"
+
+    def put_chunk(self, index: int, data: bytes) -> None:
+        """Upload chunk ``index`` (its errors translated into the package's)."""
+        with translating(self.translate_error):
+            self._put(self.key(index), data)
+
+    @abstractmethod
+    def _put(self, key: str, data: bytes) -> None: ...
 
 
 class _ObjectStoreChannel(PipesBlobStoreMessageWriterChannel):
-    _scheme: ClassVar[str]
-
-    def __init__(
-        self, client: Any, bucket: str, key_prefix: str | None, *, interval: float = 10, **options: Any
-    ):
-        super().__init__(interval=interval, **options)
-        self._client = self._single_attempt(client, self.retry.request_timeout)
-        self._bucket = bucket
-        self._key_prefix = key_prefix
-
+    _sink_type: ClassVar[type[_ObjectSink]]
     #: the client requests go through (see the module docstring): S3 makes a single-attempt copy
     _single_attempt = staticmethod(_client_as_is)
 
-    def _key(self, index: int) -> str:
-        return f"{self._key_prefix}/{index}.json" if self._key_prefix else f"{index}.json"
-
-    def destination(self) -> str:
-        """``scheme://bucket/prefix``."""
-        return f"{self._scheme}://{self._bucket}/{self._key_prefix or ''}"
+    def __init__(
+        self,
+        client: Any,
+        bucket: str,
+        key_prefix: str | None,
+        *,
+        interval: float | None = None,
+        delivery: DeliveryOptions | None = None,
+        **settings: Any,
+    ):
+        delivery = DeliveryOptions.of(delivery, interval=interval, **settings)
+        timeout = delivery.retry.request_timeout
+        sink = self._sink_type(self._single_attempt(client, timeout), bucket, key_prefix, timeout)
+        super().__init__(sink=sink, delivery=delivery)
 
 
 class _ObjectStoreMessageWriter(PipesBlobStoreMessageWriter[Any]):
@@ -151,19 +233,32 @@ class PipesS3ContextLoader(_ObjectStoreContextLoader):
     _scheme = "s3"
     _single_attempt = staticmethod(single_attempt_boto3_client)
 
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_boto3_error`."""
+        return translate_boto3_error(exc)
+
     def _read(self, bucket: str, key: str) -> bytes:
         return bytes(self._client.get_object(Bucket=bucket, Key=key)["Body"].read())
 
 
-class PipesS3MessageWriterChannel(_ObjectStoreChannel):
-    """Uploads chunks to ``s3://{bucket}/{key_prefix}/{index}.json`` (S3 PUTs are atomic)."""
+class S3Sink(_ObjectSink):
+    """Chunks as S3 objects (a PUT is atomic)."""
 
     _scheme = "s3"
-    _single_attempt = staticmethod(single_attempt_boto3_client)
 
-    def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """PUT one chunk object."""
-        self._client.put_object(Body=payload_bytes(payload), Bucket=self._bucket, Key=self._key(index))
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_boto3_error`."""
+        return translate_boto3_error(exc)
+
+    def _put(self, key: str, data: bytes) -> None:
+        self.client.put_object(Body=data, Bucket=self.bucket, Key=key)
+
+
+class PipesS3MessageWriterChannel(_ObjectStoreChannel):
+    """Uploads chunks to ``s3://{bucket}/{key_prefix}/{index}.json`` (an :class:`S3Sink`)."""
+
+    _sink_type = S3Sink
+    _single_attempt = staticmethod(single_attempt_boto3_client)
 
 
 class PipesS3MessageWriter(_ObjectStoreMessageWriter):
@@ -180,21 +275,34 @@ class PipesGCSContextLoader(_ObjectStoreContextLoader):
 
     _scheme = "gs"
 
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_gcs_error`."""
+        return translate_gcs_error(exc)
+
     def _read(self, bucket: str, key: str) -> bytes:
         blob = self._client.bucket(bucket).blob(key)
         return bytes(blob.download_as_bytes(retry=None, timeout=self.retry.request_timeout))
 
 
-class PipesGCSMessageWriterChannel(_ObjectStoreChannel):
-    """Uploads chunks to ``gs://{bucket}/{key_prefix}/{index}.json``."""
+class GCSSink(_ObjectSink):
+    """Chunks as Google Cloud Storage blobs (no client-side retry, a timeout per request)."""
 
     _scheme = "gs"
 
-    def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """Upload one chunk blob."""
-        self._client.bucket(self._bucket).blob(self._key(index)).upload_from_string(
-            payload_bytes(payload), retry=None, timeout=self.retry.request_timeout
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_gcs_error`."""
+        return translate_gcs_error(exc)
+
+    def _put(self, key: str, data: bytes) -> None:
+        self.client.bucket(self.bucket).blob(key).upload_from_string(
+            data, retry=None, timeout=self.request_timeout
         )
+
+
+class PipesGCSMessageWriterChannel(_ObjectStoreChannel):
+    """Uploads chunks to ``gs://{bucket}/{key_prefix}/{index}.json`` (a :class:`GCSSink`)."""
+
+    _sink_type = GCSSink
 
 
 class PipesGCSMessageWriter(_ObjectStoreMessageWriter):
@@ -211,21 +319,34 @@ class PipesAzureBlobStorageContextLoader(_ObjectStoreContextLoader):
 
     _scheme = "azure"
 
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_azure_error`."""
+        return translate_azure_error(exc)
+
     def _read(self, bucket: str, key: str) -> bytes:
         blob = self._client.get_blob_client(bucket, key)
         return bytes(blob.download_blob(retry_total=0, timeout=self.retry.request_timeout).readall())
 
 
-class PipesAzureBlobStorageMessageWriterChannel(_ObjectStoreChannel):
-    """Uploads chunks to ``{container}/{key_prefix}/{index}.json``."""
+class AzureSink(_ObjectSink):
+    """Chunks as Azure blobs (``bucket`` is the container; no client-side retry)."""
 
     _scheme = "azure"
 
-    def upload_messages_chunk(self, payload: IO, index: int) -> None:
-        """Upload one chunk blob."""
-        self._client.get_blob_client(self._bucket, self._key(index)).upload_blob(
-            payload_bytes(payload), overwrite=True, retry_total=0, timeout=self.retry.request_timeout
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_azure_error`."""
+        return translate_azure_error(exc)
+
+    def _put(self, key: str, data: bytes) -> None:
+        self.client.get_blob_client(self.bucket, key).upload_blob(
+            data, overwrite=True, retry_total=0, timeout=self.request_timeout
         )
+
+
+class PipesAzureBlobStorageMessageWriterChannel(_ObjectStoreChannel):
+    """Uploads chunks to ``{container}/{key_prefix}/{index}.json`` (an :class:`AzureSink`)."""
+
+    _sink_type = AzureSink
 
 
 class PipesAzureBlobStorageMessageWriter(_ObjectStoreMessageWriter):

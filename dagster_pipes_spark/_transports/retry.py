@@ -1,101 +1,34 @@
-"""The one retry policy for storage calls: which failures are transient, which are permanent (and
-which of those mean "not found"), how often and how long to retry, and the deadlines that cut it short.
+"""The one retry policy for storage calls: how often and how long to retry which failures, and the
+deadlines that cut it short.
 
 Every storage operation of the package (a chunk upload of any channel, a context read of any
 loader) is retried by exactly one :class:`RetryPolicy` at the level of the whole operation; the
 backends under it (databricks-sdk, ``dbutils.fs``, FUSE, cloud SDKs) make a single attempt each, so
-retry layers never multiply. Failures are classified by HTTP status and by exception class, never by
-the name of a type:
-
-* transient (retried): HTTP 408, 429 and 5xx, the databricks-sdk classes ``TooManyRequests``,
-  ``TemporarilyUnavailable``, ``InternalError``, ``DeadlineExceeded``… (through their status),
-  connection resets, timeouts and other I/O errors, and an *unreadable answer* — a body that does not
-  decode (JSON, text, base64, XML, HTTP framing: a truncated response, a gateway's HTML page) is a
-  fault of the response, not of the program, whatever Python base class the decoder's error has;
-* permanent (raised at once): HTTP 400, 401, 403, 409 and every other 4xx, the classes
-  ``BadRequest``, ``Unauthenticated``, ``PermissionDenied``…, permission errors, and programming
-  errors (``TypeError``, ``ValueError``… other than the decoding errors above);
-* not found (permanent): HTTP 404/410, ``NotFound`` (and ``ResourceDoesNotExist``),
-  ``FileNotFoundError`` and :class:`~.file_store.StorageNotFoundError`.
-
-Anything else is treated as transient: retrying it costs bounded time, giving up on it loses messages.
+retry layers never multiply. What a failure means is decided at the backend's boundary: each backend
+translates its library's errors into the package's own (:mod:`.errors`), and :func:`classify` reads
+that family only — transient failures are retried, permanent ones (``not_found`` among them) raised
+at once. An error from code the package does not own (a channel subclass, a store passed in) is
+translated by the common HTTP and standard-library conventions (:func:`.errors.translate_foreign`).
 """
 
 from __future__ import annotations
 
-import binascii
-import errno
-import http.client
-import json
 import logging
 import math
 import random
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
-from .._errors import DagsterPipesError, UnreadableAnswerError
+from .._errors import DagsterPipesError
 from .._redact import redact
+from .errors import FailureKind, translate_foreign
 
 logger = logging.getLogger("dagster_pipes_spark")
 
 _T = TypeVar("_T")
-
-FailureKind = Literal["transient", "permanent", "not_found"]
-
-#: databricks-sdk error classes (``databricks.sdk.errors``, 0.20 and later) and the HTTP status each
-#: stands for; their subclasses (``ResourceDoesNotExist``, ``RequestLimitExceeded``…) inherit it.
-_SDK_ERROR_STATUS: tuple[tuple[str, int], ...] = (
-    ("BadRequest", 400),
-    ("Unauthenticated", 401),
-    ("PermissionDenied", 403),
-    ("NotFound", 404),
-    ("ResourceConflict", 409),
-    ("TooManyRequests", 429),
-    ("Cancelled", 499),
-    ("InternalError", 500),
-    ("NotImplemented", 501),
-    ("TemporarilyUnavailable", 503),
-    ("DeadlineExceeded", 504),
-)
-#: OSError numbers that retrying cannot fix.
-_PERMANENT_ERRNOS = frozenset(
-    {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENAMETOOLONG, errno.EINVAL, errno.EISDIR, errno.ENOTDIR}
-)
-
-
-def _unreadable_answer_types() -> tuple[type[BaseException], ...]:
-    """Errors that mean "the answer could not be decoded": raised while reading a response, by the
-    standard library's decoders or the XML parser cloud SDKs use."""
-    from xml.etree.ElementTree import ParseError
-
-    return (
-        UnreadableAnswerError,
-        json.JSONDecodeError,
-        UnicodeDecodeError,
-        binascii.Error,  # a base64 field (DBFS `data`) that is not base64
-        http.client.HTTPException,  # broken framing: IncompleteRead, BadStatusLine, LineTooLong...
-        ParseError,
-    )
-
-
-_UNREADABLE_ANSWER = _unreadable_answer_types()
-
-#: Errors of the program, not of storage: retrying cannot fix them.
-_PROGRAMMING_ERRORS: tuple[type[BaseException], ...] = (
-    TypeError,
-    ValueError,
-    AttributeError,
-    LookupError,
-    NotImplementedError,
-    AssertionError,
-    ImportError,
-    MemoryError,
-    RecursionError,
-)
 
 
 @dataclass(frozen=True)
@@ -123,116 +56,12 @@ class Failure:
 
 
 def classify(exc: BaseException) -> Failure:
-    """Classify a storage failure (see the module docstring). Looks through ``raise ... from`` chains,
-    so ``TimeoutError("Timed out") from TemporarilyUnavailable(...)`` is an HTTP 503, and a
-    ``requests`` ``JSONDecodeError`` over ``json.JSONDecodeError`` is an unreadable answer."""
-    chain = list(_chain(exc))
-    for e in chain:
-        status = _http_status(e)
-        if status is not None:
-            return Failure(_kind_for_status(status), e, status, _retry_after(e))
-    for e in chain:
-        if isinstance(e, _UNREADABLE_ANSWER):
-            return Failure("transient", e, None, _retry_after(e))
-    for e in reversed(chain):  # the root cause decides ("Read timed out" under the SDK's "Timed out")
-        kind = _kind_for_type(e)
-        if kind is not None:
-            # ... and the deepest library error describes it best (not a bare socket "timed out")
-            named = [x for x in chain if type(x).__module__ != "builtins"]
-            return Failure(kind, named[-1] if named else e, None, _retry_after(e))
-    return Failure("transient", exc)
-
-
-def is_not_found(exc: BaseException) -> bool:
-    """Whether ``exc`` says the path does not exist."""
-    return classify(exc).kind == "not_found"
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    e: BaseException | None = exc
-    while e is not None and id(e) not in seen and len(seen) < 16:
-        seen.add(id(e))
-        yield e
-        e = e.__cause__ if e.__cause__ is not None else (None if e.__suppress_context__ else e.__context__)
-
-
-def _int_status(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and 100 <= value <= 599 else None
-
-
-def _http_status(e: BaseException) -> int | None:
-    for attr in ("status_code", "status", "code"):  # requests/azure, urllib/botocore-ish, urllib/google
-        status = _int_status(getattr(e, attr, None))
-        if status is not None:
-            return status
-    response = getattr(e, "response", None)
-    status = _int_status(getattr(response, "status_code", None))
-    if status is None and isinstance(response, dict):  # botocore ClientError
-        status = _int_status(response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
-    return status if status is not None else _sdk_status(e)
-
-
-def _sdk_status(e: BaseException) -> int | None:
-    if "databricks.sdk" not in sys.modules:  # an SDK error cannot exist without the SDK loaded
-        return None
-    for cls, status in _sdk_error_classes():
-        if isinstance(e, cls):
-            return status
-    return None
-
-
-_sdk_classes: list[tuple[type[BaseException], int]] | None = None
-
-
-def _sdk_error_classes() -> list[tuple[type[BaseException], int]]:
-    global _sdk_classes
-    if _sdk_classes is None:
-        try:
-            from databricks.sdk import errors
-        except ImportError:
-            return []
-        found = [(getattr(errors, name, None), status) for name, status in _SDK_ERROR_STATUS]
-        _sdk_classes = [(c, s) for c, s in found if isinstance(c, type) and issubclass(c, BaseException)]
-    return _sdk_classes
-
-
-def _kind_for_status(status: int) -> FailureKind:
-    if status in (404, 410):
-        return "not_found"
-    if status in (408, 429) or status >= 500:
-        return "transient"
-    if 400 <= status < 500:
-        return "permanent"
-    return "transient"
-
-
-def _kind_for_type(e: BaseException) -> FailureKind | None:
-    from .file_store import StorageNotFoundError
-
-    if isinstance(e, (StorageNotFoundError, FileNotFoundError)):
-        return "not_found"
-    if isinstance(e, DagsterPipesError):
-        return "permanent"
-    if isinstance(e, (TimeoutError, ConnectionError)):
-        return "transient"
-    if isinstance(e, _PROGRAMMING_ERRORS):  # before OSError: requests' InvalidURL is both
-        return "permanent"
-    if isinstance(e, OSError):  # requests/urllib3 errors, EIO from a FUSE mount, ...
-        return "permanent" if e.errno in _PERMANENT_ERRNOS else "transient"
-    return None
-
-
-def _retry_after(e: BaseException) -> float | None:
-    value = getattr(e, "retry_after_secs", None)  # databricks-sdk
-    if value is None:
-        headers: Any = getattr(getattr(e, "response", None), "headers", None) or getattr(e, "headers", None)
-        value = headers.get("Retry-After") if hasattr(headers, "get") else None
-    try:
-        seconds = float(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
-    return seconds if seconds is not None and math.isfinite(seconds) and seconds >= 0 else None
+    """What a storage failure means, from the package's error family (:mod:`.errors`) found in
+    ``exc``'s chain; an error of other code is translated by :func:`.errors.translate_foreign`
+    first. The failure names the storage library's error when there is one."""
+    error = translate_foreign(exc)
+    origin = error.origin if error.origin is not None else error
+    return Failure(error.kind, origin, error.status, error.retry_after)
 
 
 # ----------------------------------------------------------------------------------------- deadlines

@@ -5,6 +5,9 @@ operations. The requests go through a client of our own, built from a copy of th
 configuration (same host, same credentials): its requests time out after ``request_timeout`` and the
 SDK's own retry window (``retry_timeout_seconds``, 300 s by default) ends at the first failure, so a
 call of ours never sits in the SDK's retry loop. The client the user passed is not changed.
+
+What the SDK raises is translated here into the package's storage errors (:mod:`.errors`): its
+error classes by the HTTP status each stands for, ``retry_after_secs`` as the server's wait.
 """
 
 from __future__ import annotations
@@ -13,24 +16,83 @@ import base64
 import io
 import logging
 import math
+import sys
 import threading
 import time
 from typing import Any
 
 from .._redact import register_secret
+from .errors import (
+    StorageCallError,
+    StorageNotFoundError,
+    error_chain,
+    kind_for_status,
+    seconds,
+    storage_error,
+    translate_foreign,
+    translated,
+)
 from .file_store import (
     DBFS_MAX_BLOCK,
     FileStore,
-    StorageNotFoundError,
     dbfs_path,
     write_then_rename,
 )
-from .retry import DEFAULT_RETRY_POLICY, is_not_found
+from .retry import DEFAULT_RETRY_POLICY
 
 logger = logging.getLogger("dagster_pipes_spark")
 
 #: How far the clock of our SDK client jumps when the SDK asks to sleep before a retry.
 _END_OF_RETRY_WINDOW = 1e9
+
+
+#: databricks-sdk error classes (``databricks.sdk.errors``, 0.20 and later) and the HTTP status each
+#: stands for; their subclasses (``ResourceDoesNotExist``, ``RequestLimitExceeded``…) inherit it.
+_SDK_ERROR_STATUS: tuple[tuple[str, int], ...] = (
+    ("BadRequest", 400),
+    ("Unauthenticated", 401),
+    ("PermissionDenied", 403),
+    ("NotFound", 404),
+    ("ResourceConflict", 409),
+    ("TooManyRequests", 429),
+    ("Cancelled", 499),
+    ("InternalError", 500),
+    ("NotImplemented", 501),
+    ("TemporarilyUnavailable", 503),
+    ("DeadlineExceeded", 504),
+)
+_sdk_classes: list[tuple[type[BaseException], int]] | None = None
+
+
+def _sdk_error_classes() -> list[tuple[type[BaseException], int]]:
+    global _sdk_classes
+    if _sdk_classes is None:
+        if "databricks.sdk" not in sys.modules:  # an SDK error cannot exist without the SDK loaded
+            return []
+        try:
+            from databricks.sdk import errors
+        except ImportError:
+            return []
+        found = [(getattr(errors, name, None), status) for name, status in _SDK_ERROR_STATUS]
+        _sdk_classes = [(c, s) for c, s in found if isinstance(c, type) and issubclass(c, BaseException)]
+    return _sdk_classes
+
+
+def translate_sdk_error(exc: BaseException) -> StorageCallError:
+    """The package's storage error for what databricks-sdk raised. Its error classes count by their
+    HTTP status (also under the SDK's ``TimeoutError`` that wraps the last error of a retry window);
+    the requests and decoding errors under it, by the common conventions."""
+    classes = _sdk_error_classes()
+    for e in error_chain(exc):
+        status = next((s for cls, s in classes if isinstance(e, cls)), None)
+        if status is not None:
+            wait = seconds(getattr(e, "retry_after_secs", None))
+            return storage_error(kind_for_status(status), e, status=status, retry_after=wait)
+    return translate_foreign(exc)
+
+
+def _missing(exc: BaseException) -> bool:
+    return isinstance(translate_sdk_error(exc), StorageNotFoundError)
 
 
 class _SingleAttemptClock:
@@ -96,12 +158,17 @@ class _SdkStore(FileStore):
         host = getattr(getattr(self.client, "config", None), "host", None)
         return f"sdk ({self._api_name} API{f' at {host}' if host else ''})"
 
+    def translate_error(self, exc: BaseException) -> StorageCallError:
+        """See :func:`translate_sdk_error`."""
+        return translate_sdk_error(exc)
+
 
 class SdkDbfsFileStore(_SdkStore):
     """DBFS through ``WorkspaceClient().dbfs`` (REST): works off-cluster and without FUSE."""
 
     _api_name = "dbfs"
 
+    @translated
     def read_bytes(self, path: str) -> bytes:
         """Read in 1 MB blocks (the API's limit)."""
         path = dbfs_path(path)
@@ -114,10 +181,11 @@ class SdkDbfsFileStore(_SdkStore):
                 if len(chunk) < DBFS_MAX_BLOCK:
                     return out.getvalue()
         except Exception as e:
-            if is_not_found(e):
+            if _missing(e):
                 raise StorageNotFoundError(f"dbfs:{path} does not exist.") from e
             raise
 
+    @translated
     def write_bytes(self, path: str, data: bytes) -> None:
         """One ``put`` up to 1 MB; larger files are streamed to a temporary file, then moved."""
         path = dbfs_path(path)
@@ -140,35 +208,39 @@ class SdkDbfsFileStore(_SdkStore):
 
         write_then_rename(path, stream, replace, self.api.delete)
 
+    @translated
     def exists(self, path: str) -> bool:
         """Whether ``get-status`` finds it."""
         try:
             self.api.get_status(dbfs_path(path))
             return True
         except Exception as e:
-            if is_not_found(e):
+            if _missing(e):
                 return False
             raise
 
+    @translated
     def list(self, path: str) -> list[str]:
         """Entry names."""
         try:
             return sorted(f.path.rstrip("/").rsplit("/", 1)[-1] for f in self.api.list(dbfs_path(path)))
         except Exception as e:
-            if is_not_found(e):
+            if _missing(e):
                 raise StorageNotFoundError(f"dbfs:{dbfs_path(path)} does not exist.") from e
             raise
 
+    @translated
     def mkdirs(self, path: str) -> None:
         """``mkdirs``."""
         self.api.mkdirs(dbfs_path(path))
 
+    @translated
     def delete(self, path: str, recursive: bool = False) -> None:
         """``delete`` (a missing path is fine)."""
         try:
             self.api.delete(dbfs_path(path), recursive=recursive)
         except Exception as e:
-            if not is_not_found(e):
+            if not _missing(e):
                 raise
 
 
@@ -177,19 +249,22 @@ class SdkVolumesFileStore(_SdkStore):
 
     _api_name = "files"
 
+    @translated
     def read_bytes(self, path: str) -> bytes:
         """Download the file."""
         try:
             return bytes(self.api.download(path).contents.read())
         except Exception as e:
-            if is_not_found(e):
+            if _missing(e):
                 raise StorageNotFoundError(f"{path} does not exist.") from e
             raise
 
+    @translated
     def write_bytes(self, path: str, data: bytes) -> None:
         """A single upload: the Files API publishes the file when the upload completes."""
         self.api.upload(path, io.BytesIO(data), overwrite=True)
 
+    @translated
     def exists(self, path: str) -> bool:
         """Whether it is a file or a directory."""
         for probe in (self.api.get_metadata, self.api.get_directory_metadata):
@@ -197,31 +272,34 @@ class SdkVolumesFileStore(_SdkStore):
                 probe(path)
                 return True
             except Exception as e:
-                if not is_not_found(e):
+                if not _missing(e):
                     raise
         return False
 
+    @translated
     def list(self, path: str) -> list[str]:
         """Entry names."""
         try:
             entries = list(self.api.list_directory_contents(path))
         except Exception as e:
-            if is_not_found(e):
+            if _missing(e):
                 raise StorageNotFoundError(f"{path} does not exist.") from e
             raise
         return sorted(e.name or e.path.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
+    @translated
     def mkdirs(self, path: str) -> None:
         """``create-directory`` (with parents)."""
         self.api.create_directory(path)
 
+    @translated
     def delete(self, path: str, recursive: bool = False) -> None:
         """Delete a file, or a directory (its content too with ``recursive``); missing is fine."""
         try:
             self.api.delete(path)
             return
         except Exception as e:
-            if is_not_found(e):
+            if _missing(e):
                 return
             if not recursive:
                 raise
