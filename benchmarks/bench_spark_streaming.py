@@ -7,7 +7,7 @@ checkpoint and output. It runs without the hooks and with them (the stream obser
 the row-counting observation added to the streamed DataFrame, the progress listener on classic
 sessions or the ``recentProgress`` poller on Spark Connect, and on exit one materialization to a
 stub Pipes context), paired in each round with the order alternating, in one Spark session after a
-warm-up of each, for classic Spark and Spark Connect, each in its own process.
+warm-up of two runs of each, for classic Spark and Spark Connect, each in its own process.
 
 Reported per mechanism: median wall times, the median of the per-round ratios (paired) and what
 it is per micro-batch, the ratio of the fastest runs, and the time spent leaving the block. Every
@@ -111,8 +111,11 @@ def run_mechanism(mechanism: str, files: int, rows: int, rounds: int, sink: str)
                 assert "delta/version" in md, md
             return elapsed, report.exit_seconds
 
-        without_hooks()  # warm-up: JIT, codegen, the py4j callback server, Connect's session
-        with_hooks()
+        # warm-up: JIT, codegen, the py4j callback server, Connect's session; two pairs, as the first
+        # paired round after a single pair still ran its first query ~5-10% slower (Connect)
+        for _ in range(2):
+            without_hooks()
+            with_hooks()
         on: list[float] = []
         off: list[float] = []
         exit_seconds: list[float] = []

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from dagster_pipes_spark.spark._delta import DeltaCommit
 from dagster_pipes_spark.spark._lineage import lineage_from_explain, lineage_from_tree
 from dagster_pipes_spark.spark._record import LineageSource, SparkWrite
 from dagster_pipes_spark.spark._streaming import (
+    ROWS_OBSERVATION,
     Batch,
     StreamingObserver,
     StreamRun,
@@ -488,3 +490,144 @@ def test_delta_sink_commits_are_the_query_s_batches_only():
     apply_stream_commits(write, found, 2, rows_observed=False)
     assert (write.delta_version, write.files, write.bytes, write.rows) == (4, 2, 200, 10)
     assert write.is_delta is False and (write.streaming or {})["spark/streaming_delta_commits"] == 2
+
+
+# --- the row-counting observation: only where the plan can change the number of rows --------------
+
+ROWS_JOB = """
+import json, os, sys, warnings
+warnings.filterwarnings("ignore")
+import dagster_pipes_spark as pipes_lib
+from dagster_pipes_spark.spark import report_spark_writes
+from dagster_pipes_spark.testing._notebook import make_spark_session
+
+with pipes_lib.open_dagster_pipes() as pipes:
+    mechanism, tmp = pipes.extras["mechanism"], pipes.extras["tmp"]
+    spark = make_spark_session(
+        mechanism,
+        {
+            "spark.sql.warehouse.dir": os.path.join(tmp, "warehouse"),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp}",
+        },
+    )
+    if mechanism == "connect":
+        from pyspark.sql.connect.functions import builtin as F
+    else:
+        from pyspark.sql import functions as F
+    src = os.path.join(tmp, "src")
+    os.makedirs(src)
+    for i in range(4):
+        with open(os.path.join(src, f"part-{i}.json"), "w") as f:
+            f.write("\\n".join(json.dumps({"id": i * 10 + j, "v": j}) for j in range(10)))
+    paths = {name: os.path.join(tmp, "out", name) for name in ("projected", "kept")}
+
+    def stream():
+        return spark.readStream.schema("id BIGINT, v BIGINT").option("maxFilesPerTrigger", 2).json(src)
+
+    def start(df, name):
+        writer = df.writeStream.format("parquet").option("checkpointLocation", os.path.join(tmp, "cp_" + name))
+        return writer.trigger(availableNow=True).start(paths[name])
+
+    assets = {paths["projected"]: "stream_projected", paths["kept"]: "stream_kept"}
+    with report_spark_writes(spark, pipes, assets=assets):
+        projected = (
+            stream()
+            .withColumn("doubled", F.col("v") * 2)
+            .withColumnRenamed("id", "key")
+            .select(F.col("key"), F.col("doubled").cast("int").alias("d"), "v")
+        )
+        queries = {"projected": start(projected, "projected"), "kept": start(stream().where(F.col("v") % 2 == 0), "kept")}
+        for q in queries.values():
+            q.awaitTermination()
+
+    def observed(progress):
+        metrics = progress["observedMetrics"] if isinstance(progress, dict) else progress.observedMetrics
+        return sorted(dict(metrics or {}))
+
+    pipes.report_custom_message(
+        {
+            name: {
+                "observed": [observed(p) for p in q.recentProgress],
+                "rows": spark.read.parquet(paths[name]).count(),
+            }
+            for name, q in queries.items()
+        }
+    )
+"""
+
+
+@pytest.fixture(scope="module")
+def rows_runs() -> dict[str, RunResult]:
+    """A projection-only and a filtered query, in one block, classic and Connect runs together."""
+    from _helpers import write_script
+
+    def one(mechanism: str) -> RunResult:
+        tmp = tempfile.mkdtemp(prefix=f"pipes-stream-rows-{mechanism}-")
+        script = write_script(Path(tmp), ROWS_JOB)
+        result = run_pipes(
+            script, assets=["stream_projected", "stream_kept"], extras={"mechanism": mechanism, "tmp": tmp}
+        )
+        assert result.success, (result.failure, result.logs[-20:])
+        return result
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {m: pool.submit(one, m) for m in ("classic", "connect")}
+        return {m: f.result() for m, f in futures.items()}
+
+
+@pytest.mark.parametrize("mechanism", ["classic", "connect"])
+def test_a_projection_reports_its_input_rows_without_the_observation(rows_runs, mechanism):
+    result = rows_runs[mechanism]
+    seen = result.custom_messages[0]["projected"]
+    meta = _meta(result, "stream_projected")
+    assert meta["dagster/row_count"] == 40 == seen["rows"] == meta["spark/streaming_input_rows"]
+    assert meta["spark/streaming_batches"] == 2
+    assert seen["observed"] == [[], []]  # no row-counting observation on the query
+
+
+@pytest.mark.parametrize("mechanism", ["classic", "connect"])
+def test_a_filter_keeps_the_observation_and_reports_the_rows_written(rows_runs, mechanism):
+    result = rows_runs[mechanism]
+    seen = result.custom_messages[0]["kept"]
+    meta = _meta(result, "stream_kept")
+    assert meta["dagster/row_count"] == 20 == seen["rows"]
+    assert meta["spark/streaming_input_rows"] == 40
+    assert len(seen["observed"]) == 2
+    assert all(len(names) == 1 and names[0].startswith(ROWS_OBSERVATION) for names in seen["observed"])
+
+
+def test_which_client_plans_keep_the_row_count():
+    """The Connect rule on client plans alone (no server): projections of columns, casts, aliases and
+    scalar operators keep the count; generators, aggregates, computed SQL text, filters, limits and
+    unions may not."""
+    pytest.importorskip("grpc")
+    from types import SimpleNamespace
+
+    from pyspark.sql.connect import plan as cp
+    from pyspark.sql.connect.functions import builtin as sf
+
+    from dagster_pipes_spark.spark._streaming._row_count import rows_preserved
+
+    src = cp.DataSource(format="json", schema="id BIGINT, v BIGINT", paths=["/x"], is_streaming=True)
+    keep = {
+        "source": src,
+        "select": cp.Project(
+            src, [sf.col("id"), (sf.col("v") * 2).alias("d"), sf.col("v").cast("int"), sf.lit(1)]
+        ),
+        "withColumn, rename": cp.WithColumnsRenamed(
+            cp.WithColumns(src, ["d"], [sf.upper(sf.col("v"))]), {"id": "k"}
+        ),
+        "selectExpr of a name": cp.Project(src, [sf.expr("id")]),
+        "watermark, repartition": cp.Repartition(cp.WithWatermark(src, "ts", "1 minute"), 2, True),
+    }
+    change = {
+        "a batch source": cp.DataSource(format="json", paths=["/x"]),
+        "explode": cp.Project(src, [sf.explode(sf.col("a"))]),
+        "count": cp.Project(src, [sf.count(sf.lit(1))]),
+        "computed selectExpr": cp.Project(src, [sf.expr("v * 2 AS d")]),
+        "filter": cp.Filter(src, sf.col("v") > 1),
+        "limit": cp.Limit(src, 3),
+        "union": cp.SetOperation(src, src, "union"),
+    }
+    assert {k for k, p in keep.items() if not rows_preserved(SimpleNamespace(_plan=p))} == set()
+    assert {k for k, p in change.items() if rows_preserved(SimpleNamespace(_plan=p))} == set()

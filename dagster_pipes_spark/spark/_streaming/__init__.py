@@ -11,12 +11,17 @@ reports Spark makes after each completed batch:
   the background every few seconds while the block runs, and once more on exit.
 
 While a block is open, ``DataFrame.writeStream`` also adds a named observation (``count(1)``) to the
-streamed DataFrame, so each progress report carries the rows that reached the sink in that batch
-(``observedMetrics``; no extra job, as with batch writes on Connect).
+streamed DataFrame when its plan can change the number of rows (a filter, an aggregation, a join, a
+generator, a limit, a dedup, ... or anything not recognised), so each progress report carries the rows
+that reached the sink in that batch (``observedMetrics``; no extra job, as with batch writes on
+Connect). A plan over one streaming source that only projects, renames, casts or repartitions writes
+every row it reads: its reports' input rows are the rows written, and it is left unobserved (a
+per-batch aggregation saved). ``_row_count`` decides from the plan, with no job: the analysed plan on
+classic (py4j), the client plan on Spark Connect (no server round trip).
 
 Both feed the same :class:`StreamRun` per query, which becomes one ``SparkWrite`` of its sink: rows
 (the observed rows; failing that the sink's output rows when it counts them, else the batches' input
-rows, as Spark reports them),
+rows, as Spark reports them -- the rows written when the plan keeps the row count),
 batches and batch ids, sources with their end offsets (a Delta source's ``reservoirVersion``),
 durations, and whether the query was still running. A failed batch makes no progress report, so it is
 never counted; the query's error is logged.
@@ -43,8 +48,8 @@ A ``foreachBatch`` query has no lineage of its own. A plan that cannot be read g
 debug log, never an error.
 
 One concept per module: ``_runs`` (a query's batches and its write), ``_delta_sink`` (a Delta sink's
-commits), ``_capture`` (queries captured where they start), ``_listener`` (classic progress reports),
-``_observer`` (one block's queries, on exit).
+commits), ``_capture`` (queries captured where they start), ``_row_count`` (whether a plan keeps the
+row count), ``_listener`` (classic progress reports), ``_observer`` (one block's queries, on exit).
 """
 
 from dagster_pipes_spark.spark._streaming._delta_sink import (

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from dagster_pipes_spark.spark._patching import ClassPatches, Spec
+from dagster_pipes_spark.spark._streaming._row_count import rows_preserved
 from dagster_pipes_spark.spark._streaming._runs import ROWS_OBSERVATION
 
 _observation_ids = iter(range(1, 1 << 62))
@@ -125,6 +126,19 @@ def _functions_for(df: Any) -> Any:
     return functions
 
 
+def _count_rows(df: Any) -> tuple[Any, str | None]:
+    """``df`` with the row-counting observation and its name; ``df`` itself when its progress reports
+    already count the rows it writes (a plan that writes every row it reads), or it cannot be added."""
+    if rows_preserved(df):
+        return df, None
+    try:
+        sf = _functions_for(df)
+        name = f"{ROWS_OBSERVATION}_{next(_observation_ids)}"
+        return df.observe(name, sf.count(sf.lit(1)).alias("rows")), name
+    except Exception:
+        return df, None
+
+
 def _wrap_write_stream(original: property) -> property:
     getter = original.fget
     assert getter is not None
@@ -133,13 +147,7 @@ def _wrap_write_stream(original: property) -> property:
         observers = _PATCHES.observers(lambda o: o.owns_dataframe(df))
         if not observers:
             return getter(df)
-        target, name = df, None
-        try:
-            sf = _functions_for(df)
-            name = f"{ROWS_OBSERVATION}_{next(_observation_ids)}"
-            target = df.observe(name, sf.count(sf.lit(1)).alias("rows"))
-        except Exception:
-            target, name = df, None
+        target, name = _count_rows(df)
         writer = getter(target)
         try:
             _note(writer, "dataframe", df)  # its plan gives the query's column lineage
