@@ -16,7 +16,9 @@ write has its own column lineage to read (classic: one ``treeString`` per write;
 ``spark.range`` 50 times (no source: nothing to trace; the job of earlier figures). ``--source
 delta`` is the ``table`` job on real Delta Lake (the pinned jars of ``.ci/jars/spark40.txt``):
 ``format("delta")`` path overwrites and ``insertInto`` appends to Delta tables, so the hooks also
-tag commits and read ``DESCRIBE HISTORY`` once per target on exit.
+tag commits and read ``DESCRIBE HISTORY`` once per target on exit. Delta keeps every commit, so each
+Delta job writes fresh targets (created before its clock starts): a later job must not pay for the
+history the earlier ones left, or the order of the jobs would bias the comparison.
 
 On Spark Connect with non-Delta writes a fourth job runs each round: the same writes with a
 ``count(1)`` observation put on each DataFrame by hand, without this library. Its ratio to the plain
@@ -135,11 +137,31 @@ def run_mechanism(
             ]
         else:
             frames = [df] * writes
-        for t in range(N_TABLES):
-            spark.sql(f"CREATE TABLE bench_t{t} (id BIGINT, name STRING, score DOUBLE) USING {fmt}")
-        assets = {os.path.join(tmp, "out", f"p{p}"): f"path_{p}" for p in range(N_PATHS)}
-        assets.update({f"bench_t{t}": f"table_{t}" for t in range(N_TABLES)})
-        keys = sorted(set(assets.values()))
+        # Delta targets keep every commit: each job writes fresh ones (made before its clock starts), so
+        # a later job does not pay for the history of earlier ones and the order of the jobs cannot
+        # bias the comparison. Other formats reuse one set of targets.
+        jobs = iter(range(1_000_000))
+        current = {"suffix": ""}
+        made: set[str] = set()
+
+        def fresh_targets() -> None:
+            suffix = f"_j{next(jobs)}" if delta else ""
+            if suffix not in made:
+                for t in range(N_TABLES):
+                    spark.sql(
+                        f"CREATE TABLE bench_t{t}{suffix} (id BIGINT, name STRING, score DOUBLE) USING {fmt}"
+                    )
+                made.add(suffix)
+            current["suffix"] = suffix
+
+        def assets() -> dict[str, str]:
+            suffix = current["suffix"]
+            mapping = {os.path.join(tmp, "out" + suffix, f"p{p}"): f"path_{p}" for p in range(N_PATHS)}
+            mapping.update({f"bench_t{t}{suffix}": f"table_{t}" for t in range(N_TABLES)})
+            return mapping
+
+        fresh_targets()
+        keys = sorted(set(assets().values()))
         # the assets the job writes (all of them from 19 writes on)
         written_keys = {
             f"path_{(i // 2) % N_PATHS}" if i % 2 == 0 else f"table_{(i // 2) % N_TABLES}"
@@ -147,18 +169,21 @@ def run_mechanism(
         }
 
         def job(written: list[Any] | None = None) -> None:
+            suffix = current["suffix"]
             for i, frame in enumerate(written or frames):
                 if i % 2 == 0:
-                    path = os.path.join(tmp, "out", f"p{(i // 2) % N_PATHS}")
+                    path = os.path.join(tmp, "out" + suffix, f"p{(i // 2) % N_PATHS}")
                     frame.write.format(fmt).mode("overwrite").save(path)
                 else:
-                    frame.write.insertInto(f"bench_t{(i // 2) % N_TABLES}")
+                    frame.write.insertInto(f"bench_t{(i // 2) % N_TABLES}{suffix}")
 
         def with_hooks(lineage: bool = True) -> tuple[float, Any]:
+            fresh_targets()
             pipes = StubPipes(keys)
+            mapping = assets()
             started = time.perf_counter()
             with report_spark_writes(
-                spark, pipes, assets, count_rows=count_rows, column_lineage=lineage
+                spark, pipes, mapping, count_rows=count_rows, column_lineage=lineage
             ) as report:
                 job()
             elapsed = time.perf_counter() - started
@@ -170,6 +195,7 @@ def run_mechanism(
             return elapsed, report
 
         def without_hooks() -> float:
+            fresh_targets()
             started = time.perf_counter()
             job()
             return time.perf_counter() - started
@@ -184,6 +210,7 @@ def run_mechanism(
             from pyspark.sql import functions as sf
 
             n = next(runs)
+            fresh_targets()
             observed = [
                 frame.observe(f"bench_rows_{n}_{i}", sf.count(sf.lit(1)).alias("rows"))
                 for i, frame in enumerate(frames)
