@@ -27,6 +27,7 @@ from dagster_pipes_spark.spark._checks._model import (
     column_names,
     format_args,
     normalize_type,
+    sql_text,
 )
 from dagster_pipes_spark.spark._sql import date_literal, string_literal, timestamp_literal
 
@@ -43,9 +44,7 @@ class Expect(RowCheck):
         return f"expect({self.sql!r}{self._options()})"
 
     def _problems(self) -> list[str]:
-        if not isinstance(self.sql, str) or not self.sql.strip():
-            return [f"the expression must be a non-empty SQL string, got {self.sql!r}"]
-        return []
+        return sql_text(self.sql)
 
     def condition(self, columns: Columns) -> str:
         return self.sql

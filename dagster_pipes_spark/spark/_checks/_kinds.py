@@ -27,6 +27,7 @@ from dagster_pipes_spark.spark._checks._model import (
     Verdict,
     as_int,
     column_names,
+    sql_text,
 )
 from dagster_pipes_spark.spark._sql import string_literal
 
@@ -251,9 +252,7 @@ class ExpectAggregate(SparkCheck):
         return f"expect_aggregate({self.sql!r})"
 
     def _problems(self) -> list[str]:
-        if not isinstance(self.sql, str) or not self.sql.strip():
-            return [f"expect_aggregate: the expression must be a non-empty SQL string, got {self.sql!r}"]
-        return []
+        return sql_text(self.sql, "expect_aggregate")
 
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
         value = self._alias(index, "value")

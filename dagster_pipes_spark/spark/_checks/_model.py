@@ -199,6 +199,13 @@ def column_names(columns: Sequence[Any], what: str) -> list[str]:
     ]
 
 
+def sql_text(sql: Any, what: str = "") -> list[str]:
+    """The problem with a check's SQL expression, if it is not a non-empty string."""
+    if isinstance(sql, str) and sql.strip():
+        return []
+    return [f"{what + ': ' if what else ''}the expression must be a non-empty SQL string, got {sql!r}"]
+
+
 def format_args(values: Sequence[Any]) -> str:
     return ", ".join(repr(v) for v in values)
 
