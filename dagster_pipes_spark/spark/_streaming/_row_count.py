@@ -18,6 +18,7 @@ The walk goes down the plan's spine with the plan-facts adapters (``spark._plan_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from dagster_pipes_spark.spark._plan_facts import ROW_PRESERVING, PlanFacts
@@ -53,31 +54,50 @@ def rows_preserved(df: Any) -> bool:
         if jdf is not None:
             from dagster_pipes_spark.spark._classic._facts import FACTS as CLASSIC
 
-            return _walk(CLASSIC, jdf.queryExecution().analyzed(), _CLASSIC_SOURCES, None)
+            return _walk(CLASSIC, jdf.queryExecution().analyzed(), _classic_source, _any_items)
         plan = getattr(df, "_plan", None)
         if plan is None:
             return False
         from dagster_pipes_spark.spark._connect._facts import FACTS as CONNECT
 
-        return _walk(CONNECT, plan, _CONNECT_SOURCES, _client_items_keep_rows)
+        return _walk(CONNECT, plan, _client_source, _client_items_keep_rows)
     except Exception:
         return False
 
 
-def _walk(facts: PlanFacts, node: Any, sources: frozenset[str], items_ok: Any) -> bool:
+def _walk(
+    facts: PlanFacts,
+    node: Any,
+    is_source: Callable[[str, Any], bool],
+    items_ok: Callable[[Any], bool],
+) -> bool:
+    """Down the spine to the one streaming source, through nodes that keep the row count only."""
     for _ in range(_MAX_DEPTH):
         kind = facts.node_kind(node)
-        if kind in sources:
-            return items_ok is None or getattr(node, "_is_streaming", False) is True
-        if kind not in _KEEP_COUNT:
-            return False
-        if items_ok is not None and not items_ok(node):
+        if is_source(kind, node):
+            return True
+        if kind not in _KEEP_COUNT or not items_ok(node):
             return False
         child = facts.only_child(node)
         if child is None:
             return False
         node = child
     return False
+
+
+def _classic_source(kind: str, node: Any) -> bool:
+    return kind in _CLASSIC_SOURCES
+
+
+def _any_items(node: Any) -> bool:
+    """Catalyst puts generators, aggregates and windows in nodes of their own: the expressions of a
+    node that keeps the row count never change it."""
+    return True
+
+
+def _client_source(kind: str, node: Any) -> bool:
+    """A client read marked streaming (a batch read of the same kind is not one)."""
+    return kind in _CONNECT_SOURCES and getattr(node, "_is_streaming", False) is True
 
 
 def _client_items_keep_rows(node: Any) -> bool:
