@@ -71,3 +71,22 @@ def test_the_pinned_lists_parse() -> None:
         pins = read_pins(name)
         assert {p.artifact.split("_")[0] for p in pins} >= {"delta-spark", "delta-storage"}
         assert any(p.artifact.startswith("iceberg-spark-runtime") for p in pins)
+
+
+def test_the_local_session_keeps_a_full_size_code_cache() -> None:
+    """The quick-start JVM (C1 only) would shrink its code cache to 48 MB, which a long session with
+    the Delta and Iceberg extensions filled ("Out of space in CodeCache"): it must keep 240 MB."""
+    import subprocess
+    import sys
+
+    probe = (
+        "from dagster_pipes_spark.testing._notebook import make_spark_session\n"
+        "spark = make_spark_session('classic')\n"
+        "pools = spark._jvm.java.lang.management.ManagementFactory.getMemoryPoolMXBeans()\n"
+        "print(sum(p.getUsage().getMax() for p in pools if 'code' in p.getName().lower()))\n"
+        "spark.stop()\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=180, check=True
+    ).stdout
+    assert int(out.strip().splitlines()[-1]) >= 240 * 1024 * 1024

@@ -242,14 +242,16 @@ def _connect_usable() -> bool:
 
 
 #: Settings of the notebook's local session: small, quiet, loopback-only, and quick to start
-#: (C1-only JIT and no whole-stage codegen halve the first query's latency of a short session).
+#: (C1-only JIT and no whole-stage codegen halve the first query's latency of a short session). A
+#: C1-only JVM also shrinks its code cache to 48 MB, which a long session with the Delta and Iceberg
+#: extensions can fill ("Out of space in CodeCache", then every call fails): it keeps the usual 240 MB.
 LOCAL_SPARK_CONF = {
     "spark.sql.shuffle.partitions": "2",
     "spark.ui.enabled": "false",
     "spark.ui.showConsoleProgress": "false",
     "spark.driver.host": "127.0.0.1",
     "spark.driver.bindAddress": "127.0.0.1",
-    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+    "spark.driver.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:ReservedCodeCacheSize=240m -XX:+UseSerialGC",
     "spark.sql.codegen.wholeStage": "false",
 }
 
