@@ -129,7 +129,7 @@ def _run(mechanism: str, jars: list[str], assets: list[str]) -> Run:
     extras = {"mechanism": mechanism, "tmp": tmp, "jars": ",".join(jars), "iceberg": True}
     result = run_pipes(
         SCRIPT,
-        assets=[*assets, "d_checked"],
+        assets=[*assets, "d_checked", "d_skewed"],
         check_specs=CHECKS,
         extras=extras,
         partitions_def=dg.DailyPartitionsDefinition(start_date="2024-01-01"),
@@ -433,3 +433,31 @@ def test_merge_lineage_from_explain() -> None:
     assert _named(merge_lineage_from_explain(merge, _SOURCE_TABLE, columns)) == dict.fromkeys(columns)
     # not a Delta MERGE (no MergeIntoCommand): no lineage
     assert merge_lineage_from_explain(_SOURCE_TABLE, _SOURCE_TABLE, columns) is None
+
+
+def test_commits_come_from_the_logs_in_one_read(run: Run) -> None:
+    """On exit the block's Delta commits are read from the tables' logs in one job: no target of the
+    main block or the checked one needed its own ``DESCRIBE HISTORY`` (the figures above match
+    Delta's history all the same)."""
+    lines = [text for text in run.logs() if "read from their logs" in text]
+    targets = len(DELTA_TABLES) - 1 + (len(API_TABLES) if run.mechanism == "classic" else 0)  # d_maint: none
+    assert lines[:2] == [
+        f"[spark writes] Delta commits of {targets} target(s) read from their logs in one job;"
+        " DESCRIBE HISTORY for 0",
+        "[spark writes] Delta commits of 1 target(s) read from their logs in one job; DESCRIBE HISTORY for 0",
+    ], lines
+
+
+def test_commits_missing_from_the_logs_come_from_the_history(run: Run) -> None:
+    """Commit files older than the block (a storage clock behind the driver's) are not read from the
+    logs: that table falls back to ``DESCRIBE HISTORY``, with its own commits' figures."""
+    lines = [text for text in run.logs() if "read from their logs" in text]
+    assert lines[2:] == [
+        "[spark writes] Delta commits of 0 target(s) read from their logs in one job; DESCRIBE HISTORY for 1"
+    ], lines
+    commits = run.commits("d_skewed", "WRITE")
+    md = run.metadata["d_skewed"]
+    assert [(w["delta_version"], w["rows"]) for w in md["spark/writes"]] == [
+        (c["version"], int(c["metrics"]["numOutputRows"])) for c in commits
+    ] == [(0, 3), (1, 4)]
+    assert md["delta/version"] == 1 and md["dagster/row_count"] == 7

@@ -595,7 +595,7 @@ def test_enrich_from_history_with_fake_sql() -> None:
     unknown = SparkWrite(OP_INSERT, table=("main", "default", "parquet_t"))
     known_parquet = SparkWrite(OP_WRITE, path="/p", is_delta=False)
     enrich_from_delta_history(
-        [delta_write, unknown, known_parquet], run_sql, probe_unknown=True, on_error=errors.append
+        [delta_write, unknown, known_parquet], run_sql, probe_unknown=True, debug=errors.append
     )
     assert (delta_write.rows, delta_write.delta_version, delta_write.files) == (12, 7, 3)
     assert unknown.is_delta is False and unknown.delta_version is None
@@ -613,7 +613,7 @@ def test_enrich_stops_probing_without_delta_sql() -> None:
         raise ParseException("[PARSE_SYNTAX_ERROR] Syntax error at or near 'HISTORY'")
 
     writes = [SparkWrite(OP_INSERT, table=(f"t{i}",)) for i in range(3)]
-    enrich_from_delta_history(writes, run_sql, probe_unknown=True, on_error=lambda m: None)
+    enrich_from_delta_history(writes, run_sql, probe_unknown=True, debug=lambda m: None)
     assert len(calls) == 1
 
 
@@ -1089,11 +1089,11 @@ def test_tagged_commits_are_matched_past_concurrent_writers() -> None:
         seen.append(query)
         return list(reversed(rows))
 
-    enrich_from_delta_history(writes, run_sql, probe_unknown=False, on_error=print, tag=ours)
+    enrich_from_delta_history(writes, run_sql, probe_unknown=False, debug=print, tag=ours)
     assert [(w.delta_version, w.rows) for w in writes] == [(1, 3), (3, 3)]
     assert len(seen) == 1  # all of ours came back in the first page
     untagged = [SparkWrite(OP_INSERT, table=("t",), is_delta=True)]
-    enrich_from_delta_history(untagged, run_sql, probe_unknown=False, on_error=print)
+    enrich_from_delta_history(untagged, run_sql, probe_unknown=False, debug=print)
     assert untagged[0].delta_version == 4  # no tag: the newest matching commit, as before
 
 
@@ -1108,7 +1108,7 @@ def test_history_is_read_further_back_when_concurrent_commits_hide_ours() -> Non
         return list(reversed(rows))[:limit]
 
     write = SparkWrite(OP_INSERT, table=("t",), is_delta=True)
-    enrich_from_delta_history([write], run_sql, probe_unknown=False, on_error=print, tag=ours)
+    enrich_from_delta_history([write], run_sql, probe_unknown=False, debug=print, tag=ours)
     assert write.delta_version == 1 and write.rows == 3
     assert limits[0] == 6 and limits[1] >= 40
 

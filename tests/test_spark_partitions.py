@@ -396,12 +396,13 @@ def test_connect_reads_partition_columns_of_v1_and_v2_tables() -> None:
 
     v1 = [("v", "int"), ("ds", "date"), ("# Partition Information", ""), ("# col_name", "data_type")]
     v1 += [("ds", "date"), ("", ""), ("# Detailed Table Information", ""), ("Catalog", "spark_catalog")]
-    v1 += [("Database", "default"), ("Table", "t"), ("Provider", "parquet")]
+    v1 += [("Database", "default"), ("Table", "t"), ("Provider", "parquet"), ("Location", "file:/wh/t")]
     assert _connect_backend.describe_table(Session(v1), ("t",)) == (
         ("spark_catalog", "default", "t"),
         [("v", "int"), ("ds", "date")],
         "parquet",
         ("ds",),
+        "file:/wh/t",
     )
     v2 = [
         ("v", "int"),
@@ -412,7 +413,7 @@ def test_connect_reads_partition_columns_of_v1_and_v2_tables() -> None:
         ("Part 1", "days(ts)"),
     ]
     v2 += [("", ""), ("# Metadata Columns", ""), ("_metadata", "struct"), ("Provider", "delta")]
-    assert _connect_backend.describe_table(Session(v2), ("t",))[2:] == ("delta", ("ds",))
+    assert _connect_backend.describe_table(Session(v2), ("t",))[2:] == ("delta", ("ds",), None)
     unpartitioned = [("v", "int"), ("", ""), ("# Partitioning", ""), ("Not partitioned", "")]
     assert _connect_backend.describe_table(Session(unpartitioned), ("t",))[3] == ()
 

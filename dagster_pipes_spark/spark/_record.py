@@ -110,6 +110,7 @@ class SparkWrite:
     inner: bool = field(default=False, repr=False)  # may be the nested half of a following CTAS
     outer: bool = field(default=False, repr=False)  # a CTAS/RTAS whose data went in a nested write
     locations: tuple[str, ...] | None = field(default=None, repr=False)  # where an outer's table lives
+    storage: str | None = field(default=None, repr=False)  # where a table target keeps its files
     source: Any = field(default=None, repr=False, compare=False)
     lineage_input: Any = field(default=None, repr=False, compare=False)  # Connect: explained on exit
 

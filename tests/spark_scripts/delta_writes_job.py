@@ -13,6 +13,7 @@ from __future__ import annotations
 import faulthandler
 import os
 import sys
+import time
 import warnings
 from typing import Any
 
@@ -168,6 +169,21 @@ def checked_block(spark: Any, pipes: Any, tmp: str) -> None:
         ).write.format("delta").mode("append").option("userMetadata", "another writer").save(location)
 
 
+def skewed_block(spark: Any, pipes: Any, tmp: str) -> str:
+    """A table whose commit files look older than the block (a storage clock behind the driver's,
+    set with ``os.utime``): its commits are not among those read from the logs, so the hooks fall
+    back to ``DESCRIBE HISTORY`` for it, with the same figures."""
+    path = os.path.join(tmp, "out", "d_skewed")
+    with report_spark_writes(spark, pipes, {path: "d_skewed"}):
+        rows(spark, range(3)).write.format("delta").mode("overwrite").save(path)
+        rows(spark, range(3, 7)).write.format("delta").mode("append").save(path)
+        an_hour_ago = time.time() - 3600
+        log = os.path.join(path, "_delta_log")
+        for name in os.listdir(log):
+            os.utime(os.path.join(log, name), (an_hour_ago, an_hour_ago))
+    return path
+
+
 def iceberg_writes(spark: Any) -> None:
     """Iceberg: create, append, overwrite by filter, delete (the hadoop catalog ``iceberg``)."""
     rows(spark, range(10)).writeTo("iceberg.db.ice_events").using("iceberg").create()
@@ -218,9 +234,11 @@ def main() -> Any:
             f" failed={len(report.failed_writes)} exit={report.exit_seconds:.2f}s"
         )
         checked_block(spark, pipes, tmp)
+        skewed = skewed_block(spark, pipes, tmp)
         tables = DELTA_TABLES + (API_TABLES if api else []) + ["d_merge_src", "d_checked"]
         histories = {t: history(spark, t) for t in tables}
         histories["d_path"] = history(spark, f"delta.`{path}`")
+        histories["d_skewed"] = history(spark, f"delta.`{skewed}`")
         snapshots: list[dict[str, Any]] = []
         if iceberg:
             for row in spark.sql(

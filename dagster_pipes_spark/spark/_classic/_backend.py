@@ -22,11 +22,12 @@ from dagster_pipes_spark.spark._delta import (
     CommitTagger,
     enrich_from_delta_history,
     maintenance_note,
+    read_commit_logs,
 )
 from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
 from dagster_pipes_spark.spark._partitions import PARTITION_OVERWRITE_MODE_CONF
 from dagster_pipes_spark.spark._record import OP_MERGE, Collector, SparkWrite
-from dagster_pipes_spark.spark._targets import normalize_path
+from dagster_pipes_spark.spark._targets import normalize_path, quote_identifier
 
 #: Milliseconds to wait for queued listener events around a Python-API MERGE.
 _DRAIN_MS = 10_000
@@ -71,6 +72,7 @@ class ClassicBackend:
         self._proxy_holder: JavaObject | None = None
         self._bus: JavaObject | None = None
         self._app_id: str | None = None
+        self._started = time.time()  # the block's start: Delta commit files older than it are not read
         self._tagger = CommitTagger(
             lambda: self._spark.conf.get(COMMIT_TAG_CONF, None),
             lambda tag: self._spark.conf.set(COMMIT_TAG_CONF, tag),
@@ -78,6 +80,7 @@ class ClassicBackend:
         )
 
     def start(self) -> None:
+        self._started = time.time()
         self._tagger.start()
         if self._tagger.note:
             self._debug(f"[spark writes] {self._tagger.note}")
@@ -252,12 +255,16 @@ class ClassicBackend:
     def enrich(self, writes: list[SparkWrite]) -> None:
         """Delta version and commit metrics from ``DESCRIBE HISTORY`` for Delta targets; snapshot
         ids and counters from the ``snapshots`` table for Iceberg targets."""
+        for write in writes:
+            if write.is_delta and write.table and write.storage is None:
+                write.storage = self._catalog_location(write.table)
         enrich_from_delta_history(
             writes,
             lambda query: list(self._spark.sql(query).collect()),
             probe_unknown=False,
-            on_error=self._debug,
+            debug=self._debug,
             tag=self._tagger.tag,
+            read_logs=lambda locations: read_commit_logs(self._spark, locations, self._started),
         )
         enrich_from_iceberg_snapshots(
             writes,
@@ -265,6 +272,22 @@ class ClassicBackend:
             app_id=self._app_id,
             on_error=self._debug,
         )
+
+    def _catalog_location(self, table: tuple[str, ...]) -> str | None:
+        """Where a session-catalog table keeps its files (a catalog call, no query); ``None`` for
+        tables of other catalogs (Unity Catalog reads go through ``DESCRIBE HISTORY``)."""
+        parts = table[1:] if len(table) == 3 and table[0].lower() == "spark_catalog" else table
+        if not 1 <= len(parts) <= 2:
+            return None
+        try:
+            session_state = self._spark._jsparkSession.sessionState()
+            ident = session_state.sqlParser().parseTableIdentifier(
+                ".".join(quote_identifier(p) for p in parts)
+            )
+            location = opt(session_state.catalog().getTableMetadata(ident).storage().locationUri())
+            return str(location.toString()) if location is not None else None
+        except Exception:
+            return None
 
     def application_id(self) -> str | None:
         return self._app_id

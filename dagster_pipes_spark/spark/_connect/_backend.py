@@ -4,8 +4,9 @@ explained plans, Delta and Iceberg look-ups."""
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
-from typing import Any
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, NamedTuple
 
 from dagster_pipes_spark.spark._connect._facts import PLAIN_NAME
 from dagster_pipes_spark.spark._connect._lineage import WHOLE_PLAN_CONFS
@@ -13,7 +14,13 @@ from dagster_pipes_spark.spark._connect._observation import plan_dataframe
 from dagster_pipes_spark.spark._connect._patches import install, uninstall
 from dagster_pipes_spark.spark._connect._registry import Busy, error_text
 from dagster_pipes_spark.spark._connect._sql import MergeStatement
-from dagster_pipes_spark.spark._delta import COMMIT_TAG_CONF, CommitTagger, enrich_from_delta_history
+from dagster_pipes_spark.spark._delta import (
+    COMMIT_TAG_CONF,
+    CommitTagger,
+    DeltaCommit,
+    enrich_from_delta_history,
+    read_commit_logs,
+)
 from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
 from dagster_pipes_spark.spark._lineage import lineage_from_explain, merge_lineage_from_explain
 from dagster_pipes_spark.spark._parallel import parallel_map
@@ -24,10 +31,19 @@ from dagster_pipes_spark.spark._record import (
 from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
 
 
-def describe_table(
-    spark: Any, parts: tuple[str, ...]
-) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None, tuple[str, ...]]:
-    """``(qualified_parts, columns, provider, partition_columns)`` from ``DESCRIBE TABLE EXTENDED``."""
+class TableDescription(NamedTuple):
+    """What ``DESCRIBE TABLE EXTENDED`` tells of a written table."""
+
+    qualified: tuple[str, ...] | None
+    columns: list[tuple[str, str]] | None
+    provider: str | None
+    partition_columns: tuple[str, ...]
+    location: str | None = None
+
+
+def describe_table(spark: Any, parts: tuple[str, ...]) -> TableDescription:
+    """Qualified name, columns, provider, partition columns and location from ``DESCRIBE TABLE
+    EXTENDED``."""
     rows = spark.sql("DESCRIBE TABLE EXTENDED " + ".".join(quote_identifier(p) for p in parts)).collect()
     columns: list[tuple[str, str]] = []
     info: dict[str, str] = {}
@@ -66,7 +82,13 @@ def describe_table(
         # a V2 table (Delta's DeltaTableV2, Iceberg): one "Name" row, fully qualified
         qualified = tuple(split_identifier(info["Name"]))
     provider = info.get("Provider")
-    return qualified, columns or None, provider.lower() if provider else None, tuple(partition_columns)
+    return TableDescription(
+        qualified,
+        columns or None,
+        provider.lower() if provider else None,
+        tuple(partition_columns),
+        info.get("Location") or None,
+    )
 
 
 class ConnectBackend:
@@ -108,8 +130,10 @@ class ConnectBackend:
                 self.spark.conf.unset(COMMIT_TAG_CONF)
 
         self._tagger = CommitTagger(get, set_, unset)
+        self._started = time.time()
 
     def start(self) -> None:
+        self._started = time.time()
         self._tagger.start()
         if self._tagger.note:
             self.debug(f"[spark writes] {self._tagger.note}")
@@ -145,9 +169,7 @@ class ConnectBackend:
                 tables.setdefault(tuple(p.lower() for p in write.table), write.table)
         keys = list(tables)
 
-        def describe(
-            key: tuple[str, ...],
-        ) -> tuple[tuple[str, ...] | None, list[tuple[str, str]] | None, str | None, tuple[str, ...]]:
+        def describe(key: tuple[str, ...]) -> TableDescription:
             with Busy():
                 return describe_table(self.spark, tables[key])
 
@@ -159,7 +181,8 @@ class ConnectBackend:
             if isinstance(info, BaseException):
                 self.debug(f"[spark writes] DESCRIBE TABLE {write.target} failed: {error_text(info)}")
                 continue
-            qualified, columns, provider, partition_columns = info
+            qualified, columns, provider, partition_columns, location = info
+            write.storage = write.storage or location
             if qualified and len(qualified) >= len(write.table):
                 write.table = qualified
             write.columns = write.columns or columns
@@ -207,8 +230,12 @@ class ConnectBackend:
             with Busy():
                 return list(self.spark.sql(query).collect())
 
+        def read_logs(locations: Sequence[str]) -> dict[str, list[DeltaCommit]]:
+            with Busy():
+                return read_commit_logs(self.spark, locations, self._started)
+
         enrich_from_delta_history(
-            writes, run_sql, probe_unknown=True, on_error=self.debug, tag=self._tagger.tag
+            writes, run_sql, probe_unknown=True, debug=self.debug, tag=self._tagger.tag, read_logs=read_logs
         )
         if any((w.format or "").lower() == "iceberg" for w in writes):
             enrich_from_iceberg_snapshots(writes, run_sql, app_id=self.application_id(), on_error=self.debug)

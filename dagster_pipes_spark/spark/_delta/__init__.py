@@ -18,8 +18,13 @@ What lives here and nowhere else:
   writer's commits (another thread's session, another process) are never taken for ours;
 * which Delta commands are maintenance (``OPTIMIZE``, ``VACUUM``, ``REORG``): no materialization.
 
+* where the commits are read on exit: the commit files of every Delta target with a known location
+  in one JSON scan of their ``_delta_log`` directories; ``DESCRIBE HISTORY`` (one job per table)
+  where that cannot serve a target.
+
 One concept per module: ``_plans`` (how Delta shows up in plans), ``_tags`` (which commits are
-ours), ``_history`` (history rows and what they give a write), ``_lookups`` (the look-ups on exit).
+ours), ``_history`` (history rows and what they give a write), ``_log`` (the commits read from
+the transaction logs), ``_lookups`` (the look-ups on exit).
 Nothing here imports pyspark.
 """
 
@@ -32,6 +37,7 @@ from dagster_pipes_spark.spark._delta._history import (
     match_commits,
     parse_history_row,
 )
+from dagster_pipes_spark.spark._delta._log import COMMIT_INFO_SCHEMA, read_commit_logs
 from dagster_pipes_spark.spark._delta._lookups import enrich_from_delta_history
 from dagster_pipes_spark.spark._delta._plans import (
     DELTA_COMMANDS,
@@ -53,6 +59,7 @@ from dagster_pipes_spark.spark._delta._plans import (
 from dagster_pipes_spark.spark._delta._tags import COMMIT_TAG_CONF, TAG_PREFIX, CommitTagger, new_commit_tag
 
 __all__ = [
+    "COMMIT_INFO_SCHEMA",
     "COMMIT_TAG_CONF",
     "DELTA_COMMANDS",
     "DELTA_DATA_SOURCE_CLASSES",
@@ -80,4 +87,5 @@ __all__ = [
     "match_commits",
     "new_commit_tag",
     "parse_history_row",
+    "read_commit_logs",
 ]

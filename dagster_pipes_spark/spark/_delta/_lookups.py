@@ -1,4 +1,5 @@
-"""The ``DESCRIBE HISTORY`` look-ups of a block's Delta writes on exit (both mechanisms)."""
+"""The look-ups of a block's Delta commits on exit (both mechanisms): the tables' logs in one job,
+``DESCRIBE HISTORY`` per table where the logs cannot tell."""
 
 from __future__ import annotations
 
@@ -6,12 +7,14 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from dagster_pipes_spark.spark._delta._history import (
+    DeltaCommit,
     apply_commit,
     as_mapping,
     history_sql,
     match_commits,
     parse_history_row,
 )
+from dagster_pipes_spark.spark._delta._log import log_key
 from dagster_pipes_spark.spark._parallel import parallel_map
 from dagster_pipes_spark.spark._record import (
     SparkWrite,
@@ -29,12 +32,16 @@ def enrich_from_delta_history(
     run_sql: Callable[[str], list[Any]],
     *,
     probe_unknown: bool,
-    on_error: Callable[[str], None],
+    debug: Callable[[str], None],
     tag: str | None = None,
+    read_logs: Callable[[Sequence[str]], dict[str, list[DeltaCommit]]] | None = None,
 ) -> None:
-    """Fill version, row counts and file/byte counters of Delta writes from ``DESCRIBE HISTORY``.
+    """Fill version, row counts and file/byte counters of Delta writes from their commits.
 
-    One query per Delta target (``LIMIT`` = writes to it + a margin for maintenance commits), run
+    With ``read_logs`` (table locations -> commits by :func:`~._log.log_key`), the commits of every
+    known Delta target with a location are first read from the tables' logs at once; a target is
+    served there when each of its writes found its commit. The others get one ``DESCRIBE HISTORY``
+    query per target (``LIMIT`` = writes to it + a margin for maintenance commits), run
     concurrently; with a commit ``tag``, a target where fewer of this block's commits than writes
     came back (other writers committed in between) is read again further back. Targets whose format
     is unknown are probed when ``probe_unknown``; a parse error on the first probe (no Delta SQL in
@@ -47,6 +54,8 @@ def enrich_from_delta_history(
         groups.setdefault(write.target_key, []).append(write)
     known = [g for g in groups.values() if any(w.is_delta for w in g)]
     unknown = [g for g in groups.values() if not any(w.is_delta for w in g)]
+    if read_logs is not None:
+        known = _from_logs(known, read_logs, tag, debug)
 
     def history(group: list[SparkWrite]) -> list[Any]:
         first = group[0]
@@ -63,7 +72,7 @@ def enrich_from_delta_history(
         if isinstance(result, BaseException):
             if known_delta:
                 text = str(result).strip()
-                on_error(
+                debug(
                     f"DESCRIBE HISTORY for {group[0].target} failed: {type(result).__name__}:"
                     f" {text.splitlines()[0] if text else ''}"
                 )
@@ -89,3 +98,45 @@ def enrich_from_delta_history(
             rest_results = parallel_map(history, rest)
         for group, result in zip(rest, rest_results, strict=True):
             apply(group, result, False)
+
+
+def _location(write: SparkWrite) -> str | None:
+    return write.storage if write.table else write.path
+
+
+def _from_logs(
+    groups: list[list[SparkWrite]],
+    read_logs: Callable[[Sequence[str]], dict[str, list[DeltaCommit]]],
+    tag: str | None,
+    debug: Callable[[str], None],
+) -> list[list[SparkWrite]]:
+    """Serve the groups whose commits all are in their tables' logs; return the others."""
+    located = [g for g in groups if _location(g[0])]
+    if not located:
+        return groups
+    try:
+        found = read_logs([str(_location(g[0])) for g in located])
+    except Exception as exc:
+        text = str(exc).strip()
+        debug(
+            f"[spark writes] Delta logs unreadable ({type(exc).__name__}: {text.splitlines()[0] if text else ''});"
+            f" DESCRIBE HISTORY for {len(groups)} target(s)"
+        )
+        return groups
+    rest = [g for g in groups if not _location(g[0])]
+    for group in located:
+        commits = found.get(log_key(str(_location(group[0]))), [])
+        pairs = match_commits(group, commits, tag)
+        if len(pairs) < len(group):
+            rest.append(group)
+            continue
+        for write in group:
+            write.is_delta = True
+        for write, commit in pairs:
+            apply_commit(write, commit)
+    served = len(groups) - len(rest)
+    debug(
+        f"[spark writes] Delta commits of {served} target(s) read from their logs in one job;"
+        f" DESCRIBE HISTORY for {len(rest)}"
+    )
+    return rest
