@@ -457,7 +457,9 @@ def test_commits_missing_from_the_logs_come_from_the_history(run: Run) -> None:
     ], lines
     commits = run.commits("d_skewed", "WRITE")
     md = run.metadata["d_skewed"]
-    assert [(w["delta_version"], w["rows"]) for w in md["spark/writes"]] == [
-        (c["version"], int(c["metrics"]["numOutputRows"])) for c in commits
-    ] == [(0, 3), (1, 4)]
+    assert (
+        [(w["delta_version"], w["rows"]) for w in md["spark/writes"]]
+        == [(c["version"], int(c["metrics"]["numOutputRows"])) for c in commits]
+        == [(0, 3), (1, 4)]
+    )
     assert md["delta/version"] == 1 and md["dagster/row_count"] == 7

@@ -63,7 +63,8 @@ key                        type          value
 
 Where row counts come from: classic, the write node's ``numOutputRows``; Connect, a named
 observation (``count(1)``) on the written DataFrame, returned with the write command; Delta (both),
-``DESCRIBE HISTORY`` ``operationMetrics``. Connect SQL writes to non-Delta tables get no row count
+the ``operationMetrics`` of the write's own commit (the tables' commit files read in one job on exit;
+``DESCRIBE HISTORY`` for a table they cannot serve). Connect SQL writes to non-Delta tables get no row count
 (no cheap source: counting the table would be a second job).
 
 Column lineage (``dagster/column_lineage``; ``column_lineage=False`` turns it off) is read from

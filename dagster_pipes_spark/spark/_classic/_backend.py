@@ -33,6 +33,38 @@ from dagster_pipes_spark.spark._targets import normalize_path, quote_identifier
 _DRAIN_MS = 10_000
 
 
+#: The names Spark gives queries that write nothing the hooks report: Dataset actions, Delta's
+#: snapshot-state caching and the file write inside a Delta command (the command itself is reported,
+#: with the figures of its commit). Their events are dropped before any py4j call; a Delta write
+#: runs several of them besides the write itself.
+_READ_ACTIONS = frozenset(
+    {
+        "collect",
+        "collectAsList",
+        "collectToPython",
+        "collectAsArrowToPython",
+        "toPandas",
+        "head",
+        "take",
+        "tail",
+        "first",
+        "count",
+        "toLocalIterator",
+        "show",
+        "isEmpty",
+        "foreach",
+        "foreachPartition",
+        "reduce",
+        "deltaTransactionalWrite",
+    }
+)
+
+
+def is_read_action(func_name: str) -> bool:
+    """Whether a listener event's ``funcName`` names a query that writes nothing."""
+    return func_name in _READ_ACTIONS or func_name.startswith("Cache Delta Table State")
+
+
 class _QueryExecutionListener:
     """``org.apache.spark.sql.util.QueryExecutionListener`` implemented in Python via py4j."""
 
@@ -40,10 +72,12 @@ class _QueryExecutionListener:
         self._backend = backend
 
     def onSuccess(self, funcName: str, qe: JavaObject, durationNs: int) -> None:  # noqa: N802,N803
-        self._backend.on_event(qe, None)
+        if not is_read_action(str(funcName)):
+            self._backend.on_event(qe, None)
 
     def onFailure(self, funcName: str, qe: JavaObject, exception: JavaObject) -> None:  # noqa: N802,N803
-        self._backend.on_event(qe, exception)
+        if not is_read_action(str(funcName)):
+            self._backend.on_event(qe, exception)
 
     class Java:
         implements: ClassVar[list[str]] = ["org.apache.spark.sql.util.QueryExecutionListener"]

@@ -13,7 +13,7 @@ listener API is reachable, so the Python writer classes are instrumented instead
   instrumented to keep it): no second job, no wait (an ``Observation`` object would wait for the
   server's listener bus, ~0.1 s per write). A server that sends no observed metrics of commands
   (before Spark 4) gives no row count, and a debug log says why. SQL writes get
-  theirs from Delta history only (``DESCRIBE HISTORY``), read on exit, once per Delta table.
+  theirs from their Delta commits only, read on exit (``_delta``).
 * On exit, table names are qualified and schemas read with one ``DESCRIBE TABLE EXTENDED`` per
   table; path writes take the written DataFrame's schema.
 * Column lineage: the written DataFrame's plan (when it reads anything but local data) or the SQL
