@@ -28,6 +28,8 @@ from test_delta_hooks import (  # the same checks, on these runs
     check_api_update_and_delete,
     table_format_jars,
     test_checks_read_the_version_the_block_wrote,
+    test_commits_come_from_the_logs_in_one_read,
+    test_commits_missing_from_the_logs_come_from_the_history,
     test_ctas_and_rtas,
     test_dynamic_partition_overwrite,
     test_iceberg,
@@ -44,6 +46,8 @@ from test_delta_hooks import (  # the same checks, on these runs
 
 __all__ = [
     "test_checks_read_the_version_the_block_wrote",
+    "test_commits_come_from_the_logs_in_one_read",
+    "test_commits_missing_from_the_logs_come_from_the_history",
     "test_ctas_and_rtas",
     "test_dynamic_partition_overwrite",
     "test_iceberg",
@@ -76,7 +80,13 @@ def _run(mechanism: str, jars: list[str], remote: str | None) -> Run:
         "database": f"delta35_{mechanism}",
         "watchdog": 840,
     }
-    assets = [*DELTA_TABLES, *(API_TABLES if mechanism == "classic" else []), *ICEBERG_TABLES, "d_checked"]
+    assets = [
+        *DELTA_TABLES,
+        *(API_TABLES if mechanism == "classic" else []),
+        *ICEBERG_TABLES,
+        "d_checked",
+        "d_skewed",
+    ]
     result = run_pipes(
         [python, str(SCRIPT)],
         assets=assets,
