@@ -216,6 +216,9 @@ def main() -> Any:
         spark = session(mechanism, tmp, jars, pipes.extras.get("remote"), iceberg)
         if mechanism == "classic":
             spark.sparkContext.setLogLevel("ERROR")
+        # a session time zone behind UTC, as a US workspace sets it: the hooks' read of the commit
+        # files since the block began must not take their UTC times for local ones (it would find none)
+        spark.conf.set("spark.sql.session.timeZone", "America/Los_Angeles")
         database = pipes.extras.get("database")
         if database:  # a standalone server is shared: one database per run
             spark.sql(f"CREATE DATABASE IF NOT EXISTS {database}")
