@@ -106,7 +106,6 @@ class ClassicBackend:
         self._proxy_holder: JavaObject | None = None
         self._bus: JavaObject | None = None
         self._app_id: str | None = None
-        self._started = time.time()  # the block's start: Delta commit files older than it are not read
         self._tagger = CommitTagger(
             lambda: self._spark.conf.get(COMMIT_TAG_CONF, None),
             lambda tag: self._spark.conf.set(COMMIT_TAG_CONF, tag),
@@ -114,7 +113,6 @@ class ClassicBackend:
         )
 
     def start(self) -> None:
-        self._started = time.time()
         self._tagger.start()
         if self._tagger.note:
             self._debug(f"[spark writes] {self._tagger.note}")
@@ -287,8 +285,9 @@ class ClassicBackend:
         """Nothing to do: the plans name tables fully qualified."""
 
     def enrich(self, writes: list[SparkWrite]) -> None:
-        """Delta version and commit metrics from ``DESCRIBE HISTORY`` for Delta targets; snapshot
-        ids and counters from the ``snapshots`` table for Iceberg targets."""
+        """Delta version and commit metrics from each Delta write's own commit (the tables' logs,
+        else ``DESCRIBE HISTORY``); snapshot ids and counters from the ``snapshots`` table for
+        Iceberg targets."""
         for write in writes:
             if write.is_delta and write.table and write.storage is None:
                 write.storage = self._catalog_location(write.table)
@@ -298,7 +297,7 @@ class ClassicBackend:
             probe_unknown=False,
             debug=self._debug,
             tag=self._tagger.tag,
-            read_logs=lambda locations: read_commit_logs(self._spark, locations, self._started),
+            read_logs=lambda locations: read_commit_logs(self._spark, locations, self._tagger.started),
         )
         enrich_from_iceberg_snapshots(
             writes,

@@ -4,7 +4,6 @@ explained plans, Delta and Iceberg look-ups."""
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
@@ -130,10 +129,8 @@ class ConnectBackend:
                 self.spark.conf.unset(COMMIT_TAG_CONF)
 
         self._tagger = CommitTagger(get, set_, unset)
-        self._started = time.time()
 
     def start(self) -> None:
-        self._started = time.time()
         self._tagger.start()
         if self._tagger.note:
             self.debug(f"[spark writes] {self._tagger.note}")
@@ -232,7 +229,7 @@ class ConnectBackend:
 
         def read_logs(locations: Sequence[str]) -> dict[str, list[DeltaCommit]]:
             with Busy():
-                return read_commit_logs(self.spark, locations, self._started)
+                return read_commit_logs(self.spark, locations, self._tagger.started)
 
         enrich_from_delta_history(
             writes, run_sql, probe_unknown=True, debug=self.debug, tag=self._tagger.tag, read_logs=read_logs

@@ -16,8 +16,7 @@ What lives here and nowhere else:
 * which commits are ours: while a hook block is open, the session's Delta commits carry a per-block
   tag in ``userMetadata`` (``spark.databricks.delta.commitInfo.userMetadata``), so a concurrent
   writer's commits (another thread's session, another process) are never taken for ours;
-* which Delta commands are maintenance (``OPTIMIZE``, ``VACUUM``, ``REORG``): no materialization.
-
+* which Delta commands are maintenance (``OPTIMIZE``, ``VACUUM``, ``REORG``): no materialization;
 * where the commits are read on exit: the commit files of every Delta target with a known location
   in one JSON scan of their ``_delta_log`` directories; ``DESCRIBE HISTORY`` (one job per table)
   where that cannot serve a target.
@@ -37,7 +36,7 @@ from dagster_pipes_spark.spark._delta._history import (
     match_commits,
     parse_history_row,
 )
-from dagster_pipes_spark.spark._delta._log import COMMIT_INFO_SCHEMA, read_commit_logs
+from dagster_pipes_spark.spark._delta._log import read_commit_logs
 from dagster_pipes_spark.spark._delta._lookups import enrich_from_delta_history
 from dagster_pipes_spark.spark._delta._plans import (
     DELTA_COMMANDS,
@@ -59,7 +58,6 @@ from dagster_pipes_spark.spark._delta._plans import (
 from dagster_pipes_spark.spark._delta._tags import COMMIT_TAG_CONF, TAG_PREFIX, CommitTagger, new_commit_tag
 
 __all__ = [
-    "COMMIT_INFO_SCHEMA",
     "COMMIT_TAG_CONF",
     "DELTA_COMMANDS",
     "DELTA_DATA_SOURCE_CLASSES",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from dagster_pipes_spark.spark._delta._history import DeltaCommit, parse_history_row
+from dagster_pipes_spark.spark._delta._history import DeltaCommit, as_mapping, parse_history_row
 from dagster_pipes_spark.spark._targets import normalize_path
 
 #: The part of a commit file the hooks read (metric and parameter values are strings in the log).
@@ -71,7 +71,7 @@ def read_commit_logs(spark: Any, locations: Sequence[str], since: float) -> dict
     )
     found: dict[str, list[DeltaCommit]] = {key: [] for key in keys}
     for row in rows:
-        data = row.asDict() if hasattr(row, "asDict") else dict(row)
+        data = as_mapping(row)
         located = commit_file(data.pop("file", "") or "")
         if located is None or located[0] not in found:
             continue

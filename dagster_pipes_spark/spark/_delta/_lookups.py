@@ -23,6 +23,11 @@ from dagster_pipes_spark.spark._record import (
 _DEEP_HISTORY = 200
 
 
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+
+
 def _is_parse_error(exc: BaseException) -> bool:
     return "PARSE_SYNTAX_ERROR" in str(exc) or "ParseException" in type(exc).__name__
 
@@ -71,11 +76,7 @@ def enrich_from_delta_history(
     def apply(group: list[SparkWrite], result: list[Any] | BaseException, known_delta: bool) -> None:
         if isinstance(result, BaseException):
             if known_delta:
-                text = str(result).strip()
-                debug(
-                    f"DESCRIBE HISTORY for {group[0].target} failed: {type(result).__name__}:"
-                    f" {text.splitlines()[0] if text else ''}"
-                )
+                debug(f"DESCRIBE HISTORY for {group[0].target} failed: {_first_line(result)}")
             for w in group:
                 if w.is_delta is None:
                     w.is_delta = False
@@ -111,21 +112,20 @@ def _from_logs(
     debug: Callable[[str], None],
 ) -> list[list[SparkWrite]]:
     """Serve the groups whose commits all are in their tables' logs; return the others."""
-    located = [g for g in groups if _location(g[0])]
+    located = [(g, location) for g in groups if (location := _location(g[0]))]
     if not located:
         return groups
     try:
-        found = read_logs([str(_location(g[0])) for g in located])
+        found = read_logs([location for _, location in located])
     except Exception as exc:
-        text = str(exc).strip()
         debug(
-            f"[spark writes] Delta logs unreadable ({type(exc).__name__}: {text.splitlines()[0] if text else ''});"
+            f"[spark writes] Delta logs unreadable ({_first_line(exc)});"
             f" DESCRIBE HISTORY for {len(groups)} target(s)"
         )
         return groups
     rest = [g for g in groups if not _location(g[0])]
-    for group in located:
-        commits = found.get(log_key(str(_location(group[0]))), [])
+    for group, location in located:
+        commits = found.get(log_key(location), [])
         pairs = match_commits(group, commits, tag)
         if len(pairs) < len(group):
             rest.append(group)

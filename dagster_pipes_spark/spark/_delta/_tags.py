@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 
@@ -28,10 +29,13 @@ class CommitTagger:
     ) -> None:
         self._get, self._set, self._unset = get, set_, unset
         self.tag: str | None = None
+        #: when the block began (epoch seconds): its commits are not older
+        self.started = time.time()
         self._owned = False
         self.note: str | None = None
 
     def start(self) -> None:
+        self.started = time.time()
         try:
             current = self._get()
         except Exception as exc:
