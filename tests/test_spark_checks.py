@@ -112,16 +112,17 @@ EXPECTED: dict[tuple[str, str], tuple[bool, int | None, int | None, str]] = {
     ("sales", "no_huge_sale"): (False, None, 20, "ERROR"),
     ("sales", "average_small"): (False, None, 20, "WARN"),
     # the same data, checks from a DQX-format YAML file (DQX_RULES)
-    ("sales_rules", "email_is_not_null"): (False, 1, 20, "ERROR"),
-    ("sales_rules", "email_regex_match"): (False, 2, 10, "WARN"),  # filter: country = 'DE'
+    # (names as DQX names rules; DQX's meaning: every row of a duplicated key is flagged)
+    ("sales_rules", "email_is_null"): (False, 1, 20, "ERROR"),
+    ("sales_rules", "email_not_matching_regex"): (False, 2, 10, "WARN"),  # filter: country = 'DE'
     ("sales_rules", "amount_range"): (False, 2, 20, "ERROR"),
-    ("sales_rules", "country_is_in_list"): (False, 10, 20, "WARN"),
-    ("sales_rules", "sale_id_is_unique"): (False, 1, 20, "ERROR"),
-    ("sales_rules", "customer_id_foreign_key"): (False, 4, 20, "ERROR"),
+    ("sales_rules", "country_is_not_in_the_list"): (False, 10, 20, "WARN"),
+    ("sales_rules", "sale_id_is_not_unique"): (False, 2, 20, "ERROR"),  # both rows of sale 19
+    ("sales_rules", "customer_id_not_exists_in_ref_id"): (False, 4, 20, "ERROR"),
     ("sales_rules", "big_amounts_rare"): (False, 1, 20, "WARN"),  # DQX: a NULL result passes
-    ("sales_rules", "sales_count"): (True, None, 20, "ERROR"),
-    ("sales_rules", "sale_id_is_not_null"): (True, 0, 20, "ERROR"),  # for_each_column
-    ("sales_rules", "country_is_not_null"): (True, 0, 20, "ERROR"),
+    ("sales_rules", "sales_count"): (True, 0, 20, "ERROR"),
+    ("sales_rules", "sale_id_is_null"): (True, 0, 20, "ERROR"),  # for_each_column
+    ("sales_rules", "country_is_null"): (True, 0, 20, "ERROR"),
     # and from a JSON file in the project's own format (OWN_CHECKS)
     ("sales_json", "amount_ok"): (True, 2, 20, "ERROR"),
     ("sales_json", "email_de"): (False, 2, 10, "ERROR"),
@@ -151,7 +152,7 @@ DQX_RULES = r"""
 - criticality: warn
   check:
     function: is_in_list
-    arguments: {column: country, allowed: [DE]}
+    arguments: {column: country, allowed: ["'DE'"]}
 - criticality: error
   check:
     function: is_unique
@@ -517,12 +518,12 @@ def test_samples_of_the_newer_kinds(run: Run) -> None:
 
 def test_rules_files_keep_their_criticality_and_filter(run: Run) -> None:
     rules = run.message["rules"]
-    assert rules["email_regex_match"].startswith("matches('email', '^[^@")
-    assert rules["email_regex_match"].endswith(", where=\"country = 'DE'\")")
-    assert rules["country_is_in_list"] == "accepted_values('country', ['DE'], allow_null=True)"
-    assert rules["customer_id_foreign_key"] == "relationships('customer_id', to='customers', field='id')"
-    assert rules["sales_count"] == "expect_aggregate('count(*) >= 20')"
-    assert rules["big_amounts_rare"] == "expect('coalesce((amount <= 10000), true)')"
+    assert rules["email_not_matching_regex"].startswith("dqx regex_match(column='email', regex='^[^@")
+    assert rules["email_not_matching_regex"].endswith(", filter=\"country = 'DE'\"")
+    assert rules["country_is_not_in_the_list"] == "dqx is_in_list(allowed=[\"'DE'\"], column='country')"
+    assert rules["customer_id_not_exists_in_ref_id"] == (
+        "dqx foreign_key(columns=['customer_id'], ref_columns=['id'], ref_table='customers')"
+    )
 
 
 # --- the shipped notebook ---------------------------------------------------------------------
@@ -736,67 +737,72 @@ def test_load_checks_dqx_format() -> None:
         {
             "check": {
                 "function": "is_aggr_not_greater_than",
-                "arguments": {"column": "n", "aggr_type": "max", "limit": 9},
+                "arguments": {"column": "n", "aggr_type": "max", "limit": 9, "group_by": ["g"]},
             },
             "filter": "k = 1",
         },
         {"check": {"function": "sql_expression", "arguments": {"expression": "a < b", "negate": True}}},
-        {
-            "check": {
-                "function": "is_not_null_and_is_in_list",
-                "arguments": {"column": "s", "allowed": ["p", "q"]},
-            }
-        },
+        {"check": {"function": "is_unique", "arguments": {"columns": ["a", "b"], "nulls_distinct": False}}},
     ]
     checks = load_checks(rules, dataframes={"customers": frame})
-    assert {n: c.definition for n, c in checks.items()} == {
-        "a_is_not_null": "not_null('a', where='x > 0')",
-        "a_is_not_null_2": "not_null('a')",
-        "fk": "relationships('c', to=<DataFrame>, field='id')",
-        "n_is_not_less_than": "in_range('n', min=3)",
-        "n_is_aggr_not_greater_than": "expect_aggregate('max(`n`) FILTER (WHERE k = 1) <= 9')",
-        "sql_expression": "expect('NOT coalesce((a < b), false)')",
-        "s_is_not_null_and_is_in_list": "accepted_values('s', ['p', 'q'])",
-    }
-    assert checks["a_is_not_null"].level == "WARN" and checks["fk"].level == "ERROR"
+    assert list(checks) == [
+        "a_is_null",
+        "a_is_null_2",
+        "fk",
+        "n_less_than_limit",
+        "n_max_group_by_g_greater_than_limit",
+        "a_b",
+        "struct_a_b_is_not_unique",
+    ]
+    assert checks["a_is_null"].definition == "dqx is_not_null(column='a'), filter='x > 0'"
+    assert checks["a_is_null"].level == "WARN" and checks["fk"].level == "ERROR"
+    assert checks["fk"].to is frame  # type: ignore[attr-defined]
 
 
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         (
-            [{"check": {"function": "is_valid_ipv4_address", "arguments": {"column": "ip"}}}],
-            "function 'is_valid_ipv4_address' is not supported; supported: is_not_null, is_not_empty",
+            [{"check": {"function": "is_in_distribution", "arguments": {"column": "ip"}}}],
+            "rule 1 (is_in_distribution): DQX function 'is_in_distribution' is not supported",
+        ),
+        (
+            [{"check": {"function": "no_such_check", "arguments": {"column": "a"}}}],
+            "function 'no_such_check' is not a DQX check function",
         ),
         (
             [{"criticality": "fatal", "check": {"function": "is_not_null", "arguments": {"column": "a"}}}],
-            "unknown criticality 'fatal'",
+            "invalid 'criticality' value 'fatal'",
         ),
         (
-            [{"check": {"function": "is_unique", "arguments": {"columns": ["a"], "nulls_distinct": False}}}],
-            "`nulls_distinct: false` is not supported",
+            [{"name": "n", "check": {"function": "is_not_null", "arguments": {"column": "a", "trim": True}}}],
+            "rule 1 (n): unexpected argument 'trim' for function 'is_not_null'",
+        ),
+        (
+            [{"check": {"function": "is_not_in_future", "arguments": {"column": "a", "curr_timestamp": "x"}}}],
+            "argument 'curr_timestamp' of 'is_not_in_future' is not supported",
         ),
         (
             [
                 {
                     "check": {
                         "function": "is_aggr_equal",
-                        "arguments": {"column": "a", "limit": 1, "group_by": ["g"]},
+                        "arguments": {"column": "a", "limit": 1, "aggr_type": "sum", "aggr_params": {"x": 1}},
                     }
                 }
             ],
-            "`group_by` is not supported",
+            "argument 'aggr_params' of 'is_aggr_equal' is not supported",
         ),
         (
             [
                 {
                     "check": {
                         "function": "foreign_key",
-                        "arguments": {"columns": ["a", "b"], "ref_columns": ["x", "y"], "ref_table": "t"},
+                        "arguments": {"columns": ["a", "b"], "ref_columns": ["x"], "ref_table": "t"},
                     }
                 }
             ],
-            "`columns` must name one column",
+            "'columns' has 2 entries but 'ref_columns' has 1",
         ),
         ({"a": {"kind": "nope"}}, "check 'a': unknown kind 'nope'; use one of expect, not_null"),
         ({"a": {"kind": "in_range", "column": "x", "maximum": 3}}, "in_range takes column, min, max"),

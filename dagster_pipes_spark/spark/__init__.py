@@ -168,7 +168,12 @@ from dagster_pipes_spark.spark._checks._basic import (
     row_count,
     unique,
 )
-from dagster_pipes_spark.spark._checks._evaluation import report_spark_checks
+from dagster_pipes_spark.spark._checks._evaluation import (
+    CheckedSplit,
+    apply_spark_checks,
+    report_spark_checks,
+    split_spark_checks,
+)
 from dagster_pipes_spark.spark._checks._files import load_checks
 from dagster_pipes_spark.spark._checks._kinds import expect_aggregate, in_range, matches, relationships
 from dagster_pipes_spark.spark._checks._model import SparkCheck
@@ -180,11 +185,13 @@ from dagster_pipes_spark.spark._targets import AssetsArg
 
 __all__ = [
     "AssetsArg",
+    "CheckedSplit",
     "SparkCheck",
     "SparkCheckResult",
     "SparkWrite",
     "SparkWriteReport",
     "accepted_values",
+    "apply_spark_checks",
     "expect",
     "expect_aggregate",
     "fresh",
@@ -198,5 +205,6 @@ __all__ = [
     "report_spark_checks",
     "report_spark_writes",
     "row_count",
+    "split_spark_checks",
     "unique",
 ]

@@ -35,6 +35,7 @@ and the others with their figures. Nothing is cached.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -44,6 +45,7 @@ from dagster_pipes_spark._protocol import coerce_asset_key
 from dagster_pipes_spark.spark._checks._analysis import METHOD, as_dataframe, error_message
 from dagster_pipes_spark.spark._checks._model import Columns, SparkCheck
 from dagster_pipes_spark.spark._checks._reporting import report_results, summary
+from dagster_pipes_spark.spark._checks._result_columns import ERRORS, WARNINGS
 from dagster_pipes_spark.spark._checks._results import (
     ChecksArg,
     SparkCheckResult,
@@ -116,6 +118,106 @@ def report_spark_checks(
     run.report(strict=True)
     log(pipes, "info", run.summary(time.perf_counter() - started))
     return run.results
+
+
+class CheckedSplit(tuple):
+    """The rows of :func:`split_spark_checks`, unpacked as ``valid, invalid``: ``valid`` (no
+    ``ERROR`` check flags them; the data's columns) and ``invalid`` (some check flags them; with
+    ``_errors`` / ``_warnings``). A row only warned about is in both, as in DQX's
+    ``apply_checks_and_split``."""
+
+    def __new__(cls, valid: DataFrame, invalid: DataFrame, checked: DataFrame) -> CheckedSplit:
+        """Both parts, and the persisted checked rows they are read from."""
+        split = super().__new__(cls, (valid, invalid))
+        split._checked = checked
+        return split
+
+    _checked: DataFrame
+
+    @property
+    def valid(self) -> DataFrame:
+        """The rows no ``ERROR`` check flags."""
+        return self[0]
+
+    @property
+    def invalid(self) -> DataFrame:
+        """The rows some check flags, with ``_errors`` / ``_warnings``."""
+        return self[1]
+
+    def unpersist(self) -> None:
+        """Free the checked rows cached for the two reads."""
+        with contextlib.suppress(Exception):
+            self._checked.unpersist()
+
+
+def _annotated(
+    pipes: Any,
+    data: DataFrame | str,
+    checks: ChecksArg,
+    asset_key: Any,
+    sample_size: int,
+    spark: SparkSession | None,
+) -> tuple[DataFrame, dict[str, SparkCheckResult]]:
+    started = time.perf_counter()
+    named = coerce_checks(checks, METHOD)
+    size = _sample_size(sample_size)
+    key = resolve_asset_key(pipes, asset_key, METHOD) if reports(pipes) else _plain_key(asset_key)
+    df = as_dataframe(data, spark)
+    what = f"table {data}" if isinstance(data, str) else "the DataFrame"
+    run = CheckRun(df, named, key, size, pipes, what, annotate=True)
+    run.validate(strict=True)
+    checked = run.annotated()
+    run.evaluate(strict=True)
+    run.report(strict=True)
+    log(pipes, "info", run.summary(time.perf_counter() - started))
+    return checked, run.results
+
+
+def apply_spark_checks(
+    pipes: Any,
+    data: DataFrame | str,
+    checks: ChecksArg,
+    *,
+    asset_key: Any = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    spark: SparkSession | None = None,
+) -> DataFrame:
+    """Like :func:`report_spark_checks`, and return the data with DQX's result columns.
+
+    ``_errors`` / ``_warnings`` hold, per row, an item for each ``ERROR`` / ``WARN`` check flagging it
+    (DQX 0.17's shape: ``name``, ``message``, ``columns``, ``filter``, ``function``, ``run_time``,
+    ``run_id``, ``user_metadata``, ``rule_fingerprint``, ``rule_set_fingerprint``, ``skipped``;
+    NULL when none does). Row-level checks and DQX rules flag rows; the project's ``unique``,
+    ``expect_aggregate``, ``row_count``, ``fresh`` and ``has_columns`` are reported, not flagged on
+    rows. The checks are evaluated once: the rows are persisted by the same action that computes
+    the figures reported to Dagster, so writing them evaluates nothing again (``unpersist()`` the
+    result when done).
+    """
+    checked, _ = _annotated(pipes, data, checks, asset_key, sample_size, spark)
+    return checked
+
+
+def split_spark_checks(
+    pipes: Any,
+    data: DataFrame | str,
+    checks: ChecksArg,
+    *,
+    asset_key: Any = None,
+    sample_size: int = DEFAULT_SAMPLE_SIZE,
+    spark: SparkSession | None = None,
+) -> CheckedSplit:
+    """Quarantine, as DQX's ``apply_checks_and_split``: ``valid, invalid = split_spark_checks(...)``.
+
+    ``valid`` holds the rows no ``ERROR`` check flags (the data's columns), ``invalid`` the rows any
+    check flags, with ``_errors`` / ``_warnings`` (see :func:`apply_spark_checks`). The checks are
+    evaluated once and reported to Dagster before this returns; write both inside
+    :func:`~dagster_pipes_spark.spark.report_spark_writes` and each write is reported too.
+    """
+    checked, _ = _annotated(pipes, data, checks, asset_key, sample_size, spark)
+    columns = [quote_identifier(name) for name in checked.columns if name not in (ERRORS, WARNINGS)]
+    valid = checked.where(f"{ERRORS} IS NULL").selectExpr(*columns)
+    invalid = checked.where(f"{ERRORS} IS NOT NULL OR {WARNINGS} IS NOT NULL")
+    return CheckedSplit(valid, invalid, checked)
 
 
 def _plain_key(asset_key: Any) -> str | None:

@@ -21,6 +21,7 @@ from dagster_pipes_spark.spark._checks._model import (
     TOTAL,
     Columns,
     Compiled,
+    Lookup,
     RowCheck,
     RowLevel,
     SparkCheck,
@@ -135,7 +136,6 @@ class Relationships(RowLevel):
         return out
 
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
-        key = self._alias(index, "key")
         fail = f"{columns.ref(self.column)} IS NOT NULL AND {self._alias(index, 'found')} IS NULL"
         if self.where:
             fail = f"coalesce(({self.where}), false) AND {fail}"
@@ -147,7 +147,9 @@ class Relationships(RowLevel):
             fail=fail,
             reads=(_column(columns, self.column),),
             where=self.where,
-            ref=(self.to, self.target_field, key),
+            ref=Lookup(
+                self.to, ((columns.ref(self.column), self.target_field),), self._alias(index, "found")
+            ),
         )
 
     def judge(self, compiled: Compiled, figures: Mapping[str, Any], columns: Columns, now: float) -> Verdict:

@@ -99,6 +99,40 @@ def normalize_type(type_name: str) -> str:
 # --- compiled form ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Lookup:
+    """Keys of other data a row's values must (or, ``negate``, must not) be found among: the
+    evaluation joins the distinct keys of ``to`` to the data with a marker column."""
+
+    to: Any  # a table name or a DataFrame
+    pairs: tuple[tuple[str, str], ...]  # (SQL of the data's value, column of ``to``)
+    marker: str  # alias of the column that is TRUE where the row's key was found, else NULL
+    #: the key compared as one struct value (NULL parts equal, no casts), as DQX compares a
+    #: composite or NULL-safe key
+    whole: bool = False
+
+
+@dataclass(frozen=True)
+class Grouping:
+    """A dataset-level rule: the rows in ``scope`` grouped by ``keys`` (none: one group), a group
+    failing as a whole when ``fail`` (SQL over the group's ``aggregates``, written as ``{name}``
+    placeholders) is TRUE; every row in scope of a failing group is flagged."""
+
+    keys: tuple[str, ...]
+    scope: str
+    aggregates: tuple[tuple[str, str], ...]  # (placeholder, SQL aggregate over the rows in scope)
+    fail: str
+    failed: str  # alias of the figure: rows in scope of failing groups
+    marker: str  # alias of the column, in annotated data, TRUE for a row of a failing group
+
+    def condition(self, names: Mapping[str, str]) -> str:
+        """``fail`` with each placeholder replaced by ``names[placeholder]``."""
+        out = self.fail
+        for placeholder, _ in self.aggregates:
+            out = out.replace("{" + placeholder + "}", names[placeholder])
+        return out
+
+
 @dataclass
 class Compiled:
     """One check prepared for a given data: the aggregates it adds to the shared aggregation."""
@@ -116,7 +150,13 @@ class Compiled:
     error: str | None = None  # why the check cannot be evaluated
     where: str | None = None  # row-level checks: the user's ``where=`` predicate
     typed: str | None = None  # an aggregate alias whose type must be one of ``probe_types``
-    ref: tuple[Any, str, str] | None = None  # relationships: (``to``, its field, the key alias)
+    ref: Lookup | None = None  # relationships / foreign keys: the keys of other data joined in
+    group: Grouping | None = None  # dataset-level rules: their groups, counted apart
+    flag: str | None = None  # annotated data: SQL TRUE for a row the check flags (default ``fail``)
+    message: str | None = None  # annotated data: SQL of the message of a flagged row
+    query: Any = None  # a query over the data joined to it (``QueryLogic`` of a DQX rule)
+    schema: Any = None  # a schema comparison made before the job (``SchemaLogic`` of a DQX rule)
+    udfs: Mapping[str, Any] = field(default_factory=dict)  # Python functions the SQL calls, by name
 
     @property
     def needs_job(self) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from collections.abc import Mapping
 from functools import reduce
 from typing import TYPE_CHECKING, Any
@@ -12,23 +13,26 @@ from typing import TYPE_CHECKING, Any
 from dagster_pipes_spark._errors import DagsterPipesError
 from dagster_pipes_spark.spark._checks._analysis import (
     METHOD,
-    UNRESOLVED,
     aggregate_exprs,
     columns_of,
-    error_condition,
     error_message,
     explain_error,
     quiet_spark_errors,
     validate,
 )
-from dagster_pipes_spark.spark._checks._model import PREFIX, TOTAL, Columns, Compiled, SparkCheck, Verdict
+from dagster_pipes_spark.spark._checks._dqx._schema import schema_errors
+from dagster_pipes_spark.spark._checks._groups import figure_parts, join_markers
+from dagster_pipes_spark.spark._checks._joins import broadcasts, join_lookup, join_query
+from dagster_pipes_spark.spark._checks._model import PREFIX, TOTAL, Compiled, SparkCheck, Verdict
 from dagster_pipes_spark.spark._checks._reporting import report_results, summary
+from dagster_pipes_spark.spark._checks._result_columns import ERRORS, WARNINGS, result_columns
 from dagster_pipes_spark.spark._checks._results import (
     SparkCheckResult,
     add_sample,
     make_result,
 )
 from dagster_pipes_spark.spark._pipes import log
+from dagster_pipes_spark.spark._sql import string_literal
 from dagster_pipes_spark.spark._targets import quote_identifier
 
 if TYPE_CHECKING:
@@ -45,16 +49,6 @@ MAX_CELL_CHARS = 200
 _CHECK = f"{PREFIX}check"
 _ROW = f"{PREFIX}row"
 _RANK = f"{PREFIX}rank"
-
-
-def _broadcasts(df: DataFrame) -> bool:
-    """Whether the session broadcasts small join sides (``spark.sql.autoBroadcastJoinThreshold``
-    not negative): then the keys of a ``relationships`` check are broadcast whatever their estimate."""
-    try:
-        value = df.sparkSession.conf.get("spark.sql.autoBroadcastJoinThreshold")
-    except Exception:
-        return True
-    return not str(value or "").strip().startswith("-")
 
 
 def _collect_figures(plan: DataFrame) -> dict[str, Any]:
@@ -89,6 +83,29 @@ def _distinct_keys(df: DataFrame, c: Compiled) -> DataFrame:
     )
 
 
+def _pointed_at(jobs: list[Compiled], exc: BaseException) -> list[Compiled]:
+    """The checks whose SQL holds the fragment a run-time error's query context names."""
+    getter = getattr(exc, "getQueryContext", None)
+    try:
+        contexts = getter() if getter else []
+    except Exception:
+        contexts = []
+    fragments = []
+    for context in contexts or []:
+        try:
+            fragment = context.fragment()
+        except Exception:
+            continue
+        if fragment and fragment.strip():
+            fragments.append(fragment.strip())
+    out = []
+    for c in jobs:
+        texts = [*c.aggregates.values(), c.where or "", c.flag or ""]
+        if any(f in text for f in fragments for text in texts):
+            out.append(c)
+    return out if len(out) < len(jobs) else []
+
+
 def sample_cell(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float)):
         return value
@@ -107,8 +124,10 @@ class CheckRun:
         sample_size: int,
         pipes: Any,
         what: str,
+        annotate: bool = False,
     ) -> None:
         self.df = df
+        self.annotate = annotate  # the rows get DQX's result columns (see :meth:`annotated`)
         self.asset_key = asset_key
         self.sample_size = sample_size
         self.pipes = pipes
@@ -117,88 +136,102 @@ class CheckRun:
         self.compiled = [
             check.compile(name, i, self.columns) for i, (name, check) in enumerate(checks.items())
         ]
-        self.data = self._join_references()  # the data the aggregation reads
+        self._prepare()
+        self.data = self._join_other_data()  # the data the aggregation reads
+        if annotate:  # each group's verdict joined to its rows: a group rule counts its flags
+            self.data = join_markers(self.data, [c for c in self.compiled if c.group and not c.error])
+            for c in self.compiled:
+                if c.group is not None:
+                    c.aggregates[c.group.failed] = f"count_if({c.flag})"
         self.figures: dict[str, Any] = {}
         self.plan: DataFrame | None = None  # the analyzed aggregation, when every check analyzed
         self.actions = 0
         self.results: dict[str, SparkCheckResult] = {}
 
-    def _join_references(self) -> DataFrame:
-        """The data with, per ``relationships`` check, the distinct keys of its ``to`` left-joined
-        on the checked column (analysis only); a check whose ``to`` or columns cannot be resolved
-        gets its error instead."""
+    def _prepare(self) -> None:
+        """Before any analysis: the Python functions the checks' SQL calls registered on the
+        session, and schema comparisons made (a rule flags every row or none)."""
+        registered: set[str] = set()
+        for c in self.compiled:
+            for name, function in c.udfs.items():
+                if name not in registered:
+                    registered.add(name)
+                    try:
+                        self.df.sparkSession.udf.register(name, function, "boolean")
+                    except Exception as exc:
+                        c.error = f"cannot register the function {name}: {error_message(exc)}"
+            if c.schema is not None and c.error is None:
+                try:
+                    with quiet_spark_errors():
+                        errors = schema_errors(self.df, c.schema, getattr(c.check, "to", None))
+                except Exception as exc:
+                    c.error = f"cannot read the expected schema: {error_message(exc)}"
+                    continue
+                c.flag = "TRUE" if errors else "FALSE"
+                c.aggregates[f"{PREFIX}{c.index}_failed"] = f"count_if({c.flag})"
+                c.message = string_literal("Schema validation failed: " + "; ".join(errors))
+
+    def _join_other_data(self) -> DataFrame:
+        """The data with, per check that reads other data, what it reads joined in (analysis only):
+        the distinct keys of a lookup, a query's rows; a check whose other data or columns cannot
+        be resolved gets its error instead."""
         data = self.df
         refs = [c for c in self.compiled if c.ref is not None and not c.error]
-        broadcast = bool(refs) and _broadcasts(self.df)
-        for c in refs:
+        broadcast = bool(refs) and broadcasts(self.df)
+        for c in self.compiled:
+            if c.error or (c.ref is None and c.query is None):
+                continue
             try:
                 with quiet_spark_errors():
-                    data = self._join_one(data, c, broadcast)
+                    if c.ref is not None:
+                        data = join_lookup(self.df, data, c, self.columns, broadcast)
+                    else:
+                        data = join_query(self.df, data, c, getattr(c.check, "to", None) or {})
+                        _ = data.schema  # the query analyzed now, so a bad one is this check's error
             except DagsterPipesError as exc:
                 c.error = str(exc)
             except Exception as exc:
-                c.error = f"cannot join the keys of `to`: {error_message(exc)}"
+                what = "the keys of `to`" if c.ref is not None else "the rule's query"
+                c.error = f"cannot join {what}: {error_message(exc)}"
         return data
 
-    def _join_one(self, data: DataFrame, c: Compiled, broadcast: bool) -> DataFrame:
-        assert c.ref is not None
-        to, field, key = c.ref
-        found = key[: -len("key")] + "found"
-        column = c.reads[0]
-        ref = self.columns.ref(column)
-        try:
-            [typed] = self.df.selectExpr(f"{ref} AS {key}").schema.fields
-        except Exception as exc:
-            raise DagsterPipesError(explain_error(exc, self.columns)) from None
-        kind = typed.dataType.simpleString()
-        if isinstance(to, str):
-            what = f"`to` table {to}"
-            try:
-                target = self.df.sparkSession.table(to)
-                target_columns = Columns(
-                    tuple((f.name, f.dataType.simpleString()) for f in target.schema.fields)
-                )
-            except Exception as exc:
-                raise DagsterPipesError(f"cannot read the {what}: {error_message(exc)}") from None
-        else:
-            what, target = "`to` DataFrame", to
-            target_columns = columns_of(target, what)
-        target_ref = target_columns.ref(field)
-        source = target_columns.find(field)
-        same_type = source is not None and source[1] == kind
-        cast = target_ref if same_type else f"try_cast({target_ref} AS {kind})"
-        try:
-            keys = target.selectExpr(f"{cast} AS {key}")
-            _ = keys.schema  # analysis only (Connect analyzes lazily)
-        except Exception as exc:
-            if error_condition(exc).startswith(UNRESOLVED) or source is None:
-                raise DagsterPipesError(
-                    f"the {what} has no column {field!r}; its columns: {target_columns.described()}"
-                ) from None
-            raise DagsterPipesError(f"cannot read {field!r} of the {what}: {error_message(exc)}") from None
-        keys = keys.where(f"{key} IS NOT NULL").distinct()
-        if kind != "string":
-            keys = keys.selectExpr("*", f"TRUE AS {found}")
-            if broadcast:  # the keys of a dimension are few: the data is never shuffled for the join
-                keys = keys.hint("broadcast")
-            return data.selectExpr("*", f"{ref} AS {key}").join(keys, on=key, how="left")
-        # strings: joined on their 64-bit hash, a probe several times cheaper per row than one on
-        # the string (Spark's join on a single long key); the keys sharing a hash are compared
-        hashed, matched = f"{key}_hash", f"{key}_matched"
-        keys = (
-            keys.selectExpr(f"xxhash64({key}) AS {hashed}", key)
-            .groupBy(hashed)
-            .agg({key: "collect_list"})
-            .toDF(hashed, matched)
+    def annotated(self) -> DataFrame:
+        """The data with DQX's result columns, ``_errors`` and ``_warnings`` (see
+        ``_result_columns``), persisted: the aggregation that follows evaluates the conditions once,
+        for the figures (each row-level check then counts its flag column) and for every later read
+        of the rows. Where the session cannot persist (serverless), later reads evaluate them again."""
+        taken = [n for n in (ERRORS, WARNINGS) if self.columns.find(n)]
+        if taken:
+            raise DagsterPipesError(
+                f"`{METHOD}` adds the columns {ERRORS} and {WARNINGS}; {self.what} already has"
+                f" {', '.join(taken)}: rename them first."
+            )
+        flags: dict[int, str] = {}
+        exprs = []
+        for c in self.compiled:
+            flag = c.flag or c.fail
+            if flag is not None and c.error is None:
+                flags[c.index] = f"{PREFIX}{c.index}_flag"
+                exprs.append(f"coalesce(({flag}), false) AS {flags[c.index]}")
+                failed = f"{PREFIX}{c.index}_failed"
+                if failed in c.aggregates:
+                    c.aggregates[failed] = f"count_if({flags[c.index]})"
+        errors, warnings = result_columns(self.compiled, flags, str(uuid.uuid4()))
+        full = self.data.selectExpr("*", *exprs).selectExpr(
+            "*", f"{errors} AS {ERRORS}", f"{warnings} AS {WARNINGS}"
         )
-        if broadcast:
-            keys = keys.hint("broadcast")
-        return (
-            data.selectExpr("*", f"{ref} AS {key}", f"xxhash64({ref}) AS {hashed}")
-            .join(keys, on=hashed, how="left")
-            .selectExpr("*", f"IF(array_contains({matched}, {key}), TRUE, NULL) AS {found}")
-            .drop(hashed, matched)
-        )
+        try:
+            full = full.persist()
+        except Exception as exc:
+            log(
+                self.pipes,
+                "warning",
+                f"[spark checks] cannot persist the checked rows of {self.what} ({error_message(exc)}): each"
+                " read of the rows evaluates the checks' conditions again",
+            )
+        self.data, self.plan = full, None
+        shown = [quote_identifier(n) for n in self.columns.names]
+        return full.selectExpr(*shown, ERRORS, WARNINGS)
 
     def validate(self, strict: bool) -> None:
         """Analyze; ``strict``: raise naming every check that does not, before any Spark job."""
@@ -211,10 +244,30 @@ class CheckRun:
                 except Exception as exc:
                     c.error = explain_error(exc, self.columns)
                     self.plan = None
+        self._validate_groups()
         bad = [c for c in self.compiled if c.error]
         if strict and bad:
             lines = [f"check {c.name!r} ({c.check.definition}): {c.error}" for c in bad]
             raise DagsterPipesError(f"Invalid checks for {self.what}:\n  - " + "\n  - ".join(lines))
+
+    def _validate_groups(self) -> None:
+        """The groups of dataset-level rules analyzed together, one rule at a time on failure."""
+        groups = [c for c in self.compiled if c.group is not None and c.error is None and not self.annotate]
+        if not groups:
+            return
+        try:
+            with quiet_spark_errors():
+                for part in figure_parts(self.data, groups):
+                    _ = part.schema
+            return
+        except Exception:
+            pass
+        for c in groups:
+            try:
+                with quiet_spark_errors():
+                    _ = figure_parts(self.data, [c])[0].schema
+            except Exception as exc:
+                c.error = explain_error(exc, self.columns)
 
     def evaluate(self, strict: bool) -> None:
         """The aggregation (one action), the verdicts, and the sample of failing rows."""
@@ -236,26 +289,37 @@ class CheckRun:
             self._sample(failed)
 
     def _aggregate(self, jobs: list[Compiled], strict: bool) -> None:
-        self.actions += 1
-        try:
-            self.figures = _collect_figures(self._figures_plan(jobs, self.plan))
-            return
-        except Exception as exc:
-            first = exc
-        log(
-            self.pipes,
-            "warning",
-            f"[spark checks] the aggregation over {self.what} failed ({error_message(first)}); evaluating"
-            f" its {len(jobs)} checks one by one to find the ones that cannot be evaluated",
-        )
+        """The one action. Should it fail at run time (an expression that analyzes but raises on
+        some row, such as a failing ANSI cast), the checks the error's query context points at are
+        reported failed with the error and the others evaluated again in one action; only when no
+        check can be told apart are the checks halved until the failing ones are found."""
+        pending, analyzed = list(jobs), self.plan
+        first: Exception | None = None
         errors: dict[str, str] = {}
-        for c in jobs:
+        while pending:
             self.actions += 1
             try:
-                self.figures.update(_collect_figures(self._figures_plan([c], None)))
+                self.figures.update(_collect_figures(self._figures_plan(pending, analyzed)))
+                break
             except Exception as exc:
-                errors[c.name] = f"Spark failed evaluating the check: {error_message(exc)}"
-        if len(errors) == len(jobs) and strict:
+                first = first or exc
+                analyzed = None
+                culprits = _pointed_at(pending, exc)
+                bisected = not culprits
+                if bisected:  # the passing halves' figures are kept: nothing is left to evaluate
+                    culprits = self._bisect(pending)
+                for c in culprits:
+                    errors[c.name] = f"Spark failed evaluating the check: {error_message(exc)}"
+                log(
+                    self.pipes,
+                    "warning",
+                    f"[spark checks] the aggregation over {self.what} failed ({error_message(exc)}); reporting"
+                    f" {', '.join(repr(c.name) for c in culprits)} failed with the error",
+                )
+                if bisected:
+                    break
+                pending = [c for c in pending if c not in culprits]
+        if first is not None and len(errors) == len(jobs) and strict:
             schema_only = [c for c in self.compiled if not c.needs_job and c.error is None]
             self.results = {
                 c.name: make_result(c, c.check.judge(c, {}, self.columns, 0.0), None, self.asset_key)
@@ -269,6 +333,20 @@ class CheckRun:
             if c.name in errors:
                 c.error = errors[c.name]
 
+    def _bisect(self, jobs: list[Compiled]) -> list[Compiled]:
+        """The checks that fail when aggregated alone, found by halving (one action per half)."""
+        if len(jobs) == 1:
+            return jobs
+        failing: list[Compiled] = []
+        middle = len(jobs) // 2
+        for half in (jobs[:middle], jobs[middle:]):
+            self.actions += 1
+            try:
+                self.figures.update(_collect_figures(self._figures_plan(half, None)))
+            except Exception:
+                failing += self._bisect(half)
+        return failing
+
     def _figures_plan(self, jobs: list[Compiled], analyzed: DataFrame | None) -> DataFrame:
         """The plan of the one action: the shared aggregation (``analyzed`` already, without the
         probes, or built for ``jobs``) and, per ``unique`` check, its distinct-key count, in one
@@ -280,6 +358,9 @@ class CheckRun:
         for c in jobs:
             if c.grouped is not None:
                 plan = plan.unionByName(_distinct_keys(self.df, c), allowMissingColumns=True)
+        if not self.annotate:  # the failed rows of dataset-level rules, counted per group
+            for part in figure_parts(self.data, [c for c in jobs if c.group is not None]):
+                plan = plan.unionByName(part, allowMissingColumns=True)
         return plan
 
     def _sample(self, failed: list[Compiled]) -> None:
