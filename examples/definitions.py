@@ -120,8 +120,19 @@ def revenue(context: dg.AssetExecutionContext):
     return _classic_client().run(task=task, context=context, extras={"days": 10}).get_results()
 
 
+#: the DQX rules the customers notebook runs (the README's checks file), one asset check each
+CUSTOMER_CHECKS = (
+    "customer_id_is_not_unique",
+    "segment_is_not_in_the_list",
+    "email_does_not_match_pattern_email_address",
+    "online_customers_have_email",
+    "customers_per_segment",
+)
+
+
 @dg.asset(
-    check_specs=[dg.AssetCheckSpec("unique_customer_id", asset="customers")], kinds={"databricks", "spark"}
+    check_specs=[dg.AssetCheckSpec(name, asset="customers") for name in CUSTOMER_CHECKS],
+    kinds={"databricks", "spark"},
 )
 def customers(context: dg.AssetExecutionContext):
     """Customers, built by a notebook on serverless compute."""

@@ -1,6 +1,6 @@
 """Checks kept in files: :func:`load_checks` reads YAML or JSON in the project's own format (check
 name -> kind and arguments) or in Databricks Labs DQX's (a list of rules with ``criticality``,
-``check: {function, arguments}``, ``filter``), for the DQX functions that map onto our kinds.
+``check: {function, arguments}``, ``filter``), read by ``_dqx`` with DQX's meaning.
 Nothing here imports pyspark; PyYAML is imported only for a YAML file.
 """
 
@@ -116,13 +116,11 @@ def load_checks(
     * ours, a mapping of check name -> a SQL string (``expect``) or ``{kind: <constructor name>,
       <its arguments>}``, e.g. ``amount_ok: {kind: in_range, column: amount, min: 0,
       max_failed_fraction: 0.001, severity: WARN}`` (``fresh``'s ``max_age``: seconds or ``1d2h``);
-    * DQX's, a list of ``{criticality: error|warn, check: {function, arguments, for_each_column},
-      filter, name}`` for the functions ``is_not_null``, ``is_not_empty``,
-      ``is_not_null_and_not_empty``, ``is_in_list``, ``is_not_null_and_is_in_list``,
-      ``is_in_range``, ``is_not_less_than``, ``is_not_greater_than``, ``regex_match``,
-      ``sql_expression``, ``is_unique``, ``foreign_key`` (``ref_df_name`` looked up in
-      ``dataframes``) and ``is_aggr_*`` without ``group_by``; a rule without ``name`` is named
-      ``<column>_<function>``; ``filter`` becomes ``where=``.
+    * Databricks Labs DQX 0.17's, a list of ``{criticality: error|warn, name, filter,
+      check: {function, arguments, for_each_column}, user_metadata, message_expr}``, with DQX's
+      meaning: every core check function but ``compare_datasets`` (refused, as is any argument
+      that cannot be honoured), rules named as DQX names them; ``ref_df_name`` and the
+      ``{{ name }}`` of a ``sql_query`` are looked up in ``dataframes``.
 
     YAML needs PyYAML (imported only then); JSON needs nothing.
 

@@ -225,6 +225,10 @@ class SparkCheck:
         """Turn the aggregation's figures into a verdict."""
         raise NotImplementedError
 
+    def prepare(self, compiled: Compiled, df: Any) -> None:
+        """Before any analysis, with the data at hand: finish what compiling could not (a schema
+        Spark must parse). Sets ``compiled.error`` when it cannot. Most kinds need nothing."""
+
     def _alias(self, index: int, what: str) -> str:
         return f"{PREFIX}{index}_{what}"
 

@@ -20,7 +20,6 @@ from dagster_pipes_spark.spark._checks._analysis import (
     quiet_spark_errors,
     validate,
 )
-from dagster_pipes_spark.spark._checks._dqx._schema import schema_errors
 from dagster_pipes_spark.spark._checks._groups import figure_parts, join_markers
 from dagster_pipes_spark.spark._checks._joins import broadcasts, join_lookup, join_query
 from dagster_pipes_spark.spark._checks._model import PREFIX, TOTAL, Compiled, SparkCheck, Verdict
@@ -32,7 +31,6 @@ from dagster_pipes_spark.spark._checks._results import (
     make_result,
 )
 from dagster_pipes_spark.spark._pipes import log
-from dagster_pipes_spark.spark._sql import string_literal
 from dagster_pipes_spark.spark._targets import quote_identifier
 
 if TYPE_CHECKING:
@@ -150,7 +148,7 @@ class CheckRun:
 
     def _prepare(self) -> None:
         """Before any analysis: the Python functions the checks' SQL calls registered on the
-        session, and schema comparisons made (a rule flags every row or none)."""
+        session, and what each check finishes with the data at hand (:meth:`SparkCheck.prepare`)."""
         registered: set[str] = set()
         for c in self.compiled:
             for name, function in c.udfs.items():
@@ -160,16 +158,8 @@ class CheckRun:
                         self.df.sparkSession.udf.register(name, function, "boolean")
                     except Exception as exc:
                         c.error = f"cannot register the function {name}: {error_message(exc)}"
-            if c.schema is not None and c.error is None:
-                try:
-                    with quiet_spark_errors():
-                        errors = schema_errors(self.df, c.schema, getattr(c.check, "to", None))
-                except Exception as exc:
-                    c.error = f"cannot read the expected schema: {error_message(exc)}"
-                    continue
-                c.flag = "TRUE" if errors else "FALSE"
-                c.aggregates[f"{PREFIX}{c.index}_failed"] = f"count_if({c.flag})"
-                c.message = string_literal("Schema validation failed: " + "; ".join(errors))
+            if c.error is None:
+                c.check.prepare(c, self.df)
 
     def _join_other_data(self) -> DataFrame:
         """The data with, per check that reads other data, what it reads joined in (analysis only):
@@ -230,6 +220,9 @@ class CheckRun:
                 " read of the rows evaluates the checks' conditions again",
             )
         self.data, self.plan = full, None
+        for c in self.compiled:  # failing rows are sampled by their flags, not by evaluating again
+            if c.fail is not None and c.index in flags:
+                c.fail = flags[c.index]
         shown = [quote_identifier(n) for n in self.columns.names]
         return full.selectExpr(*shown, ERRORS, WARNINGS)
 

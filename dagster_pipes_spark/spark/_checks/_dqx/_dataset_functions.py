@@ -5,6 +5,7 @@ registered with the reason, so a rule using it is refused at load naming it."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -26,6 +27,7 @@ from dagster_pipes_spark.spark._checks._dqx._sql import (
     column_sql,
     is_star,
     limit_sql,
+    literal,
     message,
     normalize,
     null_text,
@@ -36,11 +38,10 @@ from dagster_pipes_spark.spark._checks._dqx._sql import (
 DATASET_FUNCTIONS: dict[str, Function] = {}
 #: functions that load nowhere here: name -> why
 UNSUPPORTED: dict[str, str] = {
-    "compare_datasets": "a row-by-row comparison with another dataset is not evaluated by this project",
-    "aggr_matches_dataset": "a comparison of aggregates with another dataset is not evaluated by this project",
-    "has_no_outliers": "statistical outlier detection is not evaluated by this project",
-    "has_no_aggr_outliers": "statistical outlier detection is not evaluated by this project",
-    "is_in_distribution": "distribution tests are not evaluated by this project",
+    "compare_datasets": (
+        "a row-by-row comparison with another dataset (rows added for the other dataset's missing keys) is not"
+        " evaluated by this project; check the two datasets with foreign_key / sql_query rules instead"
+    ),
 }
 
 
@@ -421,3 +422,242 @@ def _has_valid_schema(args: Arguments) -> Built:
         expected, ref, args.given_value("ref_df_name") is not None, columns, args.flag("strict")
     )
     return Built(logic, "has_invalid_schema", tuple(unquote(c) for c in columns))
+
+
+# --- statistics ----------------------------------------------------------------------------------
+
+_NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
+
+
+def _in_scope(args: Arguments) -> str:
+    """SQL TRUE for a row in the rule's filter (every row without one)."""
+    return f"coalesce(({args.row_filter}), false)" if args.row_filter else "TRUE"
+
+
+@_register("has_no_outliers", column=REQUIRED)
+def _has_no_outliers(args: Arguments) -> Built:
+    col = Col(args["column"])
+    value = _path(args["column"])
+    base = f"SELECT {value} AS v FROM {{{{ data }}}} WHERE {_in_scope(args)}"
+    query = (
+        "SELECT CAST(median AS DOUBLE) - 3.5 * CAST(mad AS DOUBLE) AS lo,"
+        " CAST(median AS DOUBLE) + 3.5 * CAST(mad AS DOUBLE) AS hi, TRUE AS condition"
+        " FROM (SELECT first(median) AS median, percentile_approx(abs(v - median), 0.5) AS mad"
+        f" FROM ({base}) CROSS JOIN (SELECT percentile_approx(v, 0.5) AS median FROM ({base})))"
+    )
+    msg = message(
+        text("Value '"), as_string(value), text(f"' in Column '{col.display}' is an outlier as per MAD.")
+    )
+    logic = QueryLogic(
+        query,
+        "data",
+        None,
+        (),
+        (),
+        "condition",
+        False,
+        msg,
+        row_condition=f"({value} < {{lo}} OR {value} > {{hi}})",
+    )
+    return Built(logic, f"{col.name}_has_outliers", (col.display,))
+
+
+@_register(
+    "is_in_distribution", column=REQUIRED, distribution=REQUIRED, distance=REQUIRED, case_sensitive=True
+)
+def _is_in_distribution(args: Arguments) -> Built:
+    col = Col(args["column"])
+    distribution, distance = args["distribution"], args.number("distance")
+    if not isinstance(distribution, dict) or not distribution:
+        raise RuleError(
+            f"argument 'distribution' must be a non-empty mapping of value -> share, got {distribution!r}"
+        )
+    shares = list(distribution.values())
+    if (
+        any(isinstance(p, bool) or not isinstance(p, (int, float)) or p < 0 for p in shares)
+        or sum(shares) > 1 + 1e-9
+    ):
+        raise RuleError(
+            "argument 'distribution': the shares must be non-negative numbers adding up to at most 1"
+        )
+    sensitive = args.flag("case_sensitive")
+    value = col.sql if sensitive else f"lower({col.sql})"
+    keys = [k.lower() if isinstance(k, str) and not sensitive else k for k in distribution]
+    aggregates = [
+        (f"c{i}", f"count(CASE WHEN {value} = {literal(k)} THEN 1 END)") for i, k in enumerate(keys)
+    ]
+    aggregates.append(("total", f"count({value})"))
+    listed = " + ".join(f"{{c{i}}}" for i in range(len(keys)))
+    terms = [f"abs({float(p)!r} - {{c{i}}} / {{total}})" for i, p in enumerate(shares)]
+    terms.append(f"abs({1.0 - math.fsum(shares)!r} - ({{total}} - ({listed})) / {{total}})")
+    tvd = f"(0.5 * ({' + '.join(terms)}))"
+    fail = f"CASE WHEN {{total}} = 0 THEN FALSE ELSE {tvd} > {distance!r} AND NOT abs({tvd} - {distance!r}) <= 1e-9 END"
+    head = text(f"Column '{col.display}' actual distribution deviates from expected by TVD=")
+    tail = text(f", which exceeds the allowed distance={args['distance']}.")
+    msg = f"concat({head}, format_string('%.6f', {tvd}), {tail})"
+    return Built(
+        GroupLogic((), tuple(aggregates), fail, msg), f"{col.name}_is_not_in_distribution", (col.display,)
+    )
+
+
+def _reference_view(args: Arguments) -> str:
+    """SQL naming the reference data: its table, or the view of a DataFrame of ``dataframes=``."""
+    table, frame = args.given_value("ref_table"), args.given_value("ref_df_name")
+    if (table is None) == (frame is None):
+        raise RuleError("give exactly one of 'ref_df_name' and 'ref_table'")
+    return str(table) if table is not None else f"{{{{ {frame} }}}}"
+
+
+@_register(
+    "aggr_matches_dataset",
+    column=REQUIRED,
+    ref_table=None,
+    ref_df_name=None,
+    ref_column=None,
+    aggr_type="count",
+    aggr_params=None,
+    group_by=None,
+    ref_group_by=None,
+    ref_row_filter=None,
+    abs_tolerance=None,
+    rel_tolerance=None,
+)
+def _aggr_matches_dataset(args: Arguments) -> Built:
+    col, aggr = Col(args["column"]), args["aggr_type"]
+    if not isinstance(aggr, str) or not aggr.replace("_", "").isalnum():
+        raise RuleError(f"argument 'aggr_type' must name an aggregate function, got {aggr!r}")
+    group_by = args.names("group_by") if args.given_value("group_by") is not None else []
+    ref_group_by = args.names("ref_group_by") if args.given_value("ref_group_by") is not None else group_by
+    if len(ref_group_by) != len(group_by):
+        raise RuleError("'ref_group_by' must name as many columns as 'group_by'")
+    reference = _reference_view(args)
+    ref_column = args.given_value("ref_column") or args["column"]
+    star = is_star(args["column"])
+    ours = "1" if star else _path(args["column"])
+    if args.row_filter:
+        ours = f"CASE WHEN {args.row_filter} THEN {ours} END"
+    theirs = "1" if is_star(ref_column) else _path(ref_column)
+    ref_filter = args.given_value("ref_row_filter")
+    names = [f"__pipes_g{j}" for j in range(len(group_by))]
+    mine = ", ".join(
+        [
+            *(f"{_path(g)} AS {n}" for g, n in zip(group_by, names, strict=True)),
+            f"{_aggregate(args, aggr, ours)} AS m",
+        ]
+    )
+    other = ", ".join(
+        [
+            *(f"{_path(g)} AS {n}" for g, n in zip(ref_group_by, names, strict=True)),
+            f"{_aggregate(args, aggr, theirs)} AS r",
+        ]
+    )
+    grouping = f" GROUP BY {', '.join(names)}" if names else ""
+    where = f" WHERE {ref_filter}" if ref_filter else ""
+    on = " AND ".join(f"d.{n} <=> x.{n}" for n in names) or "TRUE"
+    unequal = _tolerant(equal=True)("m", "r", args)
+    query = (
+        f"SELECT {', '.join(f'd.{n}' for n in names) + ', ' if names else ''}d.m, x.r,"
+        f" CASE WHEN d.m IS NULL AND x.r IS NULL THEN FALSE WHEN d.m IS NULL OR x.r IS NULL THEN TRUE"
+        f" ELSE {unequal} END AS condition"
+        f" FROM (SELECT {mine} FROM {{{{ data }}}}{grouping}) d"
+        f" LEFT JOIN (SELECT {other} FROM {reference}{where}{grouping}) x ON {on}"
+    )
+    shown = CURATED.get(aggr, f"'{aggr}'")
+    params = args.given_value("aggr_params")
+    if params:
+        shown += f" ({', '.join(f'{k}={v}' for k, v in params.items())})"
+    per_group = f" per group of columns '{', '.join(group_by)}'" if group_by else ""
+    table = args.given_value("ref_table")
+    where_from = f"table '{table}'" if table else f"DataFrame '{args.given_value('ref_df_name')}'"
+    msg = message(
+        text(f"{shown} value "),
+        as_string("{m}"),
+        text(f" in column '{'*' if star else col.display}'{per_group}"),
+        text(f" is not equal to {where_from} column '{unquote(str(ref_column))}' limit: "),
+        as_string("{r}"),
+    )
+    logic = QueryLogic(
+        query, "data", None, tuple(_path(g) for g in group_by), tuple(names), "condition", False, msg
+    )
+    suffix = f"_group_by_{'_'.join(group_by)}" if group_by else ""
+    name = f"{'' if star else col.name}_{aggr}{suffix}_not_equal_to_upstream_limit".lstrip("_")
+    return Built(logic, name, ("*" if star else col.display,))
+
+
+_INTERVALS = ("minute", "hour", "day", "week", "month")
+
+
+@_register(
+    "has_no_aggr_outliers",
+    column=REQUIRED,
+    time_column=REQUIRED,
+    aggr_type="avg",
+    sigma=3.0,
+    lookback_num_intervals=14,
+    warmup_num_intervals=7,
+    time_interval="day",
+    group_by=None,
+    aggr_params=None,
+)
+def _has_no_aggr_outliers(args: Arguments) -> Built:
+    col, aggr = Col(args["column"]), args["aggr_type"]
+    if not isinstance(aggr, str) or not aggr.replace("_", "").isalnum():
+        raise RuleError(f"argument 'aggr_type' must name an aggregate function, got {aggr!r}")
+    interval = args["time_interval"]
+    if interval not in _INTERVALS:
+        raise RuleError(f"argument 'time_interval' must be one of {list(_INTERVALS)}, got {interval!r}")
+    sigma = args.number("sigma")
+    lookback, warmup = args.integer("lookback_num_intervals"), args.integer("warmup_num_intervals")
+    if sigma <= 0 or lookback < 2 or not 1 <= warmup <= lookback:
+        raise RuleError(
+            "need sigma > 0, lookback_num_intervals >= 2 and 1 <= warmup_num_intervals <= lookback"
+        )
+    group_by = args.names("group_by") if args.given_value("group_by") is not None else []
+    names = [f"__pipes_g{j}" for j in range(len(group_by))]
+    star = is_star(args["column"])
+    value = "1" if star else _path(args["column"])
+    if args.row_filter:
+        value = f"CASE WHEN {args.row_filter} THEN {value} END"
+    keys = ", ".join(f"{_path(g)} AS {n}" for g, n in zip(group_by, names, strict=True))
+    part = f"PARTITION BY {', '.join(names)} " if names else ""
+    grouped = ", ".join(names)
+    query = (
+        "SELECT *, CASE WHEN n IS NULL OR n < {w} THEN FALSE WHEN sd IS NULL OR sd = 0 THEN FALSE"
+        " WHEN cur IS NULL THEN FALSE ELSE abs(cur - mu) > {s} * sd END AS condition FROM ("
+        "SELECT {sel}max(CASE WHEN rn = 1 THEN metric END) AS cur,"
+        " avg(CASE WHEN rn BETWEEN 2 AND {lb} THEN metric END) AS mu,"
+        " stddev_pop(CASE WHEN rn BETWEEN 2 AND {lb} THEN metric END) AS sd,"
+        " nullif(count(CASE WHEN rn BETWEEN 2 AND {lb} THEN metric END), 0) AS n FROM ("
+        "SELECT *, row_number() OVER ({part}ORDER BY grain DESC) AS rn FROM ("
+        "SELECT {keys}date_trunc('{iv}', {tc}) AS grain, {agg} AS metric FROM {{{{ data }}}} GROUP BY {gb}"
+        ")){group})"
+    ).format(
+        w=warmup,
+        s=repr(sigma),
+        sel=f"{grouped}, " if grouped else "",
+        lb=lookback + 1,
+        part=part,
+        keys=f"{keys}, " if keys else "",
+        iv=interval,
+        tc=_path(str(args["time_column"])),
+        agg=_aggregate(args, aggr, value),
+        gb=", ".join([*names, "grain"]) if names else "grain",
+        group=f" GROUP BY {grouped}" if grouped else "",
+    )
+    msg = message(
+        text(f"{aggr}({col.display}): current="),
+        as_string("{cur}"),
+        text(", baseline="),
+        as_string("{mu}"),
+        text(", stddev="),
+        as_string("{sd}"),
+        text(", delta="),
+        as_string("abs({cur} - {mu})"),
+        text(f" exceeds {sigma!r} x stddev (lookback={lookback} intervals)"),
+    )
+    logic = QueryLogic(
+        query, "data", None, tuple(_path(g) for g in group_by), tuple(names), "condition", False, msg
+    )
+    suffix = f"_group_by_{'_'.join(group_by)}" if group_by else ""
+    name = f"{'' if star else col.name}_{aggr}_outlier{suffix}".lstrip("_")
+    return Built(logic, name, (col.display,))

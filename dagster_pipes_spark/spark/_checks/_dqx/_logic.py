@@ -76,9 +76,21 @@ class QueryLogic:
     condition: str
     negate: bool
     message: str
+    #: flags by a condition on each row instead (SQL over the data and the query's ``{column}``)
+    row_condition: str | None = None
 
 
-Logic = RowLogic | GroupLogic | LookupLogic | SchemaLogic | QueryLogic
+@dataclass(frozen=True)
+class JsonSchemaLogic:
+    """A row is flagged when its JSON text does not conform to ``schema`` (DDL): made SQL before the
+    job, once Spark has parsed the schema (NOT NULL fields must be present)."""
+
+    column: str  # SQL
+    display: str
+    schema: str
+
+
+Logic = RowLogic | GroupLogic | LookupLogic | SchemaLogic | QueryLogic | JsonSchemaLogic
 
 
 @dataclass(frozen=True)

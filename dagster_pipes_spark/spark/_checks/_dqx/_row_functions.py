@@ -15,9 +15,11 @@ from dagster_pipes_spark.spark._checks._dqx._logic import (
     Arguments,
     Built,
     Function,
+    JsonSchemaLogic,
     RowLogic,
     RuleError,
 )
+from dagster_pipes_spark.spark._checks._dqx._schema import json_schema_sql
 from dagster_pipes_spark.spark._checks._dqx._sql import (
     as_string,
     column_name,
@@ -736,3 +738,19 @@ def _has_json_keys(args: Arguments) -> Built:
     missing = _value_says(col, "is missing keys in the list: [", listed, text("]"), value=null_text(col.sql))
     msg = f"CASE WHEN {invalid} THEN {_invalid_json_message(col)} ELSE {missing} END"
     return _row(col, f"NOT ({kept})", msg, "does_not_have_json_keys")
+
+
+@_register("has_valid_json_schema", column=REQUIRED, schema=REQUIRED)
+def _has_valid_json_schema(args: Arguments) -> Built:
+    col, schema = Col(args["column"]), args.text("schema")
+    logic = JsonSchemaLogic(col.sql, col.display, schema)
+    return Built(logic, f"{col.name}_has_invalid_json_schema", (col.display,))
+
+
+def json_schema_condition(df: Any, logic: JsonSchemaLogic) -> tuple[str, str]:
+    """``(fail, message)`` SQL of a ``has_valid_json_schema`` rule (its schema parsed by ``df``'s
+    session); invalid JSON is flagged with ``is_valid_json``'s message."""
+    col = Col(logic.display if logic.column == column_sql(logic.display) else logic.column)
+    col.sql, col.display = logic.column, logic.display
+    invalid = f"coalesce({_invalid_json(col)}, false)"
+    return json_schema_sql(df, logic, invalid, _invalid_json_message(col))

@@ -9,14 +9,18 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from dagster_pipes_spark._metadata import typed_value
+from dagster_pipes_spark.spark._checks._analysis import error_message, quiet_spark_errors
 from dagster_pipes_spark.spark._checks._dqx._logic import (
     Built,
     GroupLogic,
+    JsonSchemaLogic,
     LookupLogic,
     QueryLogic,
     RowLogic,
     SchemaLogic,
 )
+from dagster_pipes_spark.spark._checks._dqx._row_functions import json_schema_condition
+from dagster_pipes_spark.spark._checks._dqx._schema import schema_errors
 from dagster_pipes_spark.spark._checks._model import (
     ROW,
     TOTAL,
@@ -28,6 +32,7 @@ from dagster_pipes_spark.spark._checks._model import (
     Verdict,
     as_int,
 )
+from dagster_pipes_spark.spark._sql import string_literal
 
 #: the criticality of a DQX rule -> the severity of the check
 SEVERITY = {"error": "ERROR", "warn": "WARN"}
@@ -109,6 +114,8 @@ class DqxRule(SparkCheck):
         if isinstance(logic, QueryLogic):
             marker = self._alias(index, "query")
             condition = f"NOT {marker}" if logic.negate else marker
+            if logic.row_condition is not None:
+                condition = _render(logic.row_condition, marker)
             flag = f"{scope} AND coalesce({condition}, false)"
             aggregates[failed] = f"count_if({flag})"
             return Compiled(
@@ -121,6 +128,8 @@ class DqxRule(SparkCheck):
                 query=logic,
                 **common,
             )
+        if isinstance(logic, JsonSchemaLogic):  # made SQL before the job, once Spark parsed the schema
+            return Compiled(name, self, index, aggregates=aggregates, flag="FALSE", schema=logic, **common)
         assert isinstance(logic, SchemaLogic)
         # the comparison is made before the job, which sets ``flag`` to TRUE or FALSE
         return Compiled(name, self, index, aggregates=aggregates, flag="FALSE", schema=logic, **common)
@@ -154,6 +163,27 @@ class DqxRule(SparkCheck):
         return Compiled(
             name, self, index, aggregates=aggregates, group=grouping, flag=flag, message=msg, **common
         )
+
+    def prepare(self, compiled: Compiled, df: Any) -> None:
+        """A schema rule compares the schemas now (flagging every row or none); a JSON schema rule
+        becomes SQL once Spark has parsed its schema."""
+        logic = compiled.schema
+        if logic is None:
+            return
+        failed = self._alias(compiled.index, "failed")
+        try:
+            with quiet_spark_errors():
+                if isinstance(logic, SchemaLogic):
+                    errors = schema_errors(df, logic, self.to)
+                    compiled.flag = "TRUE" if errors else "FALSE"
+                    compiled.message = string_literal("Schema validation failed: " + "; ".join(errors))
+                else:
+                    fail, compiled.message = json_schema_condition(df, logic)
+                    compiled.flag = compiled.fail = f"{self._scope()} AND coalesce(({fail}), false)"
+        except Exception as exc:
+            compiled.error = f"cannot read the expected schema: {error_message(exc)}"
+            return
+        compiled.aggregates[failed] = f"count_if({compiled.flag})"
 
     def judge(self, compiled: Compiled, figures: Mapping[str, Any], columns: Columns, now: float) -> Verdict:
         total = as_int(figures[self._alias(compiled.index, "scope")] if self.filter else figures[TOTAL])

@@ -9,7 +9,7 @@ from __future__ import annotations
 from itertools import zip_longest
 from typing import TYPE_CHECKING, Any
 
-from dagster_pipes_spark.spark._checks._dqx._logic import SchemaLogic
+from dagster_pipes_spark.spark._checks._dqx._logic import JsonSchemaLogic, SchemaLogic
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -99,3 +99,54 @@ def schema_errors(df: DataFrame, logic: SchemaLogic, to: Any) -> list[str]:
         expected = to.schema
     actual = df.select(*logic.columns).schema if logic.columns else df.schema
     return _strict(actual, expected) if logic.strict else _permissive(actual, expected)
+
+
+def _presence(schema: StructType, ref: str, depth: int = 0) -> list[str]:
+    """SQL TRUE when each NOT NULL field (nested ones when their parent is there) is present."""
+    from pyspark.sql import types as t
+
+    if depth > MAX_JSON_DEPTH:
+        return []
+    out = []
+    for f in schema.fields:
+        field = f"{ref}.`{f.name.replace('`', '``')}`"
+        if not f.nullable:
+            out.append(f"{field} IS NOT NULL")
+        if isinstance(f.dataType, t.StructType):
+            children = _presence(f.dataType, field, depth + 1)
+            out += [f"({field} IS NULL OR {c})" if f.nullable else c for c in children]
+    return out
+
+
+#: nested struct levels whose NOT NULL fields are checked
+MAX_JSON_DEPTH = 10
+_CORRUPT = "__pipes_dqx_corrupt_record"
+
+
+def json_schema_sql(
+    df: DataFrame, logic: JsonSchemaLogic, invalid: str, invalid_message: str
+) -> tuple[str, str]:
+    """``(fail, message)`` SQL of ``has_valid_json_schema``: the text parsed with the schema (a
+    record Spark cannot read marks itself), every NOT NULL field present; NULL passes."""
+    from pyspark.sql import types as t
+
+    from dagster_pipes_spark.spark._checks._dqx._sql import message, null_text, text
+
+    expected = df.sparkSession.createDataFrame([], logic.schema).schema
+    extended = t.StructType([*expected.fields, t.StructField(_CORRUPT, t.StringType(), True)])
+    parsed = (
+        f"from_json({logic.column}, {text(extended.simpleString())},"
+        f" map('columnNameOfCorruptRecord', '{_CORRUPT}'))"
+    )
+    present = [f"coalesce({p}, FALSE)" for p in _presence(expected, parsed)]
+    missing = f"array_contains(array({', '.join(present)}), FALSE)" if present else "FALSE"
+    conforms = f"NOT {invalid} AND {parsed}.{_CORRUPT} IS NULL AND NOT {missing}"
+    fail = f"NOT (({conforms}) OR {logic.column} IS NULL)"
+    shown = message(
+        text("Value '"),
+        null_text(logic.column),
+        text(
+            f"' in Column '{logic.display}' does not conform to expected JSON schema: {expected.simpleString()}"
+        ),
+    )
+    return fail, f"CASE WHEN {invalid} THEN {invalid_message} ELSE {shown} END"
