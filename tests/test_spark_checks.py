@@ -779,7 +779,14 @@ def test_load_checks_dqx_format() -> None:
             "rule 1 (n): unexpected argument 'trim' for function 'is_not_null'",
         ),
         (
-            [{"check": {"function": "is_not_in_future", "arguments": {"column": "a", "curr_timestamp": "x"}}}],
+            [
+                {
+                    "check": {
+                        "function": "is_not_in_future",
+                        "arguments": {"column": "a", "curr_timestamp": "x"},
+                    }
+                }
+            ],
             "argument 'curr_timestamp' of 'is_not_in_future' is not supported",
         ),
         (
