@@ -45,6 +45,7 @@ def main() -> None:
         tmp = pipes.extras["tmp"]
         spark = make_spark_session(mechanism, {"spark.sql.warehouse.dir": os.path.join(tmp, "warehouse")})
         spark.range(ROWS).selectExpr(
+            "id AS row_id",
             "IF(id = 99, 98, id) AS order_id",  # order 98 twice
             "id % 12 AS customer_id",  # customers 0..9 exist: 10 and 11 do not
             "IF(id % 10 = 0, NULL, concat('u', id, '@x.com')) AS email",
@@ -78,7 +79,7 @@ def main() -> None:
         checked.unpersist()
         quarantined = spark.table("orders_quarantine")
         items = {
-            str(r["order_id"]): {
+            str(r["row_id"]): {
                 "errors": sorted(e["name"] for e in (r["_errors"] or [])),
                 "warnings": sorted(w["name"] for w in (r["_warnings"] or [])),
             }
@@ -88,7 +89,7 @@ def main() -> None:
         annotated = apply_spark_checks(None, orders, checks)
         pipes.report_custom_message(
             {
-                "orders": sorted(r[0] for r in spark.table("orders").select("order_id").collect()),
+                "orders": sorted(r[0] for r in spark.table("orders").select("row_id").collect()),
                 "quarantine": items,
                 "item_fields": sorted(first),
                 "item": {

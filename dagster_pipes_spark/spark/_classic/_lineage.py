@@ -15,6 +15,45 @@ PATH_RELATION = re.compile(r"(?:^|- )Relation \[", re.MULTILINE)
 _NO_LINEAGE = frozenset({OP_MERGE, OP_UPDATE, OP_DELETE})
 
 
+_CACHED = "InMemoryRelation ["
+
+
+def _with_cached_plans(query: JavaObject, text: str) -> str:
+    """``text`` with each cached relation (``InMemoryRelation``, whose printed children are the
+    cached physical plan) replaced by the analysed plan that was cached: a persisted DataFrame's
+    columns keep their sources. Its output attributes are that plan's, so the walk goes through."""
+    cached: dict[str, str] = {}
+    for leaf in seq_items(query.collectLeaves()):
+        if str(leaf.nodeName()) == "InMemoryRelation":
+            try:
+                plan = leaf.cacheBuilder().logicalPlan()
+                cached[str(leaf.output().mkString(", "))] = str(
+                    plan.treeString(False, False, ALL_FIELDS, False)
+                )
+            except Exception:
+                continue
+    out: list[str] = []
+    lines = text.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        at = line.find(_CACHED)
+        plan = cached.get(line[at + len(_CACHED) : line.find("]", at)]) if at >= 0 else None
+        if plan is None:
+            out.append(line)
+            i += 1
+            continue
+        prefix = line[:at]
+        below = prefix[:-3] + ("   " if prefix.endswith("+- ") else ":  ") if prefix else ""
+        plan_lines = plan.rstrip("\n").split("\n")
+        out.append(prefix + plan_lines[0])
+        out.extend(below + rest for rest in plan_lines[1:])
+        i += 1
+        while i < len(lines) and len(lines[i]) - len(lines[i].lstrip(" :")) > at:  # the physical plan
+            i += 1
+    return "\n".join(out)
+
+
 def _written_query_text(node: JavaObject) -> tuple[JavaObject, str] | None:
     """The analysed query a write command writes (``query``, an ``Option`` of it for Delta's CTAS,
     or Delta's ``data`` DataFrame) and its ``treeString``."""
@@ -26,9 +65,11 @@ def _written_query_text(node: JavaObject) -> tuple[JavaObject, str] | None:
         except Exception:
             continue
         try:
-            return query, str(query.treeString(False, False, ALL_FIELDS, False))
+            text = str(query.treeString(False, False, ALL_FIELDS, False))
         except Exception:
             pass
+        else:
+            return query, _with_cached_plans(query, text) if _CACHED in text else text
         try:  # a scala.Option of the query
             inner = opt(query)
             if inner is not None:
