@@ -324,3 +324,14 @@ def test_sources_map_to_asset_keys_like_targets_but_need_not_be_in_scope() -> No
     assert by_callable.resolve_source(None, "/data/x") is None
     assert by_callable.resolve_source(("t", "boom"), None) is None  # a raising callable: no key
     assert seen == ["main.sales.orders", "/data/x", "t.boom"]
+
+
+def test_a_python_udf_result_id_is_not_a_reference() -> None:
+    """A Python UDF's call prints its result id after it (``seen(a#1)#63``), as in a persisted
+    DataFrame's analysed plan of DQX rules: the column still derives from ``a``."""
+    text = (
+        "Project [a#1, coalesce(NOT seen(a#1)#63, false) AS f#2]\n"
+        "+- Relation spark_catalog.default.src[a#1] parquet"
+    )
+    source = LineageSource(table=("spark_catalog", "default", "src"))
+    assert lineage_from_tree(text) == {"a": frozenset({(source, "a")}), "f": frozenset({(source, "a")})}

@@ -23,7 +23,9 @@ _TESTING_CALL = re.compile(r"(?<![\w$.])(if|nullif|nvl2) ?\(")
 _TESTED_ARGUMENT = {"nullif": 1, "nvl2": 0}
 SUBQUERY = re.compile(r"(?<![\w-])(scalar-subquery|exists|list|lateral-subquery)#\d+ ")
 LAMBDA_VAR = re.compile(r"lambda [\w$]*#(\d+)L?")
-REF = re.compile(r"#(\d+)")
+#: an attribute reference ``name#id``; a Python UDF's call prints its result id after the call
+#: (``seen(order_id#7L)#63``), which is no reference
+REF = re.compile(r"(?<!\))#(\d+)")
 
 
 def closing(text: str, open_index: int) -> int:
