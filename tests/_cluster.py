@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -32,6 +33,9 @@ import pytest
 from _helpers import die_with_parent
 
 from dagster_pipes_spark.testing.pytest_plugin import descendant_pids
+
+#: JVM options of the cluster's drivers and executors: quick to start, small (no C2 compiler, serial GC)
+QUICK_JVM = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 def load_scaled(seconds: float, *, cap: float = 4.0) -> float:
@@ -274,7 +278,6 @@ class SchedulerFacts:
     task_ends: dict[str, int] = field(default_factory=dict)  # end reason -> tasks
     speculative: dict[str, int] = field(default_factory=dict)  # end reason -> speculative attempts
     lost_task_types: list[str] = field(default_factory=list)  # ResultTask / ShuffleMapTask, per lost task
-    executor_hosts: set[str] = field(default_factory=set)  # hosts of every executor of the application
 
     @property
     def retried_stages(self) -> int:
@@ -295,8 +298,8 @@ class SchedulerFacts:
 
 
 def read_event_logs(paths: Iterable[Path], tag: str) -> SchedulerFacts:
-    """The :class:`SchedulerFacts` of the jobs whose ``spark.job.tags`` mention ``tag`` (classic job
-    tags and Spark Connect's operation tags both carry the user's tag)."""
+    """The :class:`SchedulerFacts` of the jobs one of whose ``spark.job.tags`` ends with ``tag`` (a
+    classic job tag is the user's; Spark Connect's operation tags end with it)."""
     facts = SchedulerFacts()
     stages: set[int] = set()
     for path in paths:
@@ -309,7 +312,7 @@ def read_event_logs(paths: Iterable[Path], tag: str) -> SchedulerFacts:
                 kind = event.get("Event")
                 if kind == "SparkListenerJobStart":
                     tags = (event.get("Properties") or {}).get("spark.job.tags", "")
-                    if tag in tags:
+                    if re.search(re.escape(tag) + r"(,|$)", tags):
                         facts.jobs += 1
                         stages.update(int(s) for s in event.get("Stage IDs", []))
                 elif kind == "SparkListenerStageSubmitted":
@@ -323,9 +326,18 @@ def read_event_logs(paths: Iterable[Path], tag: str) -> SchedulerFacts:
                         facts.speculative[reason] = facts.speculative.get(reason, 0) + 1
                     if reason == "ExecutorLostFailure":
                         facts.lost_task_types.append(event.get("Task Type", ""))
-                elif kind == "SparkListenerExecutorAdded":
-                    facts.executor_hosts.add(event["Executor Info"]["Host"])
     return facts
+
+
+def executor_hosts(paths: Iterable[Path]) -> set[str]:
+    """The hosts of every executor the application had (Spark's event log)."""
+    hosts = set()
+    for path in paths:
+        with open(path, errors="replace") as f:
+            for line in f:
+                if '"SparkListenerExecutorAdded"' in line:
+                    hosts.add(json.loads(line)["Executor Info"]["Host"])
+    return hosts
 
 
 def event_logs(directory: Path) -> list[Path]:
@@ -360,13 +372,16 @@ def cluster_confs(events: Path, *, executors: int = 2, speculation: bool = True)
     """The settings of an application on the test cluster (a classic driver, the Connect server):
     ``executors`` one-core executors of 512 MiB (the master spreads them over the workers), the first
     job only once they are all up, Spark's event log in ``events`` (plain JSON lines), and with
-    ``speculation`` a task 1.5 times as slow as the median of half its stage's tasks speculated."""
+    ``speculation`` a task running over 10 s and 1.5 times as long as the median of half its stage's
+    tasks speculated."""
     conf = {
         "spark.executor.cores": "1",
         "spark.executor.memory": "512m",
-        "spark.executor.extraJavaOptions": "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC",
+        "spark.executor.extraJavaOptions": QUICK_JVM,
+        "spark.sql.codegen.wholeStage": "false",
         "spark.sql.shuffle.partitions": "4",
         "spark.databricks.delta.snapshotPartitions": "2",
+        "spark.locality.wait": "0s",  # no task waits for its preferred executor: both get work at once
         "spark.cores.max": str(executors),  # with the ratio: the first job waits for every executor
         "spark.scheduler.minRegisteredResourcesRatio": "1.0",
         "spark.scheduler.maxRegisteredResourcesWaitingTime": "120s",
@@ -387,6 +402,10 @@ def cluster_confs(events: Path, *, executors: int = 2, speculation: bool = True)
                 "spark.speculation.multiplier": "1.5",
                 "spark.speculation.quantile": "0.5",
                 "spark.speculation.efficiency.enabled": "false",
+                # never a task of a few seconds (a cold executor's first): speculating one of the map
+                # tasks could leave every shuffle output on one executor, and a killed executor with
+                # none would lose nothing
+                "spark.speculation.minTaskRuntime": "10s",
             }
         )
     events.mkdir(parents=True, exist_ok=True)

@@ -142,7 +142,8 @@ class SparkConnectServer:
     :meth:`start` returns at once (the JVM takes half a minute to listen; start it early),
     :meth:`url` waits until it accepts connections, :meth:`stop` ends it (SIGTERM, then SIGKILL).
     ``master`` is the Spark master it runs on (e.g. a standalone cluster's ``spark://``), ``conf``
-    more settings, ``env`` more environment; ``iceberg=False`` leaves the Iceberg jars out (Delta only).
+    more settings, ``env`` more environment, ``java_options`` more options of its JVM; ``iceberg=False``
+    leaves the Iceberg jars out (Delta only).
     """
 
     def __init__(
@@ -154,6 +155,7 @@ class SparkConnectServer:
         conf: Mapping[str, str] | None = None,
         env: Mapping[str, str] | None = None,
         iceberg: bool = True,
+        java_options: str = "",
     ) -> None:
         self.workdir = workdir
         self.timeout = timeout
@@ -161,6 +163,7 @@ class SparkConnectServer:
         self.conf = dict(conf or {})
         self.env = dict(env or {})
         self.iceberg = iceberg
+        self.java_options = java_options
         self.port = _free_port()
         self.log = workdir / "spark-connect-server.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -181,7 +184,7 @@ class SparkConnectServer:
             *("--conf", "spark.ui.enabled=false"),
             *("--conf", "spark.sql.shuffle.partitions=2"),
             *("--conf", f"spark.sql.warehouse.dir={self.workdir / 'warehouse'}"),
-            *("--driver-java-options", f"-Dderby.system.home={self.workdir}"),
+            *("--driver-java-options", f"-Dderby.system.home={self.workdir} {self.java_options}".strip()),
             *(
                 arg
                 for key, value in {**self._table_format_confs(), **self.conf}.items()

@@ -2,12 +2,12 @@
 executors are separate JVMs that can die, tasks are retried, stages re-run and tasks speculated.
 
 Two Spark applications of ``spark_scripts/cluster_job.py`` (see its docstring for the scenarios) run
-side by side through real Dagster, each with one one-core executor on each worker and
-``spark.speculation=true``: ``classic`` (the job process is the driver, ``master=spark://...``) and
-``connect`` (a client of a Spark Connect server whose master is the cluster). In each, an executor is
-SIGKILLed in the write stage of a Parquet and of a Delta write (after a shuffle) and in the scan of the
-checks, one write task straggles until a speculative copy finishes it, and two ``availableNow``
-queries run.
+side by side through real Dagster, each with one one-core executor on each worker (the workers have two
+cores: one per application) and ``spark.speculation=true``: ``classic`` (the job process is the
+driver, ``master=spark://...``) and ``connect`` (a client of a Spark Connect server whose master is the
+cluster). In each, an executor is SIGKILLed in the write stage (after a shuffle) of a Parquet write, a
+Delta write and a streamed micro-batch, and in the scan of the checks; one write task straggles until
+a speculative copy finishes it; two ``availableNow`` queries run.
 
 Every figure the hooks report is compared with the data's own (1000 rows, known failing rows) and with
 the tables read back; Spark's event log says what the scheduler did (executors lost, task ends, stage
@@ -33,11 +33,13 @@ pytest.importorskip("dagster")
 pytest.importorskip("pyspark")
 
 from _cluster import (
+    QUICK_JVM,
     SchedulerFacts,
     SharedSetUp,
     StandaloneCluster,
     cluster_confs,
     event_logs,
+    executor_hosts,
     java_or_skip,
     load_scaled,
     processes_under,
@@ -54,6 +56,13 @@ ROWS = 1000
 FORMATS = ["parquet", "delta"]
 WRITES = [f"cl_{kind}_{fmt}" for kind in ("killed", "spec") for fmt in FORMATS]
 STREAMS = {"cl_stream": 100, "cl_stream_filtered": 52}  # 4 files of v = 0-24: 13 even values each
+STREAM_KILLED = "cl_stream_killed"
+SCENARIOS = [
+    *(f"{k}_{f}" for k in ("killed", "straggler") for f in FORMATS),
+    "stream",
+    "stream_killed",
+    "checks",
+]
 MECHANISMS = ["classic", "connect"]
 #: the checks of cl_killed_parquet and the rows each fails, from the data's definition (ids 0-999):
 #: v = id - 100 < 0 for ids 0-99; name NULL for multiples of 7; k = id % 700 repeats for ids 700-999;
@@ -97,7 +106,7 @@ def _run(name: str, root: Path, extras: dict[str, Any], events: Path) -> Run:
     started = time.monotonic()
     result = run_pipes(
         JOB,
-        assets=[*WRITES, *STREAMS],
+        assets=[*WRITES, *STREAMS, STREAM_KILLED],
         check_specs=[("cl_killed_parquet", check) for check in CHECKS],
         extras={"tmp": str(tmp), "watchdog": int(load_scaled(300, cap=2)), **extras},
         env={"PYSPARK_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"},
@@ -133,6 +142,7 @@ def cluster_runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
             conf=cluster_confs(root / "events-connect"),
             env={"PYSPARK_PYTHON": sys.executable},
             iceberg=False,
+            java_options=QUICK_JVM,
         )
         (root / "connect-server").mkdir()
         server.start()
@@ -194,8 +204,7 @@ def test_the_row_count_of_a_write_is_the_table_read_back(
 
 @pytest.mark.parametrize("run_name", MECHANISMS)
 def test_every_application_ran_executors_on_both_workers(runs: dict[str, Run], run_name: str) -> None:
-    facts = read_event_logs(event_logs(runs[run_name].events), "cluster-scenario-")
-    assert facts.executor_hosts == {"127.0.0.1", "127.0.0.2"}, facts.summary()
+    assert executor_hosts(event_logs(runs[run_name].events)) == {"127.0.0.1", "127.0.0.2"}
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
@@ -245,6 +254,22 @@ def test_available_now_queries_report_every_row_and_batch(runs: dict[str, Run], 
         assert meta["spark/streaming_batches"] == 4, asset
 
 
+@pytest.mark.parametrize("run_name", MECHANISMS)
+def test_a_streamed_batch_that_loses_an_executor_after_a_shuffle_counts_no_row_twice(
+    runs: dict[str, Run], run_name: str
+) -> None:
+    """One micro-batch (4 files: 4 map tasks) hashed into 4 partitions, whose write stage loses an
+    executor and the shuffle output it held: the map tasks re-run read their rows again, and the rows
+    written are still counted once."""
+    run = runs[run_name]
+    facts = run.facts("stream_killed")
+    assert facts.lost_task_types[:1] == ["ResultTask"], facts.summary()
+    assert facts.retried_stages >= 1, facts.summary()
+    meta = run.meta("cl_stream_killed")
+    assert meta["spark/streaming_batches"] == 1
+    assert meta["dagster/row_count"] == 100 == run.message["tables"]["cl_stream_killed"][0], facts.summary()
+
+
 @pytest.mark.parametrize("fmt", FORMATS)
 @pytest.mark.parametrize("run_name", MECHANISMS)
 def test_a_speculated_write_counts_no_row_twice(runs: dict[str, Run], run_name: str, fmt: str) -> None:
@@ -262,19 +287,15 @@ def test_figures(runs: dict[str, Run], cluster_runs: Runs) -> None:
     """Not an assertion: what the scheduler did in each scenario, printed for the record (``-s``)."""
     for name, run in runs.items():
         print(f"{name}: {run.seconds:.0f} s")
-        for scenario in (
-            "parquet",
-            "delta",
-            "killed_parquet",
-            "killed_delta",
-            "checks",
-            "stream",
-            "straggler_parquet",
-            "straggler_delta",
-        ):
+        for scenario in SCENARIOS:
             facts = run.facts(scenario)
             if facts.jobs:
                 print(f"  {scenario}: {facts.summary()}")
+        for asset in (*STREAMS, STREAM_KILLED):
+            meta = run.meta(asset)
+            print(
+                f"  {asset}: rows {meta['dagster/row_count']}, read {meta.get('spark/streaming_input_rows')}"
+            )
     print(f"all: {cluster_runs.seconds:.0f} s; load {open('/proc/loadavg').read().strip()}")
 
 

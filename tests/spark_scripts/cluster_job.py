@@ -20,6 +20,9 @@ hashed from 8 partitions into 4 (a shuffle before the write):
 * ``stream``: an ``availableNow`` query over 4 JSON files of 25 rows (``maxFilesPerTrigger`` 1) into a
   Parquet path (``cl_stream``) and one of the same files filtered to even ``v`` (``cl_stream_filtered``,
   52 rows);
+* ``stream_killed``: an ``availableNow`` query over the 4 files in one batch (4 map tasks) hashed into
+  4 partitions and through the executor-killing UDF, into a Parquet path (``cl_stream_killed``): the
+  batch's write stage loses an executor and its shuffle output;
 * ``checks``: the checks of ``cl_killed_parquet`` over its rows read through a UDF that kills an
   executor again, in the scan.
 
@@ -172,12 +175,6 @@ def through(data: Any, function: Any) -> Any:
     return data.withColumn("id", udf_of(function)("id"))
 
 
-def read_back(data: Any) -> list[int]:
-    """Rows and distinct ids of ``data``."""
-    row = data.selectExpr("count(*) AS n", "count(DISTINCT id) AS ids").collect()[0]
-    return [int(row["n"]), int(row["ids"])]
-
-
 def write_stream_files(directory: str) -> None:
     os.makedirs(directory, exist_ok=True)
     for i in range(STREAM_FILES):
@@ -192,7 +189,8 @@ def scenarios(spark: Any, pipes: Any, tmp: str, out: dict[str, Any]) -> None:
     src, sinks = os.path.join(tmp, "stream_src"), os.path.join(tmp, "sinks")
     write_stream_files(src)
     sink, filtered = os.path.join(sinks, "all"), os.path.join(sinks, "filtered")
-    assets = {sink: "cl_stream", filtered: "cl_stream_filtered"}
+    shuffled = os.path.join(sinks, "shuffled")
+    assets = {sink: "cl_stream", filtered: "cl_stream_filtered", shuffled: "cl_stream_killed"}
     with report_spark_writes(spark, pipes, assets=assets):
         for fmt in FORMATS:
             with scenario(spark, f"killed_{fmt}"):
@@ -218,6 +216,13 @@ def scenarios(spark: Any, pipes: Any, tmp: str, out: dict[str, Any]) -> None:
                     .start(path)
                 )
                 query.awaitTermination()
+        with scenario(spark, "stream_killed"):
+            killer = kill_executor_once(os.path.join(markers, "stream_killed"))
+            query = through(
+                spark.readStream.schema("id BIGINT, v BIGINT").json(src).repartition(4, "id"), killer
+            ).writeStream.format("parquet")
+            query = query.option("checkpointLocation", shuffled + "_checkpoint").trigger(availableNow=True)
+            query.start(shuffled).awaitTermination()
     table = spark.table("cl_killed_parquet")
     with scenario(spark, "checks"):
         killer = kill_executor_once(os.path.join(markers, "checks"))
@@ -232,18 +237,26 @@ def scenarios(spark: Any, pipes: Any, tmp: str, out: dict[str, Any]) -> None:
             },
             asset_key="cl_killed_parquet",
         )
-    out["check_counts"] = {
-        "v_non_negative": table.where("NOT (v >= 0) OR v IS NULL").count(),
-        "name_not_null": table.where("name IS NULL").count(),
-        "k_unique": table.count() - table.select("k").distinct().count(),
-        "k_in_range": table.where("k < 0 OR k > 599").count(),
-        "total": table.count(),
+    counts = spark.sql(
+        "SELECT count(*) AS total, count_if(NOT (v >= 0) OR v IS NULL) AS v_non_negative,"
+        " count_if(name IS NULL) AS name_not_null, count(*) - count(DISTINCT k) AS k_unique,"
+        " count_if(k < 0 OR k > 599) AS k_in_range FROM cl_killed_parquet"
+    ).collect()[0]
+    out["check_counts"] = {name: int(value) for name, value in counts.asDict().items()}
+    targets = [
+        (f"cl_{kind}_{fmt}", f"SELECT id FROM cl_{kind}_{fmt}")
+        for kind in ("killed", "spec")
+        for fmt in FORMATS
+    ]
+    for name, path in (("cl_stream", sink), ("cl_stream_filtered", filtered), ("cl_stream_killed", shuffled)):
+        targets.append((name, f"SELECT id FROM parquet.`{path}`"))
+    read_back = " UNION ALL ".join(
+        f"SELECT '{name}' AS target, count(*) AS n, count(DISTINCT id) AS ids FROM ({query})"
+        for name, query in targets
+    )
+    out["tables"] = {
+        row["target"]: [int(row["n"]), int(row["ids"])] for row in spark.sql(read_back).collect()
     }
-    for fmt in FORMATS:
-        for name in (f"cl_killed_{fmt}", f"cl_spec_{fmt}"):
-            out["tables"][name] = read_back(spark.table(name))
-    for name, path in (("cl_stream", sink), ("cl_stream_filtered", filtered)):
-        out["tables"][name] = read_back(spark.read.parquet(path))
 
 
 def main() -> Any:
