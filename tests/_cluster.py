@@ -90,29 +90,42 @@ class Daemon:
 
 def stop_groups(leaders: Sequence[int], grace: float = 10.0) -> None:
     """End the process groups of ``leaders`` and every descendant of theirs still alive: ``SIGTERM``
-    to each group, ``SIGKILL`` to whatever remains after ``grace`` seconds."""
-    tree = {pid for leader in leaders for pid in (leader, *descendant_pids(leader))}
+    to each group, ``SIGKILL`` to whatever remains after ``grace`` seconds (a process is known by its
+    pid and start time, so a pid reused meanwhile is left alone)."""
+    tree = {pid: _started(pid) for leader in leaders for pid in (leader, *descendant_pids(leader))}
     for leader in leaders:
         with suppress(OSError):
             os.killpg(leader, signal.SIGTERM)
     deadline = time.monotonic() + grace
-    while time.monotonic() < deadline and any(_alive(pid) for pid in tree):
+    while time.monotonic() < deadline and any(_started(pid) == started for pid, started in tree.items()):
         time.sleep(0.2)
     for leader in leaders:
         with suppress(OSError):
             os.killpg(leader, signal.SIGKILL)
-    for pid in tree:
-        with suppress(OSError):
-            os.kill(pid, signal.SIGKILL)
+    for pid, started in tree.items():
+        if started is not None and _started(pid) == started:
+            with suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
+def _stat(pid: int) -> list[bytes] | None:
+    """The fields of ``/proc/<pid>/stat`` after ``pid (comm)``, or None when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
     except OSError:
-        return False
-    return stat[stat.rfind(b")") + 2 :][:1] != b"Z"
+        return None
+    return stat[stat.rfind(b")") + 2 :].split()
+
+
+def _started(pid: int) -> int | None:
+    """When the live (not zombie) process ``pid`` started (clock ticks after boot), else None."""
+    fields = _stat(pid)
+    return int(fields[19]) if fields and fields[0] != b"Z" else None
+
+
+def _alive(pid: int) -> bool:
+    return _started(pid) is not None
 
 
 def processes_under(directory: Path) -> list[str]:

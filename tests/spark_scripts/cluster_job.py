@@ -191,6 +191,10 @@ def scenarios(spark: Any, pipes: Any, tmp: str, out: dict[str, Any]) -> None:
     sink, filtered = os.path.join(sinks, "all"), os.path.join(sinks, "filtered")
     shuffled = os.path.join(sinks, "shuffled")
     assets = {sink: "cl_stream", filtered: "cl_stream_filtered", shuffled: "cl_stream_killed"}
+    # warm both executors (their JVMs, a Python worker each) outside the block: a cold executor's first
+    # task can run long enough to be speculated, and a speculated map task moves its shuffle output to
+    # the other executor, which the kill scenarios need on both
+    spark.range(0, 8, 1, 8).select(udf_of(lambda value: value)("id")).collect()
     with report_spark_writes(spark, pipes, assets=assets):
         for fmt in FORMATS:
             with scenario(spark, f"killed_{fmt}"):
