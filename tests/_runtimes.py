@@ -141,11 +141,29 @@ class SparkConnectServer:
 
     :meth:`start` returns at once (the JVM takes half a minute to listen; start it early),
     :meth:`url` waits until it accepts connections, :meth:`stop` ends it (SIGTERM, then SIGKILL).
+    ``master`` is the Spark master it runs on (e.g. a standalone cluster's ``spark://``), ``conf``
+    more settings, ``env`` more environment, ``java_options`` more options of its JVM; ``iceberg=False``
+    leaves the Iceberg jars out (Delta only).
     """
 
-    def __init__(self, workdir: Path, timeout: float = 240.0) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        timeout: float = 240.0,
+        *,
+        master: str = "local[2]",
+        conf: Mapping[str, str] | None = None,
+        env: Mapping[str, str] | None = None,
+        iceberg: bool = True,
+        java_options: str = "",
+    ) -> None:
         self.workdir = workdir
         self.timeout = timeout
+        self.master = master
+        self.conf = dict(conf or {})
+        self.env = dict(env or {})
+        self.iceberg = iceberg
+        self.java_options = java_options
         self.port = _free_port()
         self.log = workdir / "spark-connect-server.log"
         self._proc: subprocess.Popen[bytes] | None = None
@@ -160,21 +178,21 @@ class SparkConnectServer:
         command = [
             str(spark_home / "bin" / "spark-submit"),
             *("--class", "org.apache.spark.sql.connect.service.SparkConnectServer"),
-            *("--master", "local[2]"),
+            *("--master", self.master),
             *("--conf", f"spark.connect.grpc.binding.port={self.port}"),
             *("--conf", "spark.connect.grpc.binding.address=127.0.0.1"),
             *("--conf", "spark.ui.enabled=false"),
             *("--conf", "spark.sql.shuffle.partitions=2"),
             *("--conf", f"spark.sql.warehouse.dir={self.workdir / 'warehouse'}"),
-            *("--driver-java-options", f"-Dderby.system.home={self.workdir}"),
+            *("--driver-java-options", f"-Dderby.system.home={self.workdir} {self.java_options}".strip()),
             *(
                 arg
-                for key, value in self._table_format_confs().items()
+                for key, value in {**self._table_format_confs(), **self.conf}.items()
                 for arg in ("--conf", f"{key}={value}")
             ),
             "spark-internal",
         ]
-        env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1"}
+        env = {**os.environ, "SPARK_HOME": str(spark_home), "SPARK_LOCAL_IP": "127.0.0.1", **self.env}
         env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
         with open(self.log, "wb") as out:
             self._proc = subprocess.Popen(
@@ -204,6 +222,8 @@ class SparkConnectServer:
         except MissingJarsError as exc:
             self.jars_missing = str(exc)
             return {}
+        if not self.iceberg:
+            return spark_confs([j for j in jars if not os.path.basename(j).startswith("iceberg")])
         return spark_confs(jars, iceberg_warehouse=self.workdir / "iceberg")
 
     def url(self) -> str:
@@ -223,6 +243,16 @@ class SparkConnectServer:
                     f"the Spark Connect server did not listen in {self.timeout} s:\n{self._tail()}"
                 )
             time.sleep(0.5)
+
+    @property
+    def pid(self) -> int | None:
+        """The server's process id (its process group's too), once started."""
+        return None if self._proc is None else self._proc.pid
+
+    @property
+    def log_tail(self) -> str:
+        """The last lines of the server's log."""
+        return self._tail() if self.log.exists() else ""
 
     def stop(self) -> None:
         proc = self._proc

@@ -1,10 +1,17 @@
 """Whether a streamed DataFrame writes exactly the rows it reads, decided from its plan without a job.
 
-A query over one streaming source whose plan only projects, renames, casts, repartitions or adds a
-watermark writes every row it reads: its progress reports' ``numInputRows`` are the rows written, and
-the row-counting observation (a per-batch aggregation) is not needed. Any other node -- a filter, an
-aggregation, a join, a generator, a limit, a dedup, a union, a Python map... -- or anything the walk
-does not recognise keeps the observation.
+A query over one streaming source whose plan only projects, renames, casts or adds a watermark writes
+every row it reads: its progress reports' ``numInputRows`` are the rows written, and the row-counting
+observation (a per-batch aggregation) is not needed. Any other node -- a filter, an aggregation, a
+join, a generator, a limit, a dedup, a union, a Python map... -- or anything the walk does not
+recognise keeps the observation.
+
+So does a repartition (or a sort), although it keeps every row: its shuffle puts the source's scan in
+a map stage, and ``numInputRows`` is the scan's row metric, which every successful map task adds to,
+the re-runs included. When an executor is lost with the shuffle output it held, its map tasks run
+again and their rows are counted twice (150 for a batch of 100 rows on a real cluster,
+``tests/test_cluster.py``). The observation sits on top of the plan, in the write stage, whose tasks
+Spark counts once per partition.
 
 The walk goes down the plan's spine with the plan-facts adapters (``spark._plan_facts``):
 
@@ -25,8 +32,12 @@ from dagster_pipes_spark.spark._plan_facts import ROW_PRESERVING, PlanFacts
 
 #: Nodes of :data:`ROW_PRESERVING` that drop rows (they keep the values, not the count).
 _DROP_ROWS = frozenset({"Distinct", "Deduplicate", "GlobalLimit", "LocalLimit", "Limit", "Offset", "Sample"})
-#: Nodes (Catalyst's and the Connect client's) whose output has as many rows as their only child's.
-_KEEP_COUNT = (ROW_PRESERVING - _DROP_ROWS) | {
+#: Nodes of :data:`ROW_PRESERVING` that shuffle: the source is read in a map stage, whose re-runs the
+#: progress reports count again (see the module docstring).
+_SHUFFLE = frozenset({"Repartition", "RepartitionByExpression", "RebalancePartitions", "Sort"})
+#: Nodes (Catalyst's and the Connect client's) whose output has as many rows as their only child's,
+#: read in the same stage as the source.
+_KEEP_COUNT = (ROW_PRESERVING - _DROP_ROWS - _SHUFFLE) | {
     "Project",
     "WithColumns",
     "WithColumnsRenamed",
@@ -102,7 +113,7 @@ def _client_source(kind: str, node: Any) -> bool:
 
 def _client_items_keep_rows(node: Any) -> bool:
     """A Connect client node's expressions map one row to one row (only projections have any that
-    matter: repartitioning expressions move rows, never add or drop them)."""
+    matter)."""
     if type(node).__name__ not in ("Project", "WithColumns"):
         return True
     return all(_scalar(getattr(column, "_expr", column)) for column in node._columns)
