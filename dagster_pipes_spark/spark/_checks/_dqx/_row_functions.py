@@ -9,7 +9,6 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from dagster_pipes_spark.spark._checks._dqx import _patterns as patterns
 from dagster_pipes_spark.spark._checks._dqx._logic import (
     REQUIRED,
     Arguments,
@@ -18,6 +17,20 @@ from dagster_pipes_spark.spark._checks._dqx._logic import (
     JsonSchemaLogic,
     RowLogic,
     RuleError,
+)
+from dagster_pipes_spark.spark._checks._dqx._patterns import (
+    DECIMAL_NUMBER,
+    EMAIL_ADDRESS,
+    IPV4_ADDRESS,
+    IPV4_CIDR_BLOCK,
+    ISO_STANDARDS,
+    NATIONAL_IDS,
+    SUBDIVISIONS,
+    URL,
+    UUID,
+    UUID_STRICT,
+    codes,
+    python_pattern,
 )
 from dagster_pipes_spark.spark._checks._dqx._schema import json_schema_sql
 from dagster_pipes_spark.spark._checks._dqx._sql import (
@@ -307,7 +320,7 @@ def _is_not_in_range(args: Arguments) -> Built:
 def _has_num_decimal_places(args: Arguments) -> Built:
     col, limit = Col(args["column"]), _limit(args, "limit")
     value = as_string(col.sql)
-    pattern = text(patterns.DECIMAL_NUMBER)
+    pattern = text(DECIMAL_NUMBER)
     integer = f"regexp_extract({value}, {pattern}, 1)"
     fraction = f"regexp_extract({value}, {pattern}, 2)"
     exponent = f"regexp_extract({value}, {pattern}, 3)"
@@ -527,32 +540,32 @@ def _pattern(col: Col, name: str, pattern: str) -> Built:
 
 @_register("is_valid_ipv4_address", column=REQUIRED)
 def _is_valid_ipv4_address(args: Arguments) -> Built:
-    return _pattern(Col(args["column"]), "IPV4_ADDRESS", patterns.IPV4_ADDRESS)
+    return _pattern(Col(args["column"]), "IPV4_ADDRESS", IPV4_ADDRESS)
 
 
 @_register("is_valid_email", column=REQUIRED)
 def _is_valid_email(args: Arguments) -> Built:
-    return _pattern(Col(args["column"]), "EMAIL_ADDRESS", patterns.EMAIL_ADDRESS)
+    return _pattern(Col(args["column"]), "EMAIL_ADDRESS", EMAIL_ADDRESS)
 
 
 @_register("is_valid_url", column=REQUIRED)
 def _is_valid_url(args: Arguments) -> Built:
-    return _pattern(Col(args["column"]), "URL", patterns.URL)
+    return _pattern(Col(args["column"]), "URL", URL)
 
 
 @_register("is_valid_uuid", column=REQUIRED, strict=False)
 def _is_valid_uuid(args: Arguments) -> Built:
     if args.flag("strict"):
-        return _pattern(Col(args["column"]), "UUID_STRICT", patterns.UUID_STRICT)
-    return _pattern(Col(args["column"]), "UUID", patterns.UUID)
+        return _pattern(Col(args["column"]), "UUID_STRICT", UUID_STRICT)
+    return _pattern(Col(args["column"]), "UUID", UUID)
 
 
 @_register("is_valid_national_id", column=REQUIRED, country="US")
 def _is_valid_national_id(args: Arguments) -> Built:
     country = args["country"]
-    if not isinstance(country, str) or country.upper() not in patterns.NATIONAL_IDS:
-        raise RuleError(f"argument 'country' must be one of {sorted(patterns.NATIONAL_IDS)}, got {country!r}")
-    name, pattern = patterns.NATIONAL_IDS[country.upper()]
+    if not isinstance(country, str) or country.upper() not in NATIONAL_IDS:
+        raise RuleError(f"argument 'country' must be one of {sorted(NATIONAL_IDS)}, got {country!r}")
+    name, pattern = NATIONAL_IDS[country.upper()]
     return _pattern(Col(args["column"]), name, pattern)
 
 
@@ -565,14 +578,14 @@ def _ipv4_bits(sql: str, pattern: str) -> str:
 @_register("is_ipv4_address_in_cidr", column=REQUIRED, cidr_block=REQUIRED)
 def _is_ipv4_address_in_cidr(args: Arguments) -> Built:
     cidr = args.text("cidr_block")
-    match = re.match(patterns.python_pattern(patterns.IPV4_CIDR_BLOCK), cidr)
+    match = re.match(python_pattern(IPV4_CIDR_BLOCK), cidr)
     if not match:
         raise RuleError(f"argument 'cidr_block': {cidr!r} is not a valid IPv4 CIDR block")
     col = Col(args["column"])
     prefix = int(match.group(5))
     network = "".join(f"{int(octet):08b}" for octet in match.groups()[:4])[:prefix].ljust(32, "0")
-    invalid = f"CASE WHEN {col.sql} IS NOT NULL THEN NOT ({col.sql} RLIKE {text(patterns.IPV4_ADDRESS)}) END"
-    ours = f"rpad(substring({_ipv4_bits(col.sql, patterns.IPV4_ADDRESS)}, 1, {prefix}), 32, '0')"
+    invalid = f"CASE WHEN {col.sql} IS NOT NULL THEN NOT ({col.sql} RLIKE {text(IPV4_ADDRESS)}) END"
+    ours = f"rpad(substring({_ipv4_bits(col.sql, IPV4_ADDRESS)}, 1, {prefix}), 32, '0')"
     fail = f"coalesce({invalid}, false) OR {ours} != {text(network)}"
     not_ip = _value_says(col, "does not match pattern 'IPV4_ADDRESS'")
     outside = _value_says(col, f"is not in the CIDR block '{cidr}'")
@@ -647,12 +660,12 @@ def _is_ipv6_address_in_cidr(args: Arguments) -> Built:
 
 
 def _iso(args: Arguments, standard: str) -> Built:
-    kind, files = patterns.ISO_STANDARDS[standard]
+    kind, files = ISO_STANDARDS[standard]
     fmt = args["code_format"]
     if not isinstance(fmt, str) or fmt.lower() not in files:
         raise RuleError(f"argument 'code_format' must be one of {sorted(files)}, got {fmt!r}")
     col = Col(args["column"])
-    values = patterns.codes(files[fmt.lower()])
+    values = codes(files[fmt.lower()])
     if fmt.lower() == "numeric":
         value = as_string(col.sql)
     elif args.flag("case_sensitive"):
@@ -682,7 +695,7 @@ def _is_valid_language_code(args: Arguments) -> Built:
 @_register("is_valid_subdivision_code", column=REQUIRED, case_sensitive=True, country_column=None)
 def _is_valid_subdivision_code(args: Arguments) -> Built:
     col = Col(args["column"])
-    values = patterns.codes(patterns.SUBDIVISIONS)
+    values = codes(SUBDIVISIONS)
     sensitive = args.flag("case_sensitive")
     value = col.sql if sensitive else f"lower({col.sql})"
     if not sensitive:
