@@ -230,9 +230,9 @@ def find_notebook_dbutils() -> Any | None:
                 return shell.user_ns["dbutils"]
     except Exception:  # noqa: BLE001
         pass
-    main = sys.modules.get("__main__")
-    if main is not None and "dbutils" in vars(main):
-        return vars(main)["dbutils"]
+    namespace = getattr(sys.modules.get("__main__"), "__dict__", None) or {}
+    if "dbutils" in namespace:
+        return namespace["dbutils"]
     if os.environ.get("DATABRICKS_RUNTIME_VERSION") and _in_databricks_runtime_python():
         try:
             from databricks.sdk.runtime import dbutils
