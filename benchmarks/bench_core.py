@@ -238,6 +238,7 @@ class Bench:
     workdir: Path
     ctx_path: Path
     env: dict[str, str]
+    baseline_env: dict[str, str] | None = None  # the "before" variant: a copy of another checkout's package
     notes: list[str] = field(default_factory=list)
     _seq: int = 0
 
@@ -252,14 +253,17 @@ class Bench:
             self.notes.append(text)
             print(f"  note: {text}", flush=True)
 
-    def run(self, args: Sequence[str], stderr_path: Path | None = None) -> tuple[float, str]:
-        """Run ``python *args`` in the work dir; return (wall seconds, stdout)."""
+    def run(
+        self, args: Sequence[str], stderr_path: Path | None = None, variant: str | None = None
+    ) -> tuple[float, str]:
+        """Run ``python *args`` in the work dir (the baseline's package first for ``before``)."""
         cmd = [self.python, *args]
+        env = self.baseline_env if variant == "before" and self.baseline_env else self.env
         err = open(stderr_path, "w") if stderr_path else subprocess.PIPE
         try:
             t0 = time.perf_counter()
             proc = subprocess.run(
-                cmd, cwd=self.workdir, env=self.env, stdout=subprocess.PIPE, stderr=err, text=True
+                cmd, cwd=self.workdir, env=env, stdout=subprocess.PIPE, stderr=err, text=True
             )
             wall = time.perf_counter() - t0
         finally:
@@ -297,11 +301,12 @@ def rotated(items: Sequence[T], r: int) -> list[T]:
 
 
 def bench_cold_start(bench: Bench, reps: int) -> list[Row]:
-    """Row 1: whole-subprocess wall time, plus in-process import and open+close times."""
+    """Row 1: whole-subprocess wall time, plus in-process import and open+close times (and their sum)."""
     wall = Row("cold_start_wall", "cold start: import+open+close, wall", MS, raw_label="python -c pass")
     imp = Row("cold_start_import", "  import only (in-process)", MS)
     opn = Row("cold_start_open_close", "  open+close (in-process)", MS)
-    variants = ["stock", "ours", "raw"]
+    both = Row("cold_start_in_process", "  import+open+close (in-process)", MS)
+    variants = ["stock", "ours", "raw", *(["before"] if bench.baseline_env else [])]
     for r in range(-1, reps):  # r == -1: warm-up, discarded
         for variant in rotated(variants, max(r, 0)):
             try:
@@ -311,7 +316,10 @@ def bench_cold_start(bench: Bench, reps: int) -> list[Row]:
                         wall.add("raw", seconds)
                     continue
                 out = bench.fresh_path(f"cold-{variant}")
-                seconds, stdout = bench.run(["-c", COLD_START, LIBS[variant], str(bench.ctx_path), str(out)])
+                lib = STOCK if variant == "stock" else OURS
+                seconds, stdout = bench.run(
+                    ["-c", COLD_START, lib, str(bench.ctx_path), str(out)], variant=variant
+                )
                 t_import, t_open = (float(x) for x in stdout.split())
                 ok = verify_lines(out, 2, f"cold start ({variant})", bench) is not None
                 out.unlink(missing_ok=True)
@@ -324,11 +332,12 @@ def bench_cold_start(bench: Bench, reps: int) -> list[Row]:
                 wall.add(variant, seconds if ok else nan)
                 imp.add(variant, t_import if ok else nan)
                 opn.add(variant, t_open if ok else nan)
-    return [wall, imp, opn]
+                both.add(variant, t_import + t_open if ok else nan)
+    return [wall, imp, opn, both]
 
 
 def run_throughput(
-    bench: Bench, *, lib: str | None, writer: str, workload: str, n: int
+    bench: Bench, *, lib: str | None, writer: str, workload: str, n: int, variant: str | None = None
 ) -> tuple[float, float, list[str] | None]:
     """One throughput subprocess; returns (msgs/s wall, msgs/s CPU, verified message lines or None)."""
     stream = writer in ("stream", "raw_stderr")
@@ -343,7 +352,9 @@ def run_throughput(
     }
     what = f"{workload}/{writer}/{lib or 'raw'}"
     try:
-        _, stdout = bench.run(["-c", THROUGHPUT, json.dumps(cfg)], stderr_path=out if stream else None)
+        _, stdout = bench.run(
+            ["-c", THROUGHPUT, json.dumps(cfg)], stderr_path=out if stream else None, variant=variant
+        )
         timing = json.loads(stdout.strip().splitlines()[-1])
         elapsed, cpu = float(timing["elapsed"]), float(timing["cpu"])
     except (RuntimeError, ValueError, KeyError, IndexError) as e:
@@ -411,12 +422,18 @@ def bench_throughput(bench: Bench, reps: int, n: int) -> list[Row]:
         (check_row, "ours", OURS, "file", "check"),
         (check_row, "raw", None, "raw_os", "check"),
     ]
+    if bench.baseline_env:  # the baseline checkout's package, same workloads
+        mix_group.append((file_row, "before", OURS, "file", "mix"))
+        stream_group.append((stream_row, "before", OURS, "stream", "mix"))
+        check_group.append((check_row, "before", OURS, "file", "check"))
     groups = [("mix/file", mix_group), ("mix/stream", stream_group), ("check/file", check_group)]
     for r in range(-1, reps):
         for name, group in groups:
             got: dict[str, list[str] | None] = {}
             for row, variant, lib, writer, workload in rotated(group, max(r, 0)):
-                rate, cpu_rate, lines = run_throughput(bench, lib=lib, writer=writer, workload=workload, n=n)
+                rate, cpu_rate, lines = run_throughput(
+                    bench, lib=lib, writer=writer, workload=workload, n=n, variant=variant
+                )
                 got[writer if lib is None else variant] = lines
                 if r >= 0:
                     row.add(variant, rate, cpu_rate)
@@ -468,7 +485,9 @@ def summarize(num: str, row: Row) -> dict[str, Any]:
         "key": row.key,
         "label": row.label.strip(),
         "unit": "seconds" if row.unit == MS else RATE,
-        "median": {v: row.median(v) for v in ("stock", "ours", "raw")},
+        "median": {
+            v: row.median(v) for v in ("stock", "ours", "raw", "before") if v != "before" or v in row.samples
+        },
         "ours_over_stock": None,
         "paired_ours_over_stock": row.paired_ratio(),
         "ours_wins": list(row.wins()),
@@ -518,6 +537,65 @@ def verdicts(rows: list[tuple[str, Row]]) -> list[tuple[str, str, str]]:
     return out
 
 
+def paired(row: Row, a: str, b: str, cpu: bool = False) -> float | None:
+    """Median over repetitions of ``a``/``b`` measured in the same round."""
+    data = row.cpu if cpu else row.samples
+    both = zip(data.get(a, []), data.get(b, []), strict=False)
+    ratios = [x / y for x, y in both if x == x and y == y and y]
+    return statistics.median(ratios) if ratios else None
+
+
+def render_before(rows: list[tuple[str, Row]]) -> list[str]:
+    """Before (the baseline checkout) and after (this checkout), each against stock in the same rounds."""
+    head = (
+        f"{'#':<3} {'row':<38} {'unit':<6} {'stock':>11} {'before':>11} {'ours':>11} "
+        f"{'before/stock':>12} {'ours/stock':>10} {'ours/before':>11}  (paired medians)"
+    )
+    lines = [head, "-" * len(head)]
+    for num, row in rows:
+        if "before" not in row.samples:
+            continue
+        s, b, o = row.median("stock"), row.median("before"), row.median("ours")
+        pb, po, pob = (
+            paired(row, "before", "stock"),
+            paired(row, "ours", "stock"),
+            paired(row, "ours", "before"),
+        )
+        lines.append(
+            f"{num:<3} {row.label:<38} {row.unit:<6} {fmt(s, row.unit):>11} {fmt(b, row.unit):>11} "
+            f"{fmt(o, row.unit):>11} {(f'{pb:.3f}' if pb else '-'):>12} {(f'{po:.3f}' if po else '-'):>10} "
+            f"{(f'{pob:.3f}' if pob else '-'):>11}"
+        )
+    return lines
+
+
+def goals(cold_in_process: Row, file_row: Row, raw_os: Row) -> list[tuple[str, str]]:
+    """The issue's goals: cold start (import + open + close, in-process) <= 0.7x stock; the file writer
+    >= 0.5x the raw ``os.write`` rate (medians, wall clock; the paired / CPU figures are shown too)."""
+    out: list[tuple[str, str]] = []
+    s, o = cold_in_process.median("stock"), cold_in_process.median("ours")
+    p = cold_in_process.paired_ratio()
+    if s and o is not None and p is not None:
+        ok = o / s <= 0.7 and p <= 0.7
+        out.append(
+            (
+                "PASS" if ok else "FAIL",
+                f"1c cold start in-process: ours/stock {o / s:.3f}, paired {p:.3f} (goal <= 0.7)",
+            )
+        )
+    w, f = raw_os.median("raw"), file_row.median("ours")
+    wc, fc = raw_os.median("raw", cpu=True), file_row.median("ours", cpu=True)
+    if w and f is not None:
+        cpu = f", CPU time {fc / wc:.3f}" if wc and fc is not None else ""
+        out.append(
+            (
+                "PASS" if f / w >= 0.5 else "FAIL",
+                f"2 file writer: ours/raw os.write {f / w:.3f}{cpu} (goal >= 0.5)",
+            )
+        )
+    return out
+
+
 def machine_info(python: str) -> dict[str, Any]:
     """Facts needed to cite the numbers."""
     cpu = ""
@@ -563,6 +641,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--reps", type=int, help="throughput repetitions (default 15, quick 3)")
     parser.add_argument("--cold-reps", type=int, help="cold-start repetitions (default 15, quick 5)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results path")
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        help="another checkout (e.g. /work/main): its package runs as a 'before' variant in the same rounds",
+    )
     args = parser.parse_args(argv)
     n = args.n or (2000 if args.quick else 20000)
     n += n % 2  # the mix sends messages in pairs
@@ -586,6 +669,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx_path = workdir / "context.json"
         ctx_path.write_text(json.dumps(CONTEXT_DATA), encoding="utf-8")
         bench = Bench(python=sys.executable, workdir=workdir, ctx_path=ctx_path, env=env)
+        if args.baseline:  # a copy (the checkout is only read), first on sys.path for the `before` runs
+            import shutil
+
+            copy = workdir / "baseline"
+            shutil.copytree(args.baseline / OURS, copy / OURS, ignore=shutil.ignore_patterns("__pycache__"))
+            bench.baseline_env = {**env, "PYTHONPATH": str(copy)}
+            print(f"before: {args.baseline / OURS} (copied), same rounds", flush=True)
         print("cold start...", flush=True)
         cold = bench_cold_start(bench, cold_reps)
         print("throughput...", flush=True)
@@ -597,6 +687,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("1", cold[0]),
         ("1a", cold[1]),
         ("1b", cold[2]),
+        ("1c", cold[3]),
         ("2", file_row),
         ("3", stream_row),
         ("4a", raw_file),
@@ -632,10 +723,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             "\nverification: every output had the expected line count and valid JSON; stock and ours wrote\n"
             "identical message lines in rows 2, 3 and 5; raw lines equal the libraries' message lines."
         )
+    before_table = render_before(numbered)
+    if len(before_table) > 2:
+        print(f"\nBefore ({args.baseline}) and after (this checkout), same rounds")
+        print("\n".join(before_table))
     print()
     results = verdicts(numbered)
     for status, num, text in results:
         print(f"{status}  {num:<3} {text}")
+    goal_results = goals(cold[3], file_row, raw_os)
+    print()
+    for status, text in goal_results:
+        print(f"GOAL {status}  {text}")
 
     payload: dict[str, Any] = {
         "benchmark": "bench_core",
@@ -652,6 +751,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rows": [summarize(num, row) for num, row in numbered],
         "extra": extra,
         "verdicts": [{"row": num, "status": status, "detail": text} for status, num, text in results],
+        "goals": [{"status": status, "detail": text} for status, text in goal_results],
+        "baseline": str(args.baseline) if args.baseline else None,
+        "before_table": before_table if len(before_table) > 2 else None,
         "notes": bench.notes,
         "table": table,
         "cpu_table": cpu_table,

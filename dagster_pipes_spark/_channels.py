@@ -90,12 +90,14 @@ class PipesFileMessageWriterChannel(LineChannel):
         """Append ``line`` plus a newline in a single write."""
         data = (line + "\n").encode("utf-8")
         with self._lock:
-            if self._fd is None:
-                self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-            view = memoryview(data)
-            while view:
-                written = os.write(self._fd, view)
-                view = view[written:]
+            fd = self._fd
+            if fd is None:
+                fd = self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            written = os.write(fd, data)
+            if written < len(data):  # a short write (a full disk, a signal): write the rest
+                view = memoryview(data)[written:]
+                while view:
+                    view = view[os.write(fd, view) :]
 
     def close(self) -> None:
         """Close the file descriptor (it is reopened if more messages arrive)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import threading
 import warnings
@@ -32,6 +31,7 @@ from ._protocol import (
 from ._writers import PipesDefaultMessageWriter, PipesMessageWriter
 
 if TYPE_CHECKING:
+    import logging
     from unittest.mock import MagicMock
 
     from ._channels import PipesMessageWriterChannel
@@ -40,42 +40,6 @@ _NOT_LAUNCHED_WARNING = (
     "This process was not launched by a Dagster orchestration process. All calls to the "
     "`dagster-pipes` context or attempts to initialize `dagster-pipes` abstractions are no-ops."
 )
-
-# Level names the orchestrator accepts; anything else (custom levels, NOTSET) is mapped to the nearest.
-_ACCEPTED_LEVELS = frozenset({"DEBUG", "INFO", "WARNING", "WARN", "ERROR", "CRITICAL", "FATAL"})
-
-
-def _level_name(record: logging.LogRecord) -> str:
-    name = record.levelname
-    if name in _ACCEPTED_LEVELS:
-        return name
-    no = record.levelno
-    if no >= logging.CRITICAL:
-        return "CRITICAL"
-    if no >= logging.ERROR:
-        return "ERROR"
-    if no >= logging.WARNING:
-        return "WARNING"
-    if no >= logging.INFO:
-        return "INFO"
-    return "DEBUG"
-
-
-class _PipesLoggerHandler(logging.Handler):
-    def __init__(self, context: PipesContext) -> None:
-        super().__init__()
-        self._context = context
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self._context._write_message("log", {"message": record.getMessage(), "level": _level_name(record)})
-
-
-class _PipesLogger(logging.Logger):
-    """Streams records to Dagster with their level (a root-less logger: DEBUG is sent too)."""
-
-    def __init__(self, context: PipesContext) -> None:
-        super().__init__(name="dagster-pipes")
-        self.addHandler(_PipesLoggerHandler(context))
 
 
 def _check_type(value: Any, expected: type | tuple[type, ...], method: str, param: str) -> Any:
@@ -154,7 +118,9 @@ class PipesContext:
             self._closed = True
             self._io_stack.close()
             raise
-        self._logger = _PipesLogger(self)
+        self._logger: logging.Logger | None = (
+            None  # built on first use (`log`): `logging` is not needed to open
+        )
         _lifecycle.install(self)
 
     def _report_startup_failure(
@@ -381,7 +347,15 @@ class PipesContext:
     @property
     def log(self) -> logging.Logger:
         """A logger whose records stream back to Dagster with their level."""
-        return self._logger
+        logger = self._logger
+        if logger is None:
+            with self._lock:
+                if self._logger is None:
+                    from ._logger import PipesLogger
+
+                    self._logger = PipesLogger(self._write_message)
+                logger = self._logger
+        return logger
 
     # ----------------------------------------------------------------------------- reporting
 

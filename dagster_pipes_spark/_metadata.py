@@ -9,7 +9,6 @@ from the accepted one (``table_schema`` as a list, ``table_column_lineage`` as d
 
 from __future__ import annotations
 
-import datetime
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, get_args
@@ -28,6 +27,17 @@ _CONSTRAINT_KEYS = frozenset({"nullable", "unique", "other"})
 def _is_decimal(value: Any) -> bool:
     mod = sys.modules.get("decimal")  # never imported: the value cannot be a Decimal
     return mod is not None and isinstance(value, mod.Decimal)
+
+
+def _is_datetime(value: Any) -> bool:
+    mod = sys.modules.get("datetime")  # never imported: the value cannot be a datetime
+    return mod is not None and isinstance(value, mod.datetime)
+
+
+def _is_date(value: Any) -> bool:
+    """A ``datetime.date`` (a ``datetime.datetime`` included)."""
+    mod = sys.modules.get("datetime")
+    return mod is not None and isinstance(value, mod.date)
 
 
 def _is_path(value: Any) -> bool:
@@ -51,6 +61,8 @@ def _scalar(value: Any) -> Any:
 
 
 def _to_timestamp(value: Any, where: str) -> float | int:
+    import datetime
+
     value = _scalar(value)
     if isinstance(value, bool):
         raise _err(where, "type `timestamp` got a bool", "Pass seconds since the epoch (int or float).")
@@ -152,7 +164,7 @@ def _cell(value: Any, where: str, column: str) -> Any:
     value = _scalar(value)
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
-    if isinstance(value, (datetime.datetime, datetime.date)):
+    if _is_date(value):
         return value.isoformat()
     if _is_decimal(value):
         return float(value)
@@ -302,7 +314,7 @@ def _infer(value: Any, where: str, explicit: bool = False) -> PipesMetadataValue
     if isinstance(value, Mapping):
         # An explicit `__infer__` dict is decoded as JSON by Dagster; a bare dict is sent as `json`.
         return {"raw_value": _check_json(dict(value), where), "type": "__infer__" if explicit else "json"}
-    if isinstance(value, datetime.datetime):
+    if _is_datetime(value):
         return {"raw_value": _to_timestamp(value, where), "type": "timestamp"}
     if _is_decimal(value):
         f = float(value)

@@ -192,8 +192,36 @@ class PipesDatabricksNotebookWidgetsParamsLoader(_KeyedParamsLoader):
         )
 
 
+def is_remote_dbutils(value: Any) -> bool:
+    """Whether ``value`` is databricks-sdk's ``RemoteDbUtils``: what ``WorkspaceClient().dbutils`` is off
+    a Databricks runtime, and what ``databricks.sdk.runtime`` falls back to on Spark Connect compute.
+    Its ``fs`` is the SDK over REST, its other attributes proxies that run commands on a cluster: it is
+    not a notebook's ``dbutils`` (no widgets of the run). Judged by its class, never by an attribute
+    (an unknown one would build such a proxy)."""
+    cls = type(value)
+    return cls.__name__ == "RemoteDbUtils" and cls.__module__.startswith("databricks.sdk")
+
+
+def _in_databricks_runtime_python() -> bool:
+    """Whether the Databricks runtime's own modules (``dbruntime``) are importable here."""
+    try:
+        from importlib.util import find_spec
+
+        return find_spec("dbruntime") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 def find_notebook_dbutils() -> Any | None:
-    """The notebook's ``dbutils`` if this runs inside a Databricks (or IPython) session, else None."""
+    """The notebook's ``dbutils`` if this runs inside a Databricks (or IPython) session, else None.
+
+    A ``dbutils`` of the IPython user namespace or of ``__main__`` is returned as it is (it may be the
+    SDK's :func:`remote <is_remote_dbutils>` one: callers tell). ``databricks.sdk.runtime`` is asked
+    only in a Databricks runtime's Python (``DATABRICKS_RUNTIME_VERSION`` set and ``dbruntime``
+    importable): elsewhere importing it builds a ``RemoteDbUtils()`` from the environment (a network
+    probe of the host) and tries to open a Spark Connect session through databricks-connect. What it
+    falls back to on Spark Connect compute is the SDK's remote dbutils, not the notebook's: None then.
+    """
     try:
         ipython_mod = sys.modules.get("IPython")
         if ipython_mod is not None:
@@ -202,16 +230,15 @@ def find_notebook_dbutils() -> Any | None:
                 return shell.user_ns["dbutils"]
     except Exception:  # noqa: BLE001
         pass
-    main = sys.modules.get("__main__")
-    if main is not None and hasattr(main, "dbutils"):
-        return main.dbutils
-    if os.environ.get("DATABRICKS_RUNTIME_VERSION"):
+    namespace = getattr(sys.modules.get("__main__"), "__dict__", None) or {}
+    if "dbutils" in namespace:
+        return namespace["dbutils"]
+    if os.environ.get("DATABRICKS_RUNTIME_VERSION") and _in_databricks_runtime_python():
         try:
             from databricks.sdk.runtime import dbutils
-
-            return dbutils
         except Exception:  # noqa: BLE001
             return None
+        return None if is_remote_dbutils(dbutils) else dbutils
     return None
 
 
@@ -237,7 +264,8 @@ class PipesAutoParamsLoader(PipesParamsLoader):
         widgets = self._widgets
         if widgets is None:
             dbutils = find_notebook_dbutils()
-            widgets = getattr(dbutils, "widgets", None) if dbutils is not None else None
+            notebook = dbutils is not None and not is_remote_dbutils(dbutils)  # the SDK's: no run widgets
+            widgets = getattr(dbutils, "widgets", None) if notebook else None
         if widgets is not None:
             found.append(("widgets", PipesDatabricksNotebookWidgetsParamsLoader(widgets)))
         return found

@@ -22,7 +22,7 @@ MASK = "***"
 #: Values shorter than this are not masked literally (too likely to match ordinary text).
 _MIN_SECRET_LENGTH = 8
 
-_ASSIGNMENT = re.compile(
+_ASSIGNMENT_PATTERN = (
     r"(?i)("
     r"\b(?:bearer|basic)\s+"  # Authorization schemes
     r"|\bauthorization[\"']?\s*[:=]\s*[\"']?(?!\s*(?:bearer|basic)\b)"  # a header without a scheme
@@ -31,11 +31,22 @@ _ASSIGNMENT = re.compile(
     r")"
     r"(?!\*\*\*)([^\s\"',;&}<>)\]]+)"
 )
-_SECRET_ENV = re.compile(
+_SECRET_ENV_PATTERN = (
     r"(?i)^(DATABRICKS_.*(TOKEN|SECRET|PASSWORD|KEY).*|AWS_SECRET_ACCESS_KEY|AWS_SESSION_TOKEN"
     r"|AZURE_CLIENT_SECRET|AZURE_STORAGE_KEY|AZURE_STORAGE_SAS_TOKEN|ARM_CLIENT_SECRET"
     r"|GOOGLE_CREDENTIALS)$"
 )
+
+# Compiled on first use: nothing is redacted on the paths that never fail.
+_patterns: tuple[re.Pattern[str], re.Pattern[str]] | None = None
+
+
+def _compiled() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    global _patterns
+    if _patterns is None:
+        _patterns = (re.compile(_ASSIGNMENT_PATTERN), re.compile(_SECRET_ENV_PATTERN))
+    return _patterns
+
 
 _registered: set[str] = set()
 _lock = threading.Lock()
@@ -49,7 +60,8 @@ def register_secret(value: object) -> None:
 
 
 def _secret_values() -> list[str]:
-    values = [v for k, v in os.environ.items() if _SECRET_ENV.match(k) and len(v) >= _MIN_SECRET_LENGTH]
+    secret_env = _compiled()[1]
+    values = [v for k, v in os.environ.items() if secret_env.match(k) and len(v) >= _MIN_SECRET_LENGTH]
     with _lock:
         values.extend(_registered)
     return sorted(set(values), key=len, reverse=True)  # longest first: no partial masks
@@ -62,4 +74,4 @@ def redact(text: str) -> str:
     for secret in _secret_values():
         if secret in text:
             text = text.replace(secret, MASK)
-    return _ASSIGNMENT.sub(lambda m: m.group(1) + MASK, text)
+    return _compiled()[0].sub(lambda m: m.group(1) + MASK, text)

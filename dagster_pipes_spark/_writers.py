@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ._channels import (
     LineChannel,
@@ -19,6 +18,9 @@ from ._channels import (
 )
 from ._errors import DagsterPipesError
 from ._protocol import PipesExtras, PipesMessage, PipesOpenedData, PipesParams, make_message
+
+if TYPE_CHECKING:
+    import logging
 
 T_MessageChannel = TypeVar("T_MessageChannel", bound=PipesMessageWriterChannel)
 
@@ -142,6 +144,8 @@ class PipesPrefectLogsMessageWriter(PipesMessageWriter["PipesPrefectLogsMessageW
                 f"Invalid params for {type(self).__name__}: expected `{self.PREFECT_LOGS_KEY}: true`."
             )
         max_bytes = int(params.get(self.MAX_MESSAGE_BYTES_KEY) or self.DEFAULT_MAX_MESSAGE_BYTES)
+        import logging
+
         yield PipesPrefectLogsMessageWriterChannel(logging.getLogger(self.LOGGER_NAME), max_bytes)
 
 

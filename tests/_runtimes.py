@@ -42,7 +42,7 @@ RUNTIMES = {
     for r in (
         Runtime("spark35", pyspark="3.5.0", databricks_sdk="0.20.0"),
         Runtime("pinned", pyspark="4.0.1", databricks_sdk="0.60.0"),
-        Runtime("newest", pyspark="4.3.0", databricks_sdk="0.162.0"),
+        Runtime("newest", pyspark="4.3.0", databricks_sdk="0.167.0"),
     )
 }
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from .._context_loaders import PipesContextLoader, parse_downloaded_context
 from .._errors import DagsterPipesError
+from .._params import find_notebook_dbutils, is_remote_dbutils
 from .._protocol import PipesContextData, PipesExtras, PipesParams
 from .blob import (
     DEFAULT_FLUSH_TIMEOUT,
@@ -273,16 +274,35 @@ class PipesDatabricksMessageWriter(_StoreMessageWriter):
 logger = logging.getLogger("dagster_pipes_spark")
 
 
-def _workspace_client() -> Any:
+def _workspace_client(request_timeout: float) -> Any:
+    """``WorkspaceClient()`` from the environment (unified auth), built in bounded time: since 0.16x the
+    SDK probes ``/.well-known/databricks-config`` while building its ``Config``, retried for
+    ``retry_timeout_seconds`` (300 s by default) when the host does not answer. Our storage calls
+    then go through a bounded copy of it (:func:`.sdk.bounded_client`)."""
     try:
         from databricks.sdk import WorkspaceClient
+        from databricks.sdk.core import Config
     except ImportError as e:
         raise DagsterPipesError(
             "No way to reach Databricks storage here: no FUSE mount, no notebook `dbutils`, and "
             "databricks-sdk is not installed. Install `dagster-pipes-spark[databricks]`, or pass "
             "`client=WorkspaceClient(...)` or `dbutils=dbutils`."
         ) from e
-    return WorkspaceClient()
+    return WorkspaceClient(config=Config(http_timeout_seconds=request_timeout, retry_timeout_seconds=1))
+
+
+def _dbutils_store(kind: Kind, dbutils: Any, request_timeout: float) -> FileStore:
+    """A notebook's ``dbutils`` as it is; databricks-sdk's remote one (``WorkspaceClient().dbutils``,
+    REST) through the SDK backend on its own configuration, so its requests are bounded like a
+    client's (its ``fs`` would sit in the SDK's 300 s retry window)."""
+    if is_remote_dbutils(dbutils):
+        config = vars(dbutils).get("_config")  # not getattr: an unknown attribute builds a proxy
+        if config is not None:
+            from databricks.sdk import WorkspaceClient
+
+            sdk_store = SdkDbfsFileStore if kind == "dbfs" else SdkVolumesFileStore
+            return sdk_store(WorkspaceClient(config=config), request_timeout=request_timeout)
+    return DbutilsFileStore(kind, dbutils)
 
 
 def resolve_store(
@@ -303,16 +323,14 @@ def resolve_store(
     elif client is not None:
         chosen = sdk_store(client, request_timeout=request_timeout)
     elif dbutils is not None:
-        chosen = DbutilsFileStore(kind, dbutils)
+        chosen = _dbutils_store(kind, dbutils, request_timeout)
     elif FuseFileStore.available(kind):
         chosen = FuseFileStore(kind)
     else:
-        from .._params import find_notebook_dbutils
-
         nb = find_notebook_dbutils()
-        if nb is not None and getattr(nb, "fs", None) is not None:
-            chosen = DbutilsFileStore(kind, nb)
+        if nb is not None and (is_remote_dbutils(nb) or getattr(nb, "fs", None) is not None):
+            chosen = _dbutils_store(kind, nb, request_timeout)
         else:
-            chosen = sdk_store(_workspace_client(), request_timeout=request_timeout)
+            chosen = sdk_store(_workspace_client(request_timeout), request_timeout=request_timeout)
     logger.info("dagster-pipes-spark: %s storage via %s", kind, chosen.describe())
     return chosen

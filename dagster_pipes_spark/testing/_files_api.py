@@ -146,6 +146,16 @@ class FilesApi:
         router.add("GET", _DIRS, self.list_directory_contents, name="GET /api/2.0/fs/directories")
         router.add("HEAD", _DIRS, self.get_directory_metadata, name="HEAD /api/2.0/fs/directories")
         router.add("DELETE", _DIRS, self.delete_directory, name="DELETE /api/2.0/fs/directories")
+        router.add(
+            "GET", r"/api/2\.0/fs/endpoints", self.endpoints, name="GET /api/2.0/fs/endpoints", faults=False
+        )
+
+    def endpoints(self, req: Request) -> Response:
+        """``GET /fs/endpoints``: the file-transfer endpoints a workspace lists (databricks-sdk 0.167 asks
+        before its first Files transfer, one attempt). The emulated workspace is one the API has not
+        reached yet: 404, which the SDK takes as "use the built-in order" (presigned URLs, then the
+        Files API on the workspace host), exactly what the emulator serves."""
+        raise ApiError(404, "ENDPOINT_NOT_FOUND", "The endpoints API is not available in this workspace.")
 
     # ----------------------------------------------------------------------------- helpers
 
