@@ -16,9 +16,12 @@ job's thread) and the exit time (classic: waiting for the listener bus, look-ups
 also one ``EXPLAIN EXTENDED`` per written plan, for lineage).
 
 ``--profile`` also times the lineage reader alone on the workload's printed analysed plans (classic
-``treeString``: what the listener reads) and prints where the time goes (cProfile, top functions).
+``treeString``: what the listener reads) and prints where the time goes (cProfile, top functions);
+``--profile-only`` does only that (minutes, where the whole benchmark takes long on a loaded
+machine), saved as ``results/workload_profile.{txt,json}``.
 
-    .venv/bin/python benchmarks/bench_workload.py [--rounds 6] [--mechanism all] [--profile] [--save]
+    .venv/bin/python benchmarks/bench_workload.py [--rounds 6] [--mechanism all] [--profile | --profile-only]
+        [--save]
 """
 
 from __future__ import annotations
@@ -101,6 +104,24 @@ def profile_lineage(spark: Any, queries: dict[str, str], repeats: int = 20) -> d
         "parse_ms": parse_ms,
         "profile": out.getvalue(),
     }
+
+
+def profile_only() -> dict[str, Any]:
+    """The lineage reader alone on the workload's plans (classic), without the timed jobs."""
+    warnings.filterwarnings("ignore")
+    sys.path.insert(0, str(REPO))
+    from dagster_pipes_spark.testing.tpch import WORKLOAD, create_tables
+
+    tmp = tempfile.mkdtemp(prefix="bench-workload-")
+    try:
+        spark = _session("classic", tmp)
+        spark.sparkContext.setLogLevel("ERROR")
+        create_tables(spark)
+        profiled = profile_lineage(spark, WORKLOAD)
+        spark.stop()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return {"mechanism": "classic", "profile": profiled}
 
 
 def run_mechanism(mechanism: str, rounds: int, profile: bool) -> dict[str, Any]:
@@ -214,6 +235,7 @@ def _print_table(results: list[dict[str, Any]]) -> str:
         "exit (ms)",
         "exit/write (ms)",
     )
+    timed = [r for r in results if "on_median" in r]
     rows = [
         (
             r["mechanism"],
@@ -229,14 +251,18 @@ def _print_table(results: list[dict[str, Any]]) -> str:
             f"{r['exit_ms']:.0f}",
             f"{r['exit_ms_per_write']:.1f}",
         )
-        for r in results
+        for r in timed
     ]
-    widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
-    lines = [" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
-    lines.append("-+-".join("-" * w for w in widths))
-    lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
+    lines: list[str] = []
+    if rows:
+        widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
+        lines.append(" | ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)))
+        lines.append("-+-".join("-" * w for w in widths))
+        lines += [" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows]
     lines.append(
-        "\nwithout/with: median wall time of writing the 25 queries as tables (one block with the hooks);"
+        ""
+        if not rows
+        else "\nwithout/with: median wall time of writing the 25 queries as tables (one block with the hooks);"
         "\noverhead: ratio of the medians; paired: median of the per-round ratios (rounds alternate which"
         " goes first);\nhook call: time inside one hook call (classic: the listener callback, off the"
         " job's thread; Connect: the wrapped writer / spark.sql),\nmedian and p95 over all rounds' calls;"
@@ -267,18 +293,33 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--mechanism", choices=("classic", "connect", "all"), default="all")
     parser.add_argument("--profile", action="store_true", help="also profile the lineage reader (classic)")
+    parser.add_argument("--profile-only", action="store_true", help="only profile the lineage reader")
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/workload.{txt,json}")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = run_mechanism(args.mechanism, args.rounds, args.profile)
+        if args.profile_only:
+            result = profile_only()
+        else:
+            result = run_mechanism(args.mechanism, args.rounds, args.profile)
         print("RESULT " + json.dumps(result), flush=True)
         return
+    if args.profile_only:
+        args.mechanism = "classic"
     mechanisms = ("classic", "connect") if args.mechanism == "all" else (args.mechanism,)
     head_before = environment()
     results = []
     for mechanism in mechanisms:
-        print(f"running {mechanism}: {args.rounds} rounds x (with, without) ...", flush=True)
+        print(
+            f"running {mechanism}: "
+            + (
+                "profile of the lineage reader"
+                if args.profile_only
+                else f"{args.rounds} rounds x (with, without)"
+            )
+            + " ...",
+            flush=True,
+        )
         command = [
             sys.executable,
             __file__,
@@ -288,8 +329,8 @@ def main() -> None:
             "--rounds",
             str(args.rounds),
         ]
-        if args.profile:
-            command.append("--profile")
+        if args.profile or args.profile_only:
+            command.append("--profile-only" if args.profile_only else "--profile")
         proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         assert proc.stdout is not None and proc.stderr is not None
         lines = []
@@ -308,7 +349,7 @@ def main() -> None:
     print(head)
     print(text)
     if args.save:
-        save_results("workload", head, results, text)
+        save_results("workload_profile" if args.profile_only else "workload", head, results, text)
 
 
 if __name__ == "__main__":
