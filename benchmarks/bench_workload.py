@@ -48,19 +48,17 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _session(mechanism: str, tmp: str) -> Any:
-    from pyspark.sql import SparkSession
+    # a local Connect server on a free port (``remote("local[2]")`` takes the fixed 15002, which
+    # another Spark Connect process on a shared machine may hold)
+    from dagster_pipes_spark.testing._notebook import make_spark_session
 
-    builder = (
-        SparkSession.builder.remote("local[2]")
-        if mechanism == "connect"
-        else SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-    )
-    return (
-        builder.appName(f"bench-workload-{mechanism}")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.warehouse.dir", os.path.join(tmp, "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp}")
-        .getOrCreate()
+    return make_spark_session(
+        mechanism,
+        {
+            "spark.sql.shuffle.partitions": "2",
+            "spark.sql.warehouse.dir": os.path.join(tmp, "warehouse"),
+            "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp}",
+        },
     )
 
 
