@@ -709,6 +709,11 @@ def test_connect_sql_precheck_is_cheap_and_skips_queries() -> None:
 
 def test_identifiers_and_paths() -> None:
     assert split_identifier("`a.b`.c.`d``e`") == ["a.b", "c", "d`e"]
+    # without backticks (no character loop): the parts the quoted reading gives
+    assert split_identifier("spark_catalog.default.t") == split_identifier("`spark_catalog`.default.t")
+    assert split_identifier(" a . b ") == split_identifier(" `a` . b ") == ["a", "b"]
+    assert split_identifier("a..b") == split_identifier("`a`..b") == ["a", "b"]
+    assert split_identifier("") == [] and split_identifier(".") == []
     assert normalize_path("file:/tmp/x/") == "/tmp/x"
     assert normalize_path("file:///tmp//x") == "/tmp/x"
     assert normalize_path("dbfs:/Volumes/c/s/v/f") == "/Volumes/c/s/v/f"

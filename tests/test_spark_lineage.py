@@ -30,8 +30,11 @@ from dagster import AssetKey  # noqa: E402
 from dagster_pipes_spark.spark._lineage import (  # noqa: E402
     ColumnLineage,
     LineageSource,
+    UnknownNodeError,
+    UnreadableError,
     lineage_from_explain,
     lineage_from_tree,
+    lineage_problem,
     merge_lineage,
 )
 
@@ -166,6 +169,36 @@ def test_unreadable_text_leaves_columns_out_not_guessed() -> None:
     assert lineage_from_tree("Project [a#1]\n+- MapInPandas f(a#0), [a#1]\n   +- Range (0, 2)") is None
     assert lineage_from_tree("Project [a#1]\nb#2\n+- Range (0, 2)") is None
     assert lineage_from_tree("Project [(a#9 + 1) AS b#2]\n+- LocalRelation [a#1]") is None
+
+
+def test_why_columns_were_left_out_names_the_node() -> None:
+    """The reader says why it left columns out: a node no rule reads is named (the hooks warn with
+    it); rows of unknown origin are a known limit (logged at debug level)."""
+    problems: list[UnreadableError] = []
+    plan = "Project [a#1]\n+- MapInPandas f(a#0), [a#1]\n   +- Range (0, 2)"
+    assert lineage_from_tree(plan, problems=problems) is None
+    assert [p.node for p in problems if isinstance(p, UnknownNodeError)] == ["MapInPandas"]
+    assert lineage_problem(problems) == ("plan node(s) not understood: MapInPandas", True)
+    # in one branch of a union: the union's columns are unresolved, the node is still named
+    problems = []
+    plan = """Union false, false
+:- Project [name#2]
+:  +- Relation spark_catalog.default.a[id#1L,name#2] parquet
++- ScriptTransformation cat, [name#5], ScriptInputOutputSchema(List(),List(),None,None,List(),List(),None,None,false)
+   +- Relation spark_catalog.default.a[name#4] parquet"""
+    assert _deps(lineage_from_tree(plan, problems=problems)) == {"name": None}
+    assert lineage_problem(problems) == ("plan node(s) not understood: ScriptTransformation", True)
+    # an RDD: its columns are unresolved, not a gap of the registry
+    problems = []
+    plan = "Project [k#5L]\n+- LogicalRDD [k#5L, w#3], false"
+    assert _deps(lineage_from_tree(plan, problems=problems)) == {"k": None}
+    assert lineage_problem(problems) == ("rows of unknown origin (LogicalRDD)", False)
+    # a plan read whole: no problem
+    problems = []
+    assert lineage_from_tree(
+        "Project [a#1]\n+- Relation spark_catalog.default.a[a#1] parquet", problems=problems
+    )
+    assert problems == [] and lineage_problem(problems) is None
 
 
 def test_direct_derivation_only() -> None:

@@ -106,6 +106,8 @@ class SparkWrite:
     num_partitions: int | None = None
     #: written column -> the source columns flowing into it (``_lineage``); None: not known
     column_lineage: ColumnLineage | None = None
+    #: why lineage columns were left out, and whether a plan node was not understood (logged on exit)
+    lineage_problem: tuple[str, bool] | None = None
     # bookkeeping for the backends
     inner: bool = field(default=False, repr=False)  # may be the nested half of a following CTAS
     outer: bool = field(default=False, repr=False)  # a CTAS/RTAS whose data went in a nested write
@@ -158,7 +160,8 @@ class SparkWriteReport:
 
     Filled when the context exits: ``writes`` (successful, in order), ``failed_writes``, and
     ``materializations`` (asset key -> the metadata sent to Dagster). ``hook_seconds`` is the time
-    spent in the hooks themselves while the block ran; ``exit_seconds`` the time spent on exit
+    spent in the hooks themselves while the block ran (``hook_call_seconds``: each hook call's, in
+    order); ``exit_seconds`` the time spent on exit
     (waiting for Spark's events, history look-ups, reporting). ``checks``: asset key -> check name
     -> ``SparkCheckResult`` of the ``checks=`` run on exit.
     """
@@ -169,6 +172,7 @@ class SparkWriteReport:
     materializations: dict[str, dict[str, Any]] = field(default_factory=dict)
     hook_seconds: float = 0.0
     hook_calls: int = 0
+    hook_call_seconds: list[float] = field(default_factory=list)
     exit_seconds: float = 0.0
     checks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -183,6 +187,7 @@ class Collector:
         self.hook_errors: dict[str, int] = {}
         self.hook_seconds = 0.0
         self.hook_calls = 0
+        self.hook_call_seconds: list[float] = []
         self.notes: list[str] = []
 
     def note(self, message: str) -> None:
@@ -215,6 +220,7 @@ class Collector:
         with self._lock:
             self.hook_seconds += seconds
             self.hook_calls += 1
+            self.hook_call_seconds.append(seconds)
 
     def snapshot(self) -> tuple[list[SparkWrite], list[SparkWrite]]:
         """Copies of the successful and failed writes."""
@@ -234,6 +240,9 @@ def _absorb(inner: SparkWrite, outer: SparkWrite) -> None:
     inner.api = outer.api or inner.api
     if outer.column_lineage is not None:
         inner.column_lineage = outer.column_lineage
+        inner.lineage_problem = outer.lineage_problem
+    elif inner.column_lineage is None and inner.lineage_problem is None:
+        inner.lineage_problem = outer.lineage_problem
     # what the outer command says it replaced (Delta's replaceWhere arrives as a write option of
     # the CTAS/RTAS; the nested overwrite's own condition may be unreadable)
     for attr in ("replaced", "partition_columns", "static_partitions", "num_partitions"):

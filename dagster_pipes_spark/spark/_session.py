@@ -97,6 +97,7 @@ class HookSession:
         self.report.failed_writes = failures
         self.report.hook_seconds = self.collector.hook_seconds
         self.report.hook_calls = self.collector.hook_calls
+        self.report.hook_call_seconds = list(self.collector.hook_call_seconds)
         for note in list(self.collector.notes):
             self.log("debug", note)
         for problem, count in self.collector.hook_errors.items():
@@ -130,6 +131,13 @@ class HookSession:
             return
         mapped = [w for ws in by_key.values() for w in ws]
         self._guard(backend.enrich, mapped)
+        for write in mapped:
+            if write.lineage_problem is not None:
+                reason, unknown_node = write.lineage_problem
+                self.log(
+                    "warning" if unknown_node else "debug",
+                    f"[spark writes] column lineage of {write.target}: columns left out, {reason}",
+                )
         app_id = None
         try:
             app_id = backend.application_id()

@@ -16,6 +16,8 @@ from dagster_pipes_spark.spark._record import SparkWrite
 
 def split_identifier(name: str) -> list[str]:
     """Split ``a.b.c`` / ```a.b`.c`` into name parts (backticks quote, doubled backticks escape)."""
+    if "`" not in name:  # the common case (every relation of a printed plan): no character loop
+        return [part for part in (p.strip() for p in name.split(".")) if part]
     parts: list[str] = []
     current: list[str] = []
     quoted = False

@@ -7,7 +7,7 @@ from typing import Any
 
 from dagster_pipes_spark.spark._classic._py4j import JavaObject, opt, seq_items
 from dagster_pipes_spark.spark._classic._relations import relation_target
-from dagster_pipes_spark.spark._lineage import attributes, lineage_from_tree
+from dagster_pipes_spark.spark._lineage import UnreadableError, attributes, lineage_from_tree, lineage_problem
 from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, ColumnLineage, SparkWrite
 
 ALL_FIELDS = 2147483647  # print every column: lists are cut at spark.sql.debug.maxToStringFields
@@ -146,4 +146,7 @@ def column_lineage_of(node: JavaObject, write: SparkWrite) -> ColumnLineage | No
     query, text = found
     paths = path_relations(query) if PATH_RELATION.search(text) else {}
     columns = [name for name, _ in write.columns] if write.columns else None
-    return lineage_from_tree(text, columns, paths)
+    problems: list[UnreadableError] = []
+    lineage = lineage_from_tree(text, columns, paths, problems)
+    write.lineage_problem = lineage_problem(problems)
+    return lineage

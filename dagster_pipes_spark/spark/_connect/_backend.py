@@ -21,7 +21,12 @@ from dagster_pipes_spark.spark._delta import (
     read_commit_logs,
 )
 from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
-from dagster_pipes_spark.spark._lineage import lineage_from_explain, merge_lineage_from_explain
+from dagster_pipes_spark.spark._lineage import (
+    UnreadableError,
+    lineage_from_explain,
+    lineage_problem,
+    merge_lineage_from_explain,
+)
 from dagster_pipes_spark.spark._parallel import parallel_map
 from dagster_pipes_spark.spark._record import (
     Collector,
@@ -278,10 +283,12 @@ class ConnectBackend:
             columns = [name for name, _ in write.columns] if write.columns else None
             if isinstance(text, tuple):
                 write.column_lineage = merge_lineage_from_explain(*text, columns)
+                if write.column_lineage is None:
+                    write.lineage_problem = ("the MERGE's plans not understood", False)
             else:
-                write.column_lineage = lineage_from_explain(text, columns)
-            if write.column_lineage is None:
-                self.debug(f"[spark writes] no column lineage for {write.target}: plan not understood")
+                problems: list[UnreadableError] = []
+                write.column_lineage = lineage_from_explain(text, columns, problems)
+                write.lineage_problem = lineage_problem(problems)
 
     @contextlib.contextmanager
     def _all_fields_in_plans(self, needed: bool) -> Iterator[None]:

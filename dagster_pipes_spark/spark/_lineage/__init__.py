@@ -33,10 +33,11 @@ from dagster_pipes_spark.spark._lineage._plans import (
     explain_sections,
     lineage_from_explain,
     lineage_from_tree,
+    lineage_problem,
     merge_lineage,
     scan_paths,
 )
-from dagster_pipes_spark.spark._lineage._tree import attributes, parse_tree
+from dagster_pipes_spark.spark._lineage._tree import UnknownNodeError, UnreadableError, attributes, parse_tree
 from dagster_pipes_spark.spark._record import ColumnLineage, Deps, LineageSource, SourceColumn
 
 __all__ = [
@@ -44,10 +45,13 @@ __all__ = [
     "Deps",
     "LineageSource",
     "SourceColumn",
+    "UnknownNodeError",
+    "UnreadableError",
     "attributes",
     "explain_sections",
     "lineage_from_explain",
     "lineage_from_tree",
+    "lineage_problem",
     "merge_lineage",
     "merge_lineage_from_explain",
     "merge_source_query",

@@ -252,6 +252,7 @@ def _one_row(walker: Walker, node: Node, outer: Scope | None) -> Output:
 
 def opaque(walker: Walker, node: Node, outer: Scope | None) -> Output:
     # rows of unknown origin (an RDD, a checkpoint): the columns cannot be traced
+    walker.notes.append(UnreadableError(f"rows of unknown origin ({node.name})"))
     groups = bracket_groups(node.content)
     return [(expr_id, name, None) for name, expr_id in attributes(groups[0])] if groups else []
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from dagster_pipes_spark.spark._commands import carries_query
 from dagster_pipes_spark.spark._lineage._nodes import BATCH_NODES
 from dagster_pipes_spark.spark._lineage._streams import STREAMING_NODES, streaming_text
-from dagster_pipes_spark.spark._lineage._tree import UnreadableError, attributes, parse_tree
+from dagster_pipes_spark.spark._lineage._tree import UnknownNodeError, UnreadableError, attributes, parse_tree
 from dagster_pipes_spark.spark._lineage._walker import NONE, NodeHandler, Walker
 from dagster_pipes_spark.spark._record import ColumnLineage, SourceColumn
 from dagster_pipes_spark.spark._targets import normalize_path
@@ -19,24 +19,34 @@ NODES: dict[str, NodeHandler] = {**BATCH_NODES, **STREAMING_NODES}
 
 
 def lineage_from_tree(
-    text: str, columns: Sequence[str] | None = None, paths: Mapping[int, str] | None = None
+    text: str,
+    columns: Sequence[str] | None = None,
+    paths: Mapping[int, str] | None = None,
+    problems: list[UnreadableError] | None = None,
 ) -> ColumnLineage | None:
     """Column lineage of the query printed in ``text`` (an analysed plan's ``treeString``; when its
     root is a write command, of the query it writes).
 
     ``columns`` are the written column names (used when they match the query's width: a table's
     columns for an insert); ``paths`` maps attribute ids of path relations (printed without name)
-    to their path. ``None`` when the plan cannot be read at all.
+    to their path. ``None`` when the plan cannot be read at all. ``problems``, when given, receives
+    why columns were left out (an :class:`UnknownNodeError` names a node no rule reads).
     """
+    walker = Walker(paths or {}, NODES)
     try:
         root = parse_tree(streaming_text(text))
         while carries_query(root.name) and (root.children or root.inner):
             root = (root.children or root.inner)[-1]
-        output = Walker(paths or {}, NODES).evaluate(root)
-    except UnreadableError:
+        output = walker.evaluate(root)
+    except (UnreadableError, RecursionError) as exc:
+        if problems is not None:
+            found = walker.problems() or [
+                exc if isinstance(exc, UnreadableError) else UnreadableError("too deep")
+            ]
+            problems.extend(found)
         return None
-    except RecursionError:
-        return None
+    if problems is not None and any(deps is None for _, _, deps in output):
+        problems.extend(walker.problems())
     names = list(columns) if columns is not None and len(columns) == len(output) else None
     lineage: ColumnLineage = {}
     for i, (_, name, deps) in enumerate(output):
@@ -48,6 +58,17 @@ _SECTION = re.compile(r"^== (.+) ==$", re.MULTILINE)
 _FILE_SCAN = re.compile(
     r"FileScan \S+ \[(?P<attrs>[^\]]*)\].*?Location: \w+\((?P<count>\d+) paths?\)\[(?P<paths>[^\]]*)\]"
 )
+
+
+def lineage_problem(problems: Sequence[UnreadableError]) -> tuple[str, bool] | None:
+    """``(why columns were left out, whether a plan node is not understood)`` of a reading's
+    problems, or None when there were none: the nodes no rule reads are named first."""
+    if not problems:
+        return None
+    unknown = sorted({p.node for p in problems if isinstance(p, UnknownNodeError)})
+    if unknown:
+        return f"plan node(s) not understood: {', '.join(unknown)}", True
+    return "; ".join(dict.fromkeys(str(p) for p in problems)), False
 
 
 def explain_sections(text: str) -> dict[str, str]:
@@ -77,19 +98,25 @@ def scan_paths(physical_plan: str) -> dict[int, str]:
     return paths
 
 
-def lineage_from_explain(text: str, columns: Sequence[str] | None = None) -> ColumnLineage | None:
+def lineage_from_explain(
+    text: str, columns: Sequence[str] | None = None, problems: list[UnreadableError] | None = None
+) -> ColumnLineage | None:
     """Column lineage from an ``EXPLAIN EXTENDED`` text (Spark Connect): the analysed plan, with
-    the paths of file relations taken from the physical plan's scans."""
+    the paths of file relations taken from the physical plan's scans. ``problems`` as for
+    :func:`lineage_from_tree`."""
     sections = explain_sections(text)
     analyzed = sections.get("Analyzed Logical Plan")
     if not analyzed:
+        if problems is not None:
+            problems.append(UnreadableError("no analysed plan in the explained text"))
         return None
     lines = analyzed.split("\n")
     # the output schema comes first, when there is one (a write command has none): then the next
     # line is the plan's root, not a child line
     if len(lines) > 1 and not lines[1].startswith((" ", ":", "+")):
         lines = lines[1:]
-    return lineage_from_tree("\n".join(lines), columns, scan_paths(sections.get("Physical Plan", "")))
+    paths = scan_paths(sections.get("Physical Plan", ""))
+    return lineage_from_tree("\n".join(lines), columns, paths, problems)
 
 
 def merge_lineage(lineages: Sequence[ColumnLineage | None]) -> dict[str, frozenset[SourceColumn]] | None:

@@ -20,6 +20,14 @@ class UnreadableError(Exception):
     """The text cannot be read unambiguously."""
 
 
+class UnknownNodeError(UnreadableError):
+    """A plan node no rule is registered for: a gap of the registry, named in a warning."""
+
+    def __init__(self, node: str) -> None:
+        super().__init__(f"plan node {node!r} is not understood")
+        self.node = node
+
+
 def line_depth(line: str) -> tuple[int, str]:
     """``(depth, content)`` of a ``treeString`` line: 3-character indent units (``":  "`` or
     ``"   "``), then a ``"+- "`` / ``":- "`` connector for anything but the root."""

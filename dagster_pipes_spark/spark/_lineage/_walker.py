@@ -16,7 +16,14 @@ from dagster_pipes_spark.spark._lineage._expressions import (
     closing,
     without_tests,
 )
-from dagster_pipes_spark.spark._lineage._tree import ITEM_ID, Node, UnreadableError, balanced, split_items
+from dagster_pipes_spark.spark._lineage._tree import (
+    ITEM_ID,
+    Node,
+    UnknownNodeError,
+    UnreadableError,
+    balanced,
+    split_items,
+)
 from dagster_pipes_spark.spark._record import Deps, SourceColumn
 
 # (``LineageSource``, ``SourceColumn``, ``Deps``, ``ColumnLineage``: the result's types live with the
@@ -77,6 +84,17 @@ class Walker:
         self.rules = rules
         self.ctes: dict[str, Output] = {}
         self._done: dict[int, Output | UnreadableError] = {}
+        #: why columns are unresolved though no rule failed (rows of unknown origin)
+        self.notes: list[UnreadableError] = []
+
+    def problems(self) -> list[UnreadableError]:
+        """Why the walk left columns out: each distinct reason once, the deepest first (a node's
+        error is its child's, passed up)."""
+        seen: dict[str, UnreadableError] = {}
+        for done in [*self._done.values(), *self.notes]:
+            if isinstance(done, UnreadableError):
+                seen.setdefault(str(done), done)
+        return list(seen.values())
 
     # expressions
 
@@ -159,7 +177,7 @@ class Walker:
         handler = self.rules.get(node.name)
         try:
             if handler is None:
-                raise UnreadableError(f"plan node {node.name or node.content[:40]!r} is not understood")
+                raise UnknownNodeError(node.name or node.content[:40])
             result = handler(self, node, outer)
         except UnreadableError as exc:
             if outer is None:
