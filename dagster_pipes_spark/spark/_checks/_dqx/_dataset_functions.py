@@ -369,11 +369,11 @@ def _has_no_gaps_per_time_window(args: Arguments) -> Built:
     trailing = args.flag("trailing_gap")
     groups = [_path(g) for g in group_by]
     start = f"{_window(col, minutes)}.start"
-    order = f"PARTITION BY {', '.join(groups)} ORDER BY ws" if groups else "ORDER BY ws"
+    names = [f"__pipes_g{j}" for j in range(len(groups))]
+    order = f"PARTITION BY {', '.join(names)} ORDER BY ws" if names else "ORDER BY ws"
     following = f"lead(ws) OVER ({order})"
     anchor = f"window(CAST(current_timestamp() AS TIMESTAMP), '{minutes} minutes').start"
     nxt = f"coalesce({following}, {anchor})" if trailing else following
-    names = [f"__pipes_g{j}" for j in range(len(groups))]
     selected = ", ".join([*(f"{g} AS {n}" for g, n in zip(groups, names, strict=True)), f"{start} AS ws"])
     query = (
         f"SELECT *, nws IS NOT NULL AND unix_timestamp(nws) - unix_timestamp(ws) > {minutes * 60} AS condition"
