@@ -101,7 +101,7 @@ def rules() -> tuple[list[dict[str, Any]], list[str], list[str]]:
         rule(
             "has_num_decimal_places",
             {"column": c, "limit": 2},
-            f"NOT (CAST({c} AS STRING) RLIKE '^-?[0-9]+(\\\\.[0-9]{{0,2}})?$')",
+            _decimal_places_over(c, 2),
             criticality="warn",
         )
         for n in range(6):
@@ -135,6 +135,22 @@ def rules() -> tuple[list[dict[str, Any]], list[str], list[str]]:
         }
     )
     return out, conditions, [c for c in COLUMNS]
+
+
+def _decimal_places_over(column: str, limit: int) -> str:
+    """DQX's ``has_num_decimal_places`` written by hand: the decimal places of the value's text (its
+    significand's trailing zeros not counted, less the exponent), or not a number."""
+    text = f"CAST({column} AS STRING)"
+    number = r"'^[+-]?(?=\\.?\\d)(\\d*)(?:\\.(\\d*))?(?:[eE]([+-]?\\d+))?$'"
+    integer, fraction = f"regexp_extract({text}, {number}, 1)", f"regexp_extract({text}, {number}, 2)"
+    exponent = f"regexp_extract({text}, {number}, 3)"
+    significand = f"regexp_replace(concat({integer}, {fraction}), '0+$', '')"
+    zeros = f"length({integer}) + length({fraction}) - length({significand})"
+    places = (
+        f"IF({significand} = '', 0, greatest(length({fraction}) - ({zeros})"
+        f" - IF({exponent} = '', 0, CAST({exponent} AS DOUBLE)), 0))"
+    )
+    return f"NOT ({text} RLIKE {number}) OR {places} > {limit}"
 
 
 def _frame(spark: Any, rows: int) -> Any:

@@ -74,8 +74,9 @@ def _item(c: Compiled, message: str, skipped: bool, run_id: str, rule_set: str) 
 
 
 def result_columns(compiled: Sequence[Compiled], flags: Mapping[int, str], run_id: str) -> tuple[str, str]:
-    """SQL of ``_errors`` and ``_warnings`` over data with each check's flag (``flags``: check index
-    -> SQL of a boolean column, TRUE where the check flags the row)."""
+    """SQL of the arrays of ``_errors`` and ``_warnings`` (empty when nothing flags the row: see
+    :func:`empty_as_null`) over data with each check's flag (``flags``: check index -> SQL of a
+    boolean column, TRUE where the check flags the row)."""
     rule_set = _fingerprint(sorted(_fingerprint(_describe(c)) for c in compiled))
     arrays: dict[str, list[str]] = {"ERROR": [], "WARN": []}
     for c in compiled:
@@ -93,6 +94,10 @@ def result_columns(compiled: Sequence[Compiled], flags: Mapping[int, str], run_i
         if not items:
             out.append(f"CAST(NULL AS ARRAY<{ITEM_TYPE}>)")
             continue
-        array = f"array_compact(array({', '.join(items)}))"
-        out.append(f"IF(size({array}) > 0, {array}, NULL)")
+        out.append(f"array_compact(array({', '.join(items)}))")
     return out[0], out[1]
+
+
+def empty_as_null(column: str) -> str:
+    """SQL of a result column that is NULL when its array is empty (as DQX leaves it)."""
+    return f"IF(size({column}) > 0, {column}, NULL)"

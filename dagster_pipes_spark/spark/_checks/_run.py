@@ -24,7 +24,7 @@ from dagster_pipes_spark.spark._checks._groups import figure_parts, join_markers
 from dagster_pipes_spark.spark._checks._joins import broadcasts, join_lookup, join_query
 from dagster_pipes_spark.spark._checks._model import PREFIX, TOTAL, Compiled, SparkCheck, Verdict
 from dagster_pipes_spark.spark._checks._reporting import report_results, summary
-from dagster_pipes_spark.spark._checks._result_columns import ERRORS, WARNINGS, result_columns
+from dagster_pipes_spark.spark._checks._result_columns import ERRORS, WARNINGS, empty_as_null, result_columns
 from dagster_pipes_spark.spark._checks._results import (
     SparkCheckResult,
     add_sample,
@@ -207,8 +207,15 @@ class CheckRun:
                 if failed in c.aggregates:
                     c.aggregates[failed] = f"count_if({flags[c.index]})"
         errors, warnings = result_columns(self.compiled, flags, str(uuid.uuid4()))
-        full = self.data.selectExpr("*", *exprs).selectExpr(
-            "*", f"{errors} AS {ERRORS}", f"{warnings} AS {WARNINGS}"
+        # three projections, each column computed once: the flags, the items, the result columns
+        arrays = (f"{PREFIX}errors", f"{PREFIX}warnings")
+        full = (
+            self.data.selectExpr("*", *exprs)
+            .selectExpr("*", f"{errors} AS {arrays[0]}", f"{warnings} AS {arrays[1]}")
+            .selectExpr(
+                "*", f"{empty_as_null(arrays[0])} AS {ERRORS}", f"{empty_as_null(arrays[1])} AS {WARNINGS}"
+            )
+            .drop(*arrays)
         )
         try:
             full = full.persist()
@@ -250,7 +257,7 @@ class CheckRun:
             return
         try:
             with quiet_spark_errors():
-                for part in figure_parts(self.data, groups):
+                for part in figure_parts(self.df, groups):
                     _ = part.schema
             return
         except Exception:
@@ -258,7 +265,7 @@ class CheckRun:
         for c in groups:
             try:
                 with quiet_spark_errors():
-                    _ = figure_parts(self.data, [c])[0].schema
+                    _ = figure_parts(self.df, [c])[0].schema
             except Exception as exc:
                 c.error = explain_error(exc, self.columns)
 
@@ -351,8 +358,9 @@ class CheckRun:
         for c in jobs:
             if c.grouped is not None:
                 plan = plan.unionByName(_distinct_keys(self.df, c), allowMissingColumns=True)
-        if not self.annotate:  # the failed rows of dataset-level rules, counted per group
-            for part in figure_parts(self.data, [c for c in jobs if c.group is not None]):
+        if not self.annotate:  # the failed rows of dataset-level rules, counted per group (over the
+            # data itself: their scopes and aggregates read its columns, not what other checks join in)
+            for part in figure_parts(self.df, [c for c in jobs if c.group is not None]):
                 plan = plan.unionByName(part, allowMissingColumns=True)
         return plan
 
