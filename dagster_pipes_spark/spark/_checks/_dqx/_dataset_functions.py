@@ -19,6 +19,7 @@ from dagster_pipes_spark.spark._checks._dqx._logic import (
     QueryLogic,
     RuleError,
     SchemaLogic,
+    registrar,
 )
 from dagster_pipes_spark.spark._checks._dqx._row_functions import Col, within_tolerance
 from dagster_pipes_spark.spark._checks._dqx._sql import (
@@ -45,14 +46,7 @@ UNSUPPORTED: dict[str, str] = {
 }
 
 
-def _register(
-    function: str, /, **params: Any
-) -> Callable[[Callable[[Arguments], Built]], Callable[[Arguments], Built]]:
-    def add(build: Callable[[Arguments], Built]) -> Callable[[Arguments], Built]:
-        DATASET_FUNCTIONS[function] = Function(function, "dataset", params, build)
-        return build
-
-    return add
+_register = registrar(DATASET_FUNCTIONS, "dataset")
 
 
 def _path(name: str) -> str:

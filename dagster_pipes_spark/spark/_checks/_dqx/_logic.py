@@ -186,3 +186,20 @@ class Arguments:
     def refuse(self, key: str, why: str) -> RuleError:
         """The error for an argument that cannot be honoured."""
         return RuleError(f"argument {key!r} of {self.function.name!r} is not supported: {why}")
+
+
+Builder = Callable[[Arguments], Built]
+
+
+def registrar(registry: dict[str, Function], level: str) -> Callable[..., Callable[[Builder], Builder]]:
+    """A decorator factory adding check functions of ``level`` to ``registry``:
+    ``@register("is_not_null", column=REQUIRED)`` over the function's builder."""
+
+    def register(function: str, /, **params: Any) -> Callable[[Builder], Builder]:
+        def add(build: Builder) -> Builder:
+            registry[function] = Function(function, level, params, build)
+            return build
+
+        return add
+
+    return register

@@ -17,6 +17,7 @@ from dagster_pipes_spark.spark._checks._dqx._logic import (
     JsonSchemaLogic,
     RowLogic,
     RuleError,
+    registrar,
 )
 from dagster_pipes_spark.spark._checks._dqx._patterns import (
     DECIMAL_NUMBER,
@@ -49,14 +50,7 @@ from dagster_pipes_spark.spark._checks._dqx._sql import (
 ROW_FUNCTIONS: dict[str, Function] = {}
 
 
-def _register(
-    function: str, /, **params: Any
-) -> Callable[[Callable[[Arguments], Built]], Callable[[Arguments], Built]]:
-    def add(build: Callable[[Arguments], Built]) -> Callable[[Arguments], Built]:
-        ROW_FUNCTIONS[function] = Function(function, "row", params, build)
-        return build
-
-    return add
+_register = registrar(ROW_FUNCTIONS, "row")
 
 
 class Col:
