@@ -74,6 +74,25 @@ def _sample_size(value: Any) -> int:
     return value
 
 
+def _check_run(
+    pipes: Any,
+    data: DataFrame | str,
+    checks: ChecksArg,
+    asset_key: Any,
+    sample_size: int,
+    spark: SparkSession | None,
+    annotate: bool,
+) -> CheckRun:
+    """One evaluation of ``checks`` on ``data``, its arguments validated (the entry points' shared
+    start; raises ``DagsterPipesError`` naming what is wrong)."""
+    named = coerce_checks(checks, METHOD)
+    size = _sample_size(sample_size)
+    key = resolve_asset_key(pipes, asset_key, METHOD) if reports(pipes) else _plain_key(asset_key)
+    df = as_dataframe(data, spark)
+    what = f"table {data}" if isinstance(data, str) else "the DataFrame"
+    return CheckRun(df, named, key, size, pipes, what, annotate=annotate)
+
+
 def report_spark_checks(
     pipes: Any,
     data: DataFrame | str,
@@ -107,12 +126,7 @@ def report_spark_checks(
             evaluated at all (the checks that need no job are reported first); when reporting fails.
     """
     started = time.perf_counter()
-    named = coerce_checks(checks, METHOD)
-    size = _sample_size(sample_size)
-    key = resolve_asset_key(pipes, asset_key, METHOD) if reports(pipes) else _plain_key(asset_key)
-    df = as_dataframe(data, spark)
-    what = f"table {data}" if isinstance(data, str) else "the DataFrame"
-    run = CheckRun(df, named, key, size, pipes, what)
+    run = _check_run(pipes, data, checks, asset_key, sample_size, spark, annotate=False)
     run.validate(strict=True)
     run.evaluate(strict=True)
     run.report(strict=True)
@@ -159,12 +173,7 @@ def _annotated(
     spark: SparkSession | None,
 ) -> tuple[DataFrame, dict[str, SparkCheckResult]]:
     started = time.perf_counter()
-    named = coerce_checks(checks, METHOD)
-    size = _sample_size(sample_size)
-    key = resolve_asset_key(pipes, asset_key, METHOD) if reports(pipes) else _plain_key(asset_key)
-    df = as_dataframe(data, spark)
-    what = f"table {data}" if isinstance(data, str) else "the DataFrame"
-    run = CheckRun(df, named, key, size, pipes, what, annotate=True)
+    run = _check_run(pipes, data, checks, asset_key, sample_size, spark, annotate=True)
     run.validate(strict=True)
     checked = run.annotated()
     run.evaluate(strict=True)
