@@ -525,9 +525,19 @@ def test_every_message_once_in_order_within_bound(runs, scenario: Scenario, kind
             if before.fault == "error" and before.status == 429:
                 assert after.at - before.at >= options["retry_after"] - 0.2, (before, after)
     if scenario.name == "stall":  # each stalled request was abandoned at the request timeout, and
-        for before, after in itertools.pairwise(writes):  # retried before the server would answer
+        stalls = 0  # retried before the server would answer
+        for before, after in itertools.pairwise(writes):
             if before.fault == "slow":
-                assert STALL_TIMEOUT - 0.5 <= after.at - before.at < options["delay"], (before, after)
+                stalls += 1
+                assert after.at - before.at < options["delay"], (before, after)
+                if scenario.target == "messages":
+                    assert after.at - before.at >= STALL_TIMEOUT - 0.5, (before, after)
+        if scenario.target == "context":
+            # The context read runs while every job of the module starts at once, and the server's
+            # arrival stamps can be late then (two runs' stalled reads stamped 0.4 ms apart, their
+            # retries 0.13 s later). The client's own clock cannot run short: the read took at least
+            # one request timeout per stalled attempt, so none was abandoned early.
+            assert result["load_seconds"] >= stalls * STALL_TIMEOUT - 0.1, (result["load_seconds"], stalls)
     if scenario.name == "outage-spill":  # memory stayed under the cap: the backlog went to disk
         stats = result["channel"]
         assert stats["peak_spill_bytes"] > 0 and stats["peak_memory_bytes"] <= 2 * 4096, stats
