@@ -76,10 +76,12 @@ def figure_parts(data: DataFrame, compiled: Sequence[Compiled]) -> list[DataFram
     return parts
 
 
-def join_markers(data: DataFrame, compiled: Sequence[Compiled]) -> DataFrame:
+def join_markers(data: DataFrame, compiled: Sequence[Compiled], base: DataFrame) -> DataFrame:
     """``data`` with, per rule, its ``marker`` column (TRUE for a row of a failing group; whether
     the row is in the rule's scope is the rule's ``flag``) and its group's aggregates
-    (``<failed alias>_<placeholder>``, which its message reads)."""
+    (``<failed alias>_<placeholder>``, which its message reads). The groups are aggregated from
+    ``base`` (the checked data, which ``data`` extends): aggregating the growing ``data`` would put
+    every earlier join into each later one, a plan that doubles with each key tuple."""
     for keys, rules in _by_keys(compiled).items():
         carried = []
         for c in rules:
@@ -88,7 +90,7 @@ def join_markers(data: DataFrame, compiled: Sequence[Compiled]) -> DataFrame:
             carried.append(f"{_failing(g)} AS {g.marker}")
             carried += [f"{g.failed}_{placeholder}" for placeholder, _ in g.aggregates]
         names = [_key_alias(j) for j in range(len(keys))]
-        failing = _aggregated(data, keys, rules).selectExpr(*names, *carried)
+        failing = _aggregated(base, keys, rules).selectExpr(*names, *carried)
         if not keys:
             data = data.crossJoin(failing)
             continue

@@ -123,7 +123,8 @@ def _quoted(name: str) -> str:
 
 def join_query(df: DataFrame, data: DataFrame, c: Compiled, dataframes: Mapping[str, Any]) -> DataFrame:
     """``data`` with the columns of ``c``'s query: ``<marker>`` its condition (the ``max`` per key),
-    ``<marker>_<column>`` its other columns (the first per key), matched on the keys NULL-safely;
+    ``<marker>_<column>`` its other columns (the first per key) and its key columns, matched on the
+    keys NULL-safely;
     a query without keys is one row for every row (none: FALSE; several: an error when run)."""
     q = c.query
     assert q is not None
@@ -157,4 +158,7 @@ def join_query(df: DataFrame, data: DataFrame, c: Compiled, dataframes: Mapping[
     left = [f"{marker}_l{j}" for j in range(len(q.keys))]
     keyed = data.selectExpr("*", *[f"({k}) AS {n}" for k, n in zip(q.keys, left, strict=True)])
     on = " AND ".join(f"{a} <=> {b}" for a, b in zip(left, right, strict=True))
-    return keyed.join(grouped, on=sql_column(data, on), how="left").drop(*left, *right)
+    joined = keyed.join(grouped, on=sql_column(data, on), how="left")
+    # the key columns too, by name, for the messages that show them (the right side's: NULL unmatched)
+    shown = [f"{r} AS {marker}_{k}" for k, r in zip(q.key_columns, right, strict=True)]
+    return joined.selectExpr("*", *shown).drop(*left, *right)

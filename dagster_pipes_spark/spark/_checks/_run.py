@@ -137,7 +137,8 @@ class CheckRun:
         self._prepare()
         self.data = self._join_other_data()  # the data the aggregation reads
         if annotate:  # each group's verdict joined to its rows: a group rule counts its flags
-            self.data = join_markers(self.data, [c for c in self.compiled if c.group and not c.error])
+            groups = [c for c in self.compiled if c.group and not c.error]
+            self.data = join_markers(self.data, groups, self.df)
             for c in self.compiled:
                 if c.group is not None:
                     c.aggregates[c.group.failed] = f"count_if({c.flag})"
