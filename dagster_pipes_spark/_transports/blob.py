@@ -21,7 +21,7 @@ from .._errors import DagsterPipesError
 from .._protocol import PipesMessage, PipesParams
 from .._writers import INCLUDE_STDIO_IN_MESSAGES_KEY, PipesMessageWriter, attach_stdio_capture
 from .delivery import READER_DRAIN_BUDGET, READER_SLACK_SECONDS, ChunkDelivery
-from .options import DEFAULT_FLUSH_TIMEOUT, DeliveryOptions, DeliverySettings, OnMessageLoss
+from .options import DEFAULT_FLUSH_TIMEOUT, DeliveryOptions, DeliverySettings, Forwarded, OnMessageLoss
 from .pending import DEFAULT_MAX_MEMORY_BYTES
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 from .sinks import ChunkPayload, ChunkSink, DirectorySink, UploadMethodSink, payload_bytes
@@ -85,25 +85,12 @@ class PipesBlobStoreMessageWriterChannel(DeliverySettings, LineChannel):
     def max_chunk_bytes(self, value: int | None) -> None:
         self._delivery.max_chunk_bytes = value
 
-    @property
-    def uploaded_chunks(self) -> int:
-        """Chunks delivered so far."""
-        return self._delivery.uploaded_chunks
-
-    @property
-    def upload_calls(self) -> int:
-        """Upload attempts so far (retries included)."""
-        return self._delivery.upload_calls
-
-    @property
-    def delivered_messages(self) -> int:
-        """Messages delivered so far."""
-        return self._delivery.delivered_messages
-
-    @property
-    def upload_period(self) -> float:
-        """Minimum seconds between two uploads while the run is alive."""
-        return self._delivery.upload_period
+    uploaded_chunks = Forwarded[int]("_delivery", "Chunks delivered so far.")
+    upload_calls = Forwarded[int]("_delivery", "Upload attempts so far (retries included).")
+    delivered_messages = Forwarded[int]("_delivery", "Messages delivered so far.")
+    upload_period = Forwarded[float](
+        "_delivery", "Minimum seconds between two uploads while the run is alive."
+    )
 
     def destination(self) -> str:
         """Where chunks go, for messages (the sink's location; subclasses name their path)."""

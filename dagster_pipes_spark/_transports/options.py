@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar, cast, overload
 
 from .._errors import DagsterPipesError
 from .pending import DEFAULT_MAX_MEMORY_BYTES, DEFAULT_MAX_SPILL_BYTES
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy
 
-__all__ = ["DEFAULT_FLUSH_TIMEOUT", "DeliveryOptions", "DeliverySettings", "OnMessageLoss"]
+__all__ = ["DEFAULT_FLUSH_TIMEOUT", "DeliveryOptions", "DeliverySettings", "Forwarded", "OnMessageLoss"]
+
+T = TypeVar("T")
 
 OnMessageLoss = Literal["raise", "warn"]
 
@@ -92,32 +94,44 @@ class DeliveryOptions:
         return replace(base, **changes) if changes else base
 
 
+class Forwarded(Generic[T]):
+    """A read-only attribute that is the same-named attribute of the object's ``holder``:
+    ``interval = Forwarded[float]("delivery", "The reader's interval.")``."""
+
+    def __init__(self, holder: str, doc: str) -> None:
+        self.holder = holder
+        self.name = ""
+        self.__doc__ = doc
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    @overload
+    def __get__(self, obj: None, objtype: type | None = None) -> Forwarded[T]: ...
+    @overload
+    def __get__(self, obj: object, objtype: type | None = None) -> T: ...
+    def __get__(self, obj: object, objtype: type | None = None) -> T | Forwarded[T]:
+        if obj is None:
+            return self
+        return cast(T, getattr(getattr(obj, self.holder), self.name))
+
+    def __set__(self, obj: object, value: T) -> None:
+        raise AttributeError(f"{self.name} is read-only (it is {self.holder}.{self.name})")
+
+
 class DeliverySettings:
     """Read access to the :class:`DeliveryOptions` a channel or a writer holds as ``delivery``."""
 
     delivery: DeliveryOptions
 
-    @property
-    def interval(self) -> float:
-        """The orchestrator reader's ``interval`` (uploads are paced to it)."""
-        return self.delivery.interval
-
-    @property
-    def flush_timeout(self) -> float:
-        """Seconds closing may spend delivering what is left."""
-        return self.delivery.flush_timeout
-
-    @property
-    def retry(self) -> RetryPolicy:
-        """How failed uploads are retried."""
-        return self.delivery.retry
-
-    @property
-    def on_message_loss(self) -> OnMessageLoss:
-        """Whether a lost report fails the job (``"raise"``) or only warns (``"warn"``)."""
-        return self.delivery.on_message_loss
-
-    @property
-    def max_pending_bytes(self) -> int | None:
-        """The most bytes of pending messages kept in memory (None: no cap)."""
-        return self.delivery.max_pending_bytes
+    interval = Forwarded[float](
+        "delivery", "The orchestrator reader's ``interval`` (uploads are paced to it)."
+    )
+    flush_timeout = Forwarded[float]("delivery", "Seconds closing may spend delivering what is left.")
+    retry = Forwarded[RetryPolicy]("delivery", "How failed uploads are retried.")
+    on_message_loss = Forwarded[OnMessageLoss](
+        "delivery", 'Whether a lost report fails the job (``"raise"``) or only warns (``"warn"``).'
+    )
+    max_pending_bytes = Forwarded[int | None](
+        "delivery", "The most bytes of pending messages kept in memory (None: no cap)."
+    )
