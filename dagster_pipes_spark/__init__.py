@@ -81,7 +81,6 @@ if TYPE_CHECKING:
         T_LogChannel,
     )
     from ._transports.blob import (
-        DeliveryOptions,
         PipesBlobStoreMessageWriter,
         PipesBlobStoreMessageWriterChannel,
         PipesBufferedFilesystemMessageWriterChannel,
@@ -112,13 +111,14 @@ if TYPE_CHECKING:
         PipesS3MessageWriter,
         PipesS3MessageWriterChannel,
     )
+    from ._transports.options import DeliveryOptions
     from ._transports.retry import RetryPolicy
     from ._transports.sdk import SdkDbfsFileStore, SdkVolumesFileStore
     from ._transports.sinks import ChunkSink
 
 # Transports and capture are imported on first use (PEP 562), keeping `import` as cheap as stock.
 _LAZY: dict[str, str] = {
-    "DeliveryOptions": "_transports.blob",
+    "DeliveryOptions": "_transports.options",
     "ChunkSink": "_transports.sinks",
     "TransientStorageError": "_transports.errors",
     "PermanentStorageError": "_transports.errors",

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 from ._errors import DagsterPipesMessageLossError, DagsterPipesTerminated
 from ._protocol import PipesException, pipes_exception_from_tb
-from ._redact import redact
+from ._redact import write_stderr
 
 
 class Guarded(Protocol):
@@ -116,9 +116,9 @@ def _at_exit() -> None:
                 ctx.close()
         except DagsterPipesMessageLossError as e:
             lost_reports = exc is None  # after an uncaught error the exit status is non-zero already
-            _stderr(f"[dagster-pipes] {e}\n")
+            write_stderr(f"[dagster-pipes] {e}\n")
         except Exception as e:  # noqa: BLE001 - last chance: report, never mask the exit
-            _stderr(f"[dagster-pipes] closing at exit failed: {redact(repr(e))}\n")
+            write_stderr(f"[dagster-pipes] closing at exit failed: {e!r}\n")
     signum = _received_signal
     if signum is not None and _previous_handler in (signal.SIG_DFL, None):
         # Die with the usual status for the signal, after every message went out.
@@ -132,23 +132,13 @@ def _at_exit() -> None:
     elif lost_reports:
         # A report never reached Dagster: the process must not exit 0 (atexit cannot set the
         # status any other way; this is the last of our handlers to matter).
-        _stderr("[dagster-pipes] exiting with status 1: reports were lost (see above).\n")
+        write_stderr("[dagster-pipes] exiting with status 1: reports were lost (see above).\n")
         try:
             sys.stdout.flush()
             sys.stderr.flush()
         except (OSError, ValueError, AttributeError):
             pass
         os._exit(1)
-
-
-def _stderr(text: str) -> None:
-    stream = sys.__stderr__
-    if stream is not None:
-        try:
-            stream.write(text)
-            stream.flush()
-        except (OSError, ValueError):
-            pass
 
 
 def _exception_info(exc: BaseException) -> PipesException:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 
 MASK = "***"
@@ -75,3 +76,13 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return _compiled()[0].sub(lambda m: m.group(1) + MASK, text)
+
+
+def write_stderr(text: str) -> None:
+    """Write ``text``, redacted, to the process's own stderr (a closed or missing stream is ignored)."""
+    stream = sys.__stderr__ or sys.stderr
+    try:
+        stream.write(redact(text))
+        stream.flush()
+    except (OSError, ValueError, AttributeError):
+        pass

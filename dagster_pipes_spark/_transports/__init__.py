@@ -1,8 +1,10 @@
 """Transports: how messages and contexts travel between the external process and Dagster.
 
-* :mod:`.blob` — the chunked ("blob store") message channel, paced to what the orchestrator's
-  readers drain, composed with a :mod:`.sinks` ``ChunkSink`` (where chunks go) and one
-  ``DeliveryOptions``; every object store and workspace file store writes through it.
+* :mod:`.blob` — the chunked ("blob store") message channel and writer base, composed with a
+  :mod:`.sinks` ``ChunkSink`` (where chunks go; a subclass's ``upload_messages_chunk`` is wrapped in
+  an ``UploadMethodSink``); every object store and workspace file store writes through it.
+* :mod:`.delivery` — delivering chunks to a sink at the reader's pace (flush, retry, loss); its
+  settings are one :mod:`.options` ``DeliveryOptions``; :mod:`.pending` its bounded queue.
 * :mod:`.object_stores` — S3, GCS and Azure Blob loaders and sinks (one small class each).
 * :mod:`.errors` — the package's own storage errors; every backend translates into them.
 * :mod:`.databricks` — DBFS and Unity Catalog Volumes loaders and writers over a :class:`FileStore`.

@@ -23,16 +23,12 @@ from .._context_loaders import PipesContextLoader, parse_downloaded_context
 from .._errors import DagsterPipesError
 from .._params import find_notebook_dbutils, is_remote_dbutils
 from .._protocol import PipesContextData, PipesExtras, PipesParams
-from .blob import (
-    DEFAULT_FLUSH_TIMEOUT,
-    OnMessageLoss,
-    PipesBlobStoreMessageWriter,
-    PipesBlobStoreMessageWriterChannel,
-)
+from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
 from .dbutils import DbutilsFileStore
 from .errors import StorageNotFoundError
 from .file_store import FileStore, Kind
 from .fuse import FuseFileStore
+from .options import DEFAULT_FLUSH_TIMEOUT, OnMessageLoss
 from .pending import DEFAULT_MAX_MEMORY_BYTES
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_or_explain
 from .sdk import SdkDbfsFileStore, SdkVolumesFileStore

@@ -40,10 +40,6 @@ def translate_dbutils_error(exc: BaseException) -> StorageCallError:
     return translate_foreign(exc)
 
 
-def _not_found(e: BaseException) -> bool:
-    return isinstance(translate_dbutils_error(e), StorageNotFoundError)
-
-
 class DbutilsFileStore(FileStore):
     """Storage through a notebook's ``dbutils.fs`` (works on every compute type, no FUSE needed)."""
 
@@ -63,13 +59,9 @@ class DbutilsFileStore(FileStore):
     @translated
     def read_bytes(self, path: str) -> bytes:
         uri = self._uri(path)
-        try:
+        with self.missing_raises(path):
             size = self._size(uri)
             text = self.fs.head(uri, max(size, 1) + 1)
-        except Exception as e:
-            if _not_found(e):
-                raise StorageNotFoundError(f"{path} does not exist.") from e
-            raise
         return text.encode("utf-8") if isinstance(text, str) else bytes(text)
 
     def _size(self, uri: str) -> int:
@@ -91,13 +83,7 @@ class DbutilsFileStore(FileStore):
     @translated
     def exists(self, path: str) -> bool:
         uri = self._uri(path)
-        try:
-            self.fs.ls(uri)
-            return True
-        except Exception as e:
-            if _not_found(e):
-                return False
-            raise
+        return self.found(lambda: self.fs.ls(uri))
 
     @translated
     def list(self, path: str) -> list[str]:
@@ -109,8 +95,5 @@ class DbutilsFileStore(FileStore):
 
     @translated
     def delete(self, path: str, recursive: bool = False) -> None:
-        try:
+        with self.missing_ok():
             self.fs.rm(self._uri(path), recursive)
-        except Exception as e:
-            if not _not_found(e):
-                raise

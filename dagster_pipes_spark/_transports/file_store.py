@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 from .errors import StorageCallError, StorageNotFoundError, translate_foreign
@@ -125,3 +126,35 @@ class FileStore(ABC):
         """The package's storage error for what this backend's library raised (default: by the
         common HTTP and standard-library conventions)."""
         return translate_foreign(exc)
+
+    # The one "not found" handling of the backends that learn it from their library's errors.
+
+    def is_missing(self, exc: BaseException) -> bool:
+        """Whether ``exc``, raised by this backend's library, says the path does not exist."""
+        return isinstance(self.translate_error(exc), StorageNotFoundError)
+
+    @contextmanager
+    def missing_raises(self, path: str) -> Iterator[None]:
+        """Raise ``StorageNotFoundError("{path} does not exist.")`` when the block fails on a missing path."""
+        try:
+            yield
+        except Exception as e:
+            if self.is_missing(e):
+                raise StorageNotFoundError(f"{path} does not exist.") from e
+            raise
+
+    @contextmanager
+    def missing_ok(self) -> Iterator[None]:
+        """Ignore a failure of the block on a missing path."""
+        try:
+            yield
+        except Exception as e:
+            if not self.is_missing(e):
+                raise
+
+    def found(self, probe: Callable[[], object]) -> bool:
+        """Whether ``probe()`` succeeds; False when it fails on a missing path."""
+        with self.missing_ok():
+            probe()
+            return True
+        return False

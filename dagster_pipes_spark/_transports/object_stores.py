@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 from .._context_loaders import PipesContextLoader, parse_downloaded_context
 from .._errors import DagsterPipesError
 from .._protocol import PipesContextData, PipesParams
-from .blob import DeliveryOptions, PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
+from .blob import PipesBlobStoreMessageWriter, PipesBlobStoreMessageWriterChannel
 from .errors import (
     StorageCallError,
     error_chain,
@@ -36,6 +36,7 @@ from .errors import (
     translate_common,
     translating,
 )
+from .options import DeliveryOptions
 from .retry import DEFAULT_RETRY_POLICY, RetryPolicy, call_or_explain
 
 logger = logging.getLogger("dagster_pipes_spark")

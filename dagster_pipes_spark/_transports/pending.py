@@ -108,6 +108,17 @@ class PendingMessages:
     def __bool__(self) -> bool:
         return len(self) > 0
 
+    def stats(self) -> dict[str, int]:
+        """``messages``, ``memory_bytes``, ``spill_bytes``, their peaks, and ``dropped_logs``."""
+        return {
+            "messages": len(self),
+            "memory_bytes": self.memory_bytes,
+            "spill_bytes": self.spill_bytes,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_spill_bytes": self.peak_spill_bytes,
+            "dropped_logs": self.dropped_logs,
+        }
+
     @property
     def reports(self) -> int:
         """Reports (non-log messages) pending."""

@@ -46,6 +46,13 @@ class Failure:
         """Whether retrying may help."""
         return self.kind == "transient"
 
+    @property
+    def may_have_applied(self) -> bool:
+        """Whether the failed request may still have been applied: the server may have done it before
+        its answer was lost (an unreadable or missing answer, a 500, a timeout), unlike a refusal
+        (429, 503)."""
+        return self.status is None or self.status in (500, 502, 504)
+
     def describe(self) -> str:
         """One line for logs and stderr: ``HTTP 503 (TemporarilyUnavailable: ...)``."""
         text = redact(" ".join(str(self.error).split()) or repr(self.error))

@@ -24,7 +24,6 @@ from typing import Any
 from .._redact import register_secret
 from .errors import (
     StorageCallError,
-    StorageNotFoundError,
     error_chain,
     kind_for_status,
     seconds,
@@ -89,10 +88,6 @@ def translate_sdk_error(exc: BaseException) -> StorageCallError:
             wait = seconds(getattr(e, "retry_after_secs", None))
             return storage_error(kind_for_status(status), e, status=status, retry_after=wait)
     return translate_foreign(exc)
-
-
-def _missing(exc: BaseException) -> bool:
-    return isinstance(translate_sdk_error(exc), StorageNotFoundError)
 
 
 class _SingleAttemptClock:
@@ -173,17 +168,13 @@ class SdkDbfsFileStore(_SdkStore):
         """Read in 1 MB blocks (the API's limit)."""
         path = dbfs_path(path)
         out = io.BytesIO()
-        try:
+        with self.missing_raises(f"dbfs:{path}"):
             while True:
                 resp = self.api.read(path, offset=out.tell(), length=DBFS_MAX_BLOCK)
                 chunk = base64.b64decode(resp.data or "")
                 out.write(chunk)
                 if len(chunk) < DBFS_MAX_BLOCK:
                     return out.getvalue()
-        except Exception as e:
-            if _missing(e):
-                raise StorageNotFoundError(f"dbfs:{path} does not exist.") from e
-            raise
 
     @translated
     def write_bytes(self, path: str, data: bytes) -> None:
@@ -211,23 +202,13 @@ class SdkDbfsFileStore(_SdkStore):
     @translated
     def exists(self, path: str) -> bool:
         """Whether ``get-status`` finds it."""
-        try:
-            self.api.get_status(dbfs_path(path))
-            return True
-        except Exception as e:
-            if _missing(e):
-                return False
-            raise
+        return self.found(lambda: self.api.get_status(dbfs_path(path)))
 
     @translated
     def list(self, path: str) -> list[str]:
         """Entry names."""
-        try:
+        with self.missing_raises(f"dbfs:{dbfs_path(path)}"):
             return sorted(f.path.rstrip("/").rsplit("/", 1)[-1] for f in self.api.list(dbfs_path(path)))
-        except Exception as e:
-            if _missing(e):
-                raise StorageNotFoundError(f"dbfs:{dbfs_path(path)} does not exist.") from e
-            raise
 
     @translated
     def mkdirs(self, path: str) -> None:
@@ -237,11 +218,8 @@ class SdkDbfsFileStore(_SdkStore):
     @translated
     def delete(self, path: str, recursive: bool = False) -> None:
         """``delete`` (a missing path is fine)."""
-        try:
+        with self.missing_ok():
             self.api.delete(dbfs_path(path), recursive=recursive)
-        except Exception as e:
-            if not _missing(e):
-                raise
 
 
 class SdkVolumesFileStore(_SdkStore):
@@ -252,12 +230,8 @@ class SdkVolumesFileStore(_SdkStore):
     @translated
     def read_bytes(self, path: str) -> bytes:
         """Download the file."""
-        try:
+        with self.missing_raises(path):
             return bytes(self.api.download(path).contents.read())
-        except Exception as e:
-            if _missing(e):
-                raise StorageNotFoundError(f"{path} does not exist.") from e
-            raise
 
     @translated
     def write_bytes(self, path: str, data: bytes) -> None:
@@ -267,24 +241,15 @@ class SdkVolumesFileStore(_SdkStore):
     @translated
     def exists(self, path: str) -> bool:
         """Whether it is a file or a directory."""
-        for probe in (self.api.get_metadata, self.api.get_directory_metadata):
-            try:
-                probe(path)
-                return True
-            except Exception as e:
-                if not _missing(e):
-                    raise
-        return False
+        return self.found(lambda: self.api.get_metadata(path)) or self.found(
+            lambda: self.api.get_directory_metadata(path)
+        )
 
     @translated
     def list(self, path: str) -> list[str]:
         """Entry names."""
-        try:
+        with self.missing_raises(path):
             entries = list(self.api.list_directory_contents(path))
-        except Exception as e:
-            if _missing(e):
-                raise StorageNotFoundError(f"{path} does not exist.") from e
-            raise
         return sorted(e.name or e.path.rstrip("/").rsplit("/", 1)[-1] for e in entries)
 
     @translated
@@ -299,7 +264,7 @@ class SdkVolumesFileStore(_SdkStore):
             self.api.delete(path)
             return
         except Exception as e:
-            if _missing(e):
+            if self.is_missing(e):
                 return
             if not recursive:
                 raise

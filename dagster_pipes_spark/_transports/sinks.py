@@ -1,16 +1,18 @@
-"""Where a chunk channel puts its chunks: the one-method :class:`ChunkSink` interface, the payload a
-chunk travels as, and the sinks for a directory and for a :class:`~.file_store.FileStore`.
+"""Where a chunk channel puts its chunks: the one-method :class:`ChunkSink` interface (the one contract
+delivery knows), the payload a chunk travels as, the sinks for a directory and for a
+:class:`~.file_store.FileStore`, and :class:`UploadMethodSink`, the adapter that makes a channel
+subclass implementing ``upload_messages_chunk`` (the stock library's way) a sink.
 
-A sink makes one attempt per call and raises the package's storage errors (:mod:`.errors`); the
-channel (:mod:`.blob`) paces, retries, bounds and counts. The object-store sinks (S3, GCS, Azure)
-live with their loaders in :mod:`.object_stores`.
+A sink makes one attempt per call and raises the package's storage errors (:mod:`.errors`);
+:mod:`.delivery` paces, retries, bounds and counts. The object-store sinks (S3, GCS, Azure) live with
+their loaders in :mod:`.object_stores`.
 """
 
 from __future__ import annotations
 
 import io
 import os
-from typing import IO, Protocol, runtime_checkable
+from typing import IO, Protocol, cast, runtime_checkable
 
 from .errors import translate_common, translating
 from .file_store import FileStore, write_local_file
@@ -28,6 +30,33 @@ class ChunkSink(Protocol):
 
     def put_chunk(self, index: int, data: bytes) -> None:
         """Store ``data`` (newline-separated JSON messages) as chunk ``index``."""
+
+
+class ChunkUploader(Protocol):
+    """A channel in the stock library's shape: it uploads a chunk itself and names where to."""
+
+    def upload_messages_chunk(self, payload: IO, index: int) -> None:
+        """Upload ``payload`` as chunk ``index`` (one attempt)."""
+
+    def destination(self) -> str:
+        """Where the chunks go, for messages."""
+
+
+class UploadMethodSink:
+    """A :class:`ChunkSink` over a channel's own ``upload_messages_chunk``: each chunk is handed over
+    as a :class:`ChunkPayload` (a text stream, as the stock library's ``StringIO``)."""
+
+    def __init__(self, channel: ChunkUploader) -> None:
+        self.channel = channel
+
+    @property
+    def destination(self) -> str:
+        """What the channel names."""
+        return self.channel.destination()
+
+    def put_chunk(self, index: int, data: bytes) -> None:
+        """Call the channel's ``upload_messages_chunk`` with chunk ``index``."""
+        self.channel.upload_messages_chunk(cast(IO, ChunkPayload(data)), index)
 
 
 class DirectorySink:

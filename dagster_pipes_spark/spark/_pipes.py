@@ -11,6 +11,7 @@ from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
 from dagster_pipes_spark._protocol import resolve_asset_key as _resolve_asset_key
+from dagster_pipes_spark._redact import redact
 
 
 def is_mock(obj: Any) -> bool:
@@ -25,11 +26,12 @@ def reports(pipes: Any) -> bool:
 
 
 def log(pipes: Any, level: str, message: str) -> None:
-    """Log through the Pipes context; never raises (a no-op for ``None``)."""
+    """Log through the Pipes context, credentials masked (exception texts are quoted); never raises
+    (a no-op for ``None``)."""
     if pipes is None:
         return
     try:
-        getattr(pipes.log, level)(message)
+        getattr(pipes.log, level)(redact(message))
     except Exception:
         pass
 

@@ -51,6 +51,8 @@ from pathlib import Path
 
 from dagster_pipes_spark._errors import DagsterPipesError
 
+from ._cache import cache_root, file_sha256
+
 __all__ = [
     "CACHE_DIR_ENV",
     "LISTS_ENV",
@@ -125,14 +127,6 @@ def _digest(*parts: str) -> str:
     return h.hexdigest()[:12]
 
 
-def _file_digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _pip(target: str | os.PathLike[str]) -> list[str]:
     """This interpreter's pip acting on ``target``'s environment (pip >= 22.3): environments need
     no pip of their own, and hold exactly what their list says."""
@@ -177,15 +171,6 @@ def _run_logged(command: list[str], log: Path, timeout: float, what: str) -> Non
     if proc.returncode != 0:
         tail = log.read_text(errors="replace").splitlines()[-25:]
         raise DagsterPipesError(f"{what} failed (exit {proc.returncode}; log: {log}):\n" + "\n".join(tail))
-
-
-def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser().resolve()
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser().resolve()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "dagster-pipes-spark" / "runtimes"
 
 
 def _site_packages(python: Path) -> str:
@@ -314,7 +299,9 @@ def build_runtime(
         lines = [line.strip() for line in requirements if line.strip()]
         name = name or "runtime"
     interpreter = str(python or sys.executable)
-    root = _cache_root(cache_dir)
+    root = cache_root(cache_dir, CACHE_DIR_ENV, "runtimes")
+    if cache_dir is not None or os.environ.get(CACHE_DIR_ENV):
+        root = root.resolve()
     base = root / f"{name}-{_digest(_LAYOUT, _python_identity(interpreter), *lines)}"
     with _locked(root / f".{base.name}.lock"):
         if not (base / _MARKER).is_file():
@@ -325,7 +312,7 @@ def build_runtime(
         return _venv_python(base)
     with tempfile.TemporaryDirectory(prefix="pipes-runtime-wheels-") as tmp:
         wheels = [_wheel_of(Path(p).resolve(), Path(tmp) / str(i), timeout) for i, p in enumerate(packages)]
-        layer = root / f"{base.name}+{_digest(*(_file_digest(w) for w in wheels))}"
+        layer = root / f"{base.name}+{_digest(*(file_sha256(w) for w in wheels))}"
         with _locked(root / f".{layer.name}.lock"):
             if not (layer / _MARKER).is_file():
                 _build_layer(layer, base, wheels, timeout)

@@ -25,7 +25,6 @@ Command line::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import re
 import sys
@@ -38,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dagster_pipes_spark._errors import DagsterPipesError
+
+from ._cache import cache_root, file_sha256
 
 __all__ = [
     "CACHE_DIR_ENV",
@@ -133,23 +134,6 @@ def read_pins(name_or_file: str | os.PathLike[str]) -> list[JarPin]:
     return pins
 
 
-def _cache_root(cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get(CACHE_DIR_ENV):
-        return Path(os.environ[CACHE_DIR_ENV]).expanduser()
-    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "dagster-pipes-spark" / "jars"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download(url: str, dest: Path, timeout: float) -> None:
     """``url`` into ``dest`` atomically (a temp file in the same directory, then a rename)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -169,7 +153,7 @@ def _local_copy(pin: JarPin, cache: Path) -> Path | None:
     """A verified copy in the cache or the local Maven repository, else None."""
     candidates = [cache / pin.relative_path, Path.home() / ".m2" / "repository" / pin.relative_path]
     for candidate in candidates:
-        if candidate.is_file() and _sha256(candidate) == pin.sha256:
+        if candidate.is_file() and file_sha256(candidate) == pin.sha256:
             return candidate
     return None
 
@@ -178,7 +162,7 @@ def cached_jars(
     name_or_file: str | os.PathLike[str], *, cache_dir: str | os.PathLike[str] | None = None
 ) -> tuple[list[Path], list[JarPin]]:
     """``(present, missing)``: verified local copies of a list's jars, and the pins without one."""
-    cache = _cache_root(cache_dir)
+    cache = cache_root(cache_dir, CACHE_DIR_ENV, "jars")
     present: list[Path] = []
     missing: list[JarPin] = []
     for pin in read_pins(name_or_file):
@@ -203,7 +187,7 @@ def fetch_jars(
     Raises :class:`MissingJarsError` naming every jar that could not be had (with ``offline``, any
     jar not cached); a download whose sha256 differs from the pin is deleted and counts as missing.
     """
-    cache = _cache_root(cache_dir)
+    cache = cache_root(cache_dir, CACHE_DIR_ENV, "jars")
     repository = os.environ.get(REPOSITORY_ENV, DEFAULT_REPOSITORY).rstrip("/")
     paths: list[Path] = []
     missing: list[JarPin] = []
@@ -227,7 +211,7 @@ def fetch_jars(
                 if attempt + 1 < attempts:
                     time.sleep(min(2.0**attempt, 5.0))
                 continue
-            actual = _sha256(dest)
+            actual = file_sha256(dest)
             if actual == pin.sha256:
                 why = ""
                 break
@@ -282,7 +266,7 @@ def _pin(coordinates: Sequence[str], output: Path, timeout: float) -> None:
             pin = JarPin(group, artifact, version, "0" * 64)
             dest = Path(tmp) / Path(pin.relative_path).name
             _download(f"{repository}/{pin.relative_path}", dest, timeout)
-            lines.append(f"{coordinate} sha256={_sha256(dest)}")
+            lines.append(f"{coordinate} sha256={file_sha256(dest)}")
     output.write_text("\n".join(lines) + "\n")
 
 
