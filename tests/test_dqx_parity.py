@@ -4,12 +4,12 @@ file, ``report_spark_checks``, ``apply_spark_checks``, ``split_spark_checks``).
 Dagster (the dev venv) materializes an asset whose external process runs
 ``spark_scripts/dqx_parity_job.py`` in DQX's own environment (runtime ``dqx``: DQX needs a
 databricks-sdk the dev venv cannot hold): it builds one seeded table hitting each check function's
-edge cases, applies ``dqx/checks.yml`` (every DQX core check function: 131 rules, 135 checks) with
-DQX's engine and with this library on the same DataFrame, once on classic ``local[1]`` and once on
-Spark Connect (``remote("local[1]")``), and writes per rule the row ids each side flags. Rule by
-rule: the same names, flagged ids, criticality, failed-row counts (returned and recorded by
-Dagster), the result columns' shape, the split; and the checks run in one pass. DQX's verdicts are
-computed once per machine and cached (see ``ORACLE_CACHE``).
+edge cases (``spark_scripts/dqx_oracle.py``), applies ``dqx/checks.yml`` (every DQX core check
+function: 131 rules, 135 checks) with DQX's engine and with this library on the same DataFrame, once
+on classic ``local[1]`` and once on Spark Connect (``remote("local[1]")``), and writes per rule the
+row ids each side flags. Rule by rule: the same names, flagged ids, criticality, failed-row counts
+(returned and recorded by Dagster), the result columns' shape, the split; and the checks run in one
+pass. DQX's verdicts are recorded with the digest of what they depend on (see ``VERDICTS``).
 """
 
 from __future__ import annotations
@@ -47,25 +47,21 @@ REFERENCES = ("keys", "reference", "upstream", "schema_ref")
 REFUSED: list[tuple[str, str]] = [("compare_datasets", ""), ("has_valid_schema", "exclude_columns")]
 #: functions that may each add one Spark action to the single pass (a query / a dataset of their own)
 OWN_ACTION = ("sql_query", "compare_datasets")
-#: DQX's verdicts are a function of the rules, the job's data and DQX's environment alone: computed by
-#: the first run on a machine, kept here per their digest, reused by later runs (which then run only
-#: this library's side); ``DQX_PARITY_FRESH=1`` recomputes them
+#: DQX's verdicts are a function of the rules, DQX's side of the job (``dqx_oracle.py``: the data and
+#: DQX's engine applying the rules) and DQX's environment alone. They are recorded in ``VERDICTS``
+#: with the digest of those three files: while the digest matches, the runs compute only this
+#: library's side; otherwise the first run computes DQX's verdicts again (about 10 minutes on
+#: 2 cores), keeps them in ``ORACLE_CACHE`` for this machine, and ``test_recorded_verdicts_are_current``
+#: fails naming the file to copy over ``VERDICTS``. ``DQX_PARITY_FRESH=1`` recomputes them anyway.
+ORACLE = TESTS / "spark_scripts" / "dqx_oracle.py"
+VERDICTS = TESTS / "dqx" / "verdicts.json"
 ORACLE_CACHE = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dagster-pipes-spark" / "dqx-oracle"
 )
-#: a Dagster run of this library's side takes ~1 min on an idle 2-core machine (DQX's, when it is not
-#: cached, a few more); a shared machine is slower
-TIMEOUT = 240.0 * max(1.0, min(6.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
-#: Opt-in until the comparison passes: the first full runs (131 rules in one call) ran out of memory
-#: in apply_spark_checks on a 1 GiB driver before any rule could be compared (see the closing note of
-#: the stop that added it); ``DAGSTER_PIPES_SPARK_DQX_PARITY=1`` runs it.
-pytestmark = [
-    pytest.mark.timeout(1800),
-    pytest.mark.skipif(
-        os.environ.get("DAGSTER_PIPES_SPARK_DQX_PARITY") != "1",
-        reason="DQX-oracle comparison is opt-in until it passes (DAGSTER_PIPES_SPARK_DQX_PARITY=1)",
-    ),
-]
+#: this library's side (132 checks: reported, applied, split) takes 2-3 min per mechanism on a
+#: 2-core machine running the suite; DQX's, when it runs, ~10 more
+TIMEOUT = 600.0 * max(1.0, min(4.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
+pytestmark = pytest.mark.timeout(2400)
 
 
 @dataclass
@@ -138,18 +134,33 @@ def _expected_names(dqx: dict[str, Any]) -> list[str]:
     ]
 
 
-def _oracle_file() -> Path:
+def _digest() -> str:
     digest = hashlib.sha256()
-    for path in (RULES, SCRIPT, TESTS.parent / ".ci" / "runtimes" / "dqx.txt"):
+    for path in (RULES, ORACLE, TESTS.parent / ".ci" / "runtimes" / "dqx.txt"):
         digest.update(path.read_bytes())
-    return ORACLE_CACHE / f"{digest.hexdigest()[:16]}.json"
+    return digest.hexdigest()[:16]
+
+
+def _oracle_file() -> Path:
+    return ORACLE_CACHE / f"{_digest()}.json"
+
+
+def _recorded() -> dict[str, Any] | None:
+    """The recorded verdicts, when they are DQX's on the current rules, data and environment."""
+    if not VERDICTS.is_file():
+        return None
+    recorded = dict(json.loads(VERDICTS.read_text()))
+    return recorded if recorded.get("digest") == _digest() else None
 
 
 def _cached_oracle() -> dict[str, Any] | None:
-    path = _oracle_file()
-    if os.environ.get("DQX_PARITY_FRESH") or not path.is_file():
+    if os.environ.get("DQX_PARITY_FRESH"):
         return None
-    return dict(json.loads(path.read_text()))
+    recorded = _recorded()
+    if recorded is not None:
+        return recorded
+    path = _oracle_file()
+    return dict(json.loads(path.read_text())) if path.is_file() else None
 
 
 def _run(mechanism: str, python: str, names: list[str], workdir: Path, oracle: bool) -> Run:
@@ -197,8 +208,9 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Run]]:
     if oracle is None:
         oracle = {"dqx": done[MECHANISMS[0]].data["dqx"]} if "dqx" in done[MECHANISMS[0]].data else None
         if oracle is not None:
+            oracle["digest"] = _digest()
             _oracle_file().parent.mkdir(parents=True, exist_ok=True)
-            _oracle_file().write_text(json.dumps(oracle))
+            _oracle_file().write_text(json.dumps(oracle, indent=0, sort_keys=True))
         else:
             oracle = done[MECHANISMS[0]].data  # holds DQX's error
     for each in done.values():
@@ -334,6 +346,16 @@ def test_one_pass(run: Run) -> None:
     assert checks == len(_expected_names(run.dqx))
     own = sum(rule["check"]["function"] in OWN_ACTION for rule in _rules() if not _refused(rule))
     assert actions <= 2 + own, f"{actions} Spark actions for {checks} checks ({own} may add their own)"
+
+
+def test_recorded_verdicts_are_current() -> None:
+    """``VERDICTS`` holds DQX's verdicts on the current rules, data and DQX environment (else the
+    suite runs DQX itself, and this names the file to record)."""
+    assert _recorded() is not None, (
+        f"{VERDICTS.name} is not DQX's verdicts on the current {RULES.name}, {ORACLE.name} and DQX"
+        f" pin (digest {_digest()}): run this module once (it runs DQX) and copy {_oracle_file()}"
+        f" over {VERDICTS}"
+    )
 
 
 def test_refused_rules_are_few() -> None:
