@@ -27,6 +27,7 @@ from dagster_pipes_spark.spark._checks._model import (
     column_names,
     format_args,
     normalize_type,
+    scoped,
     sql_text,
 )
 from dagster_pipes_spark.spark._sql import date_literal, string_literal, timestamp_literal
@@ -154,9 +155,7 @@ class Unique(RowLevel):
 
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
         keys = tuple(columns.ref(c) for c in self.columns)
-        complete = " AND ".join(f"{k} IS NOT NULL" for k in keys)
-        if self.where:
-            complete = f"coalesce(({self.where}), false) AND {complete}"
+        complete = scoped(self.where, " AND ".join(f"{k} IS NOT NULL" for k in keys))
         return Compiled(
             name,
             self,

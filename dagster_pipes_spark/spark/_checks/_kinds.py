@@ -28,6 +28,7 @@ from dagster_pipes_spark.spark._checks._model import (
     Verdict,
     as_int,
     column_names,
+    scoped,
     sql_text,
 )
 from dagster_pipes_spark.spark._sql import string_literal
@@ -136,9 +137,9 @@ class Relationships(RowLevel):
         return out
 
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
-        fail = f"{columns.ref(self.column)} IS NOT NULL AND {self._alias(index, 'found')} IS NULL"
-        if self.where:
-            fail = f"coalesce(({self.where}), false) AND {fail}"
+        fail = scoped(
+            self.where, f"{columns.ref(self.column)} IS NOT NULL AND {self._alias(index, 'found')} IS NULL"
+        )
         return Compiled(
             name,
             self,

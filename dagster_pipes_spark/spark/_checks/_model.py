@@ -179,6 +179,20 @@ def as_int(value: Any) -> int:
     return int(value) if value is not None else 0
 
 
+# --- scope (``where=``) -------------------------------------------------------------------------
+
+
+def in_scope(where: str | None) -> str:
+    """SQL TRUE exactly for the rows ``where`` selects (a NULL predicate leaves a row out); ``TRUE``
+    without a predicate. The one place a check's (or a DQX rule's ``filter``) scope is written."""
+    return f"coalesce(({where}), false)" if where else "TRUE"
+
+
+def scoped(where: str | None, condition: str) -> str:
+    """``condition`` for the rows in ``where``'s scope only (``condition`` itself without one)."""
+    return f"{in_scope(where)} AND {condition}" if where else condition
+
+
 # --- definitions ------------------------------------------------------------------------------
 
 
@@ -299,9 +313,7 @@ class RowLevel(SparkCheck):
 
     def _scope(self, index: int) -> dict[str, str]:
         """The aggregate counting the rows in scope (none without ``where``: the total is used)."""
-        return (
-            {self._alias(index, "scope"): f"count_if(coalesce(({self.where}), false))"} if self.where else {}
-        )
+        return {self._alias(index, "scope"): f"count_if({in_scope(self.where)})"} if self.where else {}
 
     def verdict(self, compiled: Compiled, figures: Mapping[str, Any], failed: int) -> Verdict:
         """Passed when ``failed`` is within every threshold given (none: zero failures)."""
@@ -340,9 +352,7 @@ class RowCheck(RowLevel):
         return f"NOT coalesce(({self.condition(columns)}), false)"
 
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
-        fail = self.failing(columns, index)
-        if self.where:
-            fail = f"coalesce(({self.where}), false) AND {fail}"
+        fail = scoped(self.where, self.failing(columns, index))
         return Compiled(
             name,
             self,
