@@ -1,9 +1,9 @@
 """What a check is: the data's columns, the base classes of the kinds, a check's compiled form (the
 SQL it adds to the shared aggregation) and its verdict.
 
-Every row-level check (``expect``, ``not_null``, ``accepted_values``; ``in_range``, ``matches`` and
-``relationships`` in ``_kinds``) is one ``count_if`` over a condition that is TRUE for a
-failing row in ``where=``'s scope (plus a ``count_if(where)`` for the scope); ``unique`` is
+Every row-level check (the row conditions ``expect``, ``not_null``, ``accepted_values``, ``in_range``,
+``matches``; ``relationships``) is one ``count_if`` over a condition that is TRUE for a failing row
+in ``where=``'s scope (``in_scope``, plus a ``count_if`` of the scope itself); ``unique`` is
 ``count_if(key complete)`` minus the number of distinct complete keys, which the evaluation counts
 apart from the aggregation, partitioning by the key (``Compiled.grouped``), in the same action;
 ``expect_aggregate`` is its own SQL over aggregates;
@@ -60,6 +60,11 @@ class Columns:
                 return column
         lowered = name.lower()
         return next((column for column in self.fields if column[0].lower() == lowered), None)
+
+    def name_of(self, name: str) -> str:
+        """The column's name as the data spells it (``name`` itself when there is no such column)."""
+        column = self.find(name)
+        return column[0] if column is not None else name
 
     def ref(self, name: str) -> str:
         """A SQL reference: a top-level column quoted whole, else a dotted path (``a.b``, with
