@@ -43,9 +43,9 @@ def test_the_package_keeps_the_contract() -> None:
     ("module", "planted", "expected"),
     [
         (
-            "spark/_record.py",
+            "spark/_write_record.py",
             "from dagster_pipes_spark.testing import _faults",
-            "spark._record (spark) imports testing._faults (testing)",
+            "spark._write_record (spark) imports testing._faults (testing)",
         ),
         (
             "testing/_rest.py",
@@ -59,8 +59,8 @@ def test_the_package_keeps_the_contract() -> None:
         ),
         (
             "_transports/pending.py",
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..spark import _record",
-            "_transports.pending (transports) imports spark._record (spark) (under TYPE_CHECKING)",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..spark import _collector",
+            "_transports.pending (transports) imports spark._collector (spark) (under TYPE_CHECKING)",
         ),
         (
             "cli.py",

@@ -178,9 +178,10 @@ from dagster_pipes_spark.spark._checks._row_conditions import (
 )
 from dagster_pipes_spark.spark._checks._table_checks import expect_aggregate, fresh, has_columns, row_count
 from dagster_pipes_spark.spark._partitions import partition_predicate
-from dagster_pipes_spark.spark._record import SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._session import report_spark_writes
 from dagster_pipes_spark.spark._targets import AssetsArg
+from dagster_pipes_spark.spark._write_record import SparkWrite
+from dagster_pipes_spark.spark._write_report import SparkWriteReport
 
 __all__ = [
     "AssetsArg",

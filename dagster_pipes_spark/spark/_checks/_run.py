@@ -30,7 +30,7 @@ from dagster_pipes_spark.spark._checks._results import (
     add_sample,
     make_result,
 )
-from dagster_pipes_spark.spark._pipes import log
+from dagster_pipes_spark.spark._context_helpers import log
 from dagster_pipes_spark.spark._targets import quote_identifier
 
 if TYPE_CHECKING:
