@@ -92,8 +92,8 @@ SPARK_LAYERS: tuple[SparkLayer, ...] = (
 )
 #: (unit, unit it imports) -> why it is tolerated; lazy imports only
 TOLERATED: dict[tuple[str, str], str] = {
-    ("_streaming", "_classic"): "row-count rules per mechanism, until Backend gives them (issue 27)",
-    ("_streaming", "_connect"): "row-count rules per mechanism, until Backend gives them (issue 27)",
+    ("_streaming", "_classic"): "plan facts and path relations, until the mechanism gives them (issue 27)",
+    ("_streaming", "_connect"): "plan facts, until the mechanism gives them (issue 27)",
 }
 
 
