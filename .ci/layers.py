@@ -16,6 +16,19 @@ The two entry points may reach higher, only where it costs nothing at import tim
   imports them on first use (PEP 562);
 * ``cli`` imports transports and ``testing`` lazily, inside the command that needs them.
 
+Inside ``spark``, each *unit* (a top-level module or folder of ``spark/``) sits in one of five
+layers, lowest first, and imports only its own layer and lower ones (``SPARK_LAYERS``)::
+
+    shared       _write_record, _lineage_types, _collector, _write_report, _targets, _sql,
+                 _plan_facts, _patching, _parallel, _context_helpers   (what every part speaks)
+    formats      _delta, _iceberg                 (table-format specifics; independent of each other)
+    concepts     _commands, _lineage, _partitions, _metadata    (what a write is, reads, replaces, says)
+    mechanisms   _classic, _connect, _streaming   (how writes are observed; independent of each other)
+    entry        the package ``__init__``, _session, _checks    (report_spark_writes, the checks)
+
+A unit of ``spark/`` in no layer is a violation too (a new one is placed with one line). One known
+exception is tolerated, named in ``TOLERATED``: ``_streaming`` reaches the two mechanisms lazily.
+
 And no import cycle between modules, counting module-level and ``TYPE_CHECKING`` imports (a cycle
 hidden behind ``TYPE_CHECKING`` is still a cycle of the design). Exit status 1 lists every
 violation with its file and line.
@@ -44,6 +57,47 @@ ENTRY_POINTS: dict[str, tuple[str, frozenset[str]]] = {
 
 
 @dataclass(frozen=True)
+class SparkLayer:
+    """One layer inside ``spark``: its units, and whether they may import each other."""
+
+    name: str
+    units: frozenset[str]
+    siblings: bool  # False: the layer's units are independent of each other
+
+
+#: ``spark``'s layers, lowest first; a unit imports its own layer (when ``siblings``) or lower ones
+SPARK_LAYERS: tuple[SparkLayer, ...] = (
+    SparkLayer(
+        "shared",
+        frozenset(
+            {
+                "_write_record",
+                "_lineage_types",
+                "_collector",
+                "_write_report",
+                "_targets",
+                "_sql",
+                "_plan_facts",
+                "_patching",
+                "_parallel",
+                "_context_helpers",
+            }
+        ),
+        siblings=True,
+    ),
+    SparkLayer("formats", frozenset({"_delta", "_iceberg"}), siblings=False),
+    SparkLayer("concepts", frozenset({"_commands", "_lineage", "_partitions", "_metadata"}), siblings=True),
+    SparkLayer("mechanisms", frozenset({"_classic", "_connect", "_streaming"}), siblings=False),
+    SparkLayer("entry", frozenset({"__init__", "_session", "_checks"}), siblings=True),
+)
+#: (unit, unit it imports) -> why it is tolerated; lazy imports only
+TOLERATED: dict[tuple[str, str], str] = {
+    ("_streaming", "_classic"): "plan facts and path relations, until the mechanism gives them (issue 27)",
+    ("_streaming", "_connect"): "plan facts, until the mechanism gives them (issue 27)",
+}
+
+
+@dataclass(frozen=True)
 class Edge:
     """One import of a package module by another."""
 
@@ -55,9 +109,20 @@ class Edge:
 
 
 def layer_of(module: str) -> str:
-    """The layer of a module path inside the package (``spark._record`` -> ``spark``)."""
+    """The layer of a module path inside the package (``spark._write_record`` -> ``spark``)."""
     head = module.split(".", 1)[0]
     return {"_transports": "transports", "spark": "spark", "testing": "testing"}.get(head, "core")
+
+
+def spark_unit(module: str) -> str:
+    """The unit of a ``spark`` module path: ``spark._checks._model`` -> ``_checks``, ``spark`` ->
+    ``__init__``."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "__init__"
+
+
+def _spark_layer(unit: str) -> int | None:
+    return next((i for i, layer in enumerate(SPARK_LAYERS) if unit in layer.units), None)
 
 
 def _modules(package_dir: Path) -> dict[str, Path]:
@@ -169,6 +234,43 @@ def layer_violations(all_edges: list[Edge]) -> list[str]:
     return out
 
 
+def spark_violations(all_edges: list[Edge], modules: dict[str, Path]) -> list[str]:
+    """Units of ``spark`` in no layer, and imports inside ``spark`` that reach a higher layer or a
+    sibling the layer keeps independent."""
+    out = []
+    unplaced: dict[str, Path] = {}
+    for name, path in modules.items():
+        if layer_of(name) == "spark" and _spark_layer(spark_unit(name)) is None:
+            unplaced.setdefault(spark_unit(name), path)
+    order = " < ".join(layer.name for layer in SPARK_LAYERS)
+    for unit, path in sorted(unplaced.items()):
+        out.append(f"{path}:1: spark.{unit} is in no layer of spark/ ({order}): add it to SPARK_LAYERS")
+    for edge in all_edges:
+        if layer_of(edge.source) != "spark" or layer_of(edge.target) != "spark":
+            continue
+        source, target = spark_unit(edge.source), spark_unit(edge.target)
+        low, high = _spark_layer(target), _spark_layer(source)
+        if source == target or low is None or high is None or low < high:
+            continue
+        if low == high and SPARK_LAYERS[low].siblings:
+            continue
+        if low == high and edge.kind == "lazy" and (source, target) in TOLERATED:
+            continue
+        how = {"module": "", "type-checking": " (under TYPE_CHECKING)", "lazy": " (inside a function)"}[
+            edge.kind
+        ]
+        rule = (
+            f"the units of the {SPARK_LAYERS[low].name} layer are independent of each other"
+            if low == high
+            else f"spark/ layers, lowest first: {order}"
+        )
+        out.append(
+            f"{edge.file}:{edge.line}: {edge.source} ({SPARK_LAYERS[high].name}) imports {edge.target}"
+            f" ({SPARK_LAYERS[low].name}){how}: {rule}"
+        )
+    return out
+
+
 def cycles(all_edges: list[Edge]) -> list[list[str]]:
     """Import cycles (strongly connected groups of modules) over module-level and TYPE_CHECKING imports."""
     graph: dict[str, set[str]] = {}
@@ -211,7 +313,7 @@ def cycles(all_edges: list[Edge]) -> list[list[str]]:
 def check(package_dir: Path) -> list[str]:
     """Every violation of the contract, as printable lines (empty: the package keeps it)."""
     all_edges = list(edges(package_dir))
-    problems = layer_violations(all_edges)
+    problems = layer_violations(all_edges) + spark_violations(all_edges, _modules(package_dir))
     for group in cycles(all_edges):
         members = set(group)
         where = sorted(

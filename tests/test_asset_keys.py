@@ -18,8 +18,8 @@ from dagster_pipes_spark import (
     PipesMessageWriterChannel,
 )
 from dagster_pipes_spark._protocol import escape_asset_key_path, to_asset_key_path
-from dagster_pipes_spark.spark._record import OP_WRITE, SparkWrite
 from dagster_pipes_spark.spark._targets import AssetResolver
+from dagster_pipes_spark.spark._write_record import OP_WRITE, SparkWrite
 
 PARTS_CASES = [
     ["raw\\zone", "orders/2024"],

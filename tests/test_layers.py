@@ -43,9 +43,9 @@ def test_the_package_keeps_the_contract() -> None:
     ("module", "planted", "expected"),
     [
         (
-            "spark/_record.py",
+            "spark/_write_record.py",
             "from dagster_pipes_spark.testing import _faults",
-            "spark._record (spark) imports testing._faults (testing)",
+            "spark._write_record (spark) imports testing._faults (testing)",
         ),
         (
             "testing/_rest.py",
@@ -59,8 +59,8 @@ def test_the_package_keeps_the_contract() -> None:
         ),
         (
             "_transports/pending.py",
-            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..spark import _record",
-            "_transports.pending (transports) imports spark._record (spark) (under TYPE_CHECKING)",
+            "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from ..spark import _collector",
+            "_transports.pending (transports) imports spark._collector (spark) (under TYPE_CHECKING)",
         ),
         (
             "cli.py",
@@ -72,6 +72,18 @@ def test_the_package_keeps_the_contract() -> None:
             "from dagster_pipes_spark import cli",
             "_transports.blob imports the entry point cli",
         ),
+        (
+            "spark/_targets.py",
+            "def later():\n    from dagster_pipes_spark.spark import _session",
+            "spark._targets (shared) imports spark._session (entry) (inside a function): spark/ layers,"
+            " lowest first: shared < formats < concepts < mechanisms < entry",
+        ),
+        (
+            "spark/_classic/__init__.py",
+            "from dagster_pipes_spark.spark import _connect",
+            "spark._classic (mechanisms) imports spark._connect (mechanisms): the units of the mechanisms"
+            " layer are independent of each other",
+        ),
     ],
     ids=[
         "spark-to-testing",
@@ -80,6 +92,8 @@ def test_the_package_keeps_the_contract() -> None:
         "type-checking-upward",
         "cli-eager",
         "entry-point",
+        "spark-inner-upward",
+        "spark-sibling-mechanisms",
     ],
 )
 def test_a_planted_layer_violation_is_named(copy: Path, module: str, planted: str, expected: str) -> None:
@@ -89,6 +103,14 @@ def test_a_planted_layer_violation_is_named(copy: Path, module: str, planted: st
     assert expected in result.stdout, result.stdout
     line = next(text for text in result.stdout.splitlines() if expected in text)
     assert line.startswith(str(copy / module) + ":")
+
+
+def test_a_spark_unit_in_no_layer_is_named(copy: Path) -> None:
+    """A new module or folder of ``spark/`` is placed in a layer before it passes."""
+    (copy / "spark" / "_newcomer.py").write_text("from dagster_pipes_spark.spark import _targets\n")
+    result = _check(copy)
+    assert result.returncode == 1
+    assert f"{copy / 'spark' / '_newcomer.py'}:1: spark._newcomer is in no layer of spark/" in result.stdout
 
 
 def test_a_cycle_hidden_behind_type_checking_is_a_cycle(copy: Path) -> None:

@@ -18,9 +18,13 @@ from dagster_pipes_spark.spark import _commands, _delta, report_spark_writes
 from dagster_pipes_spark.spark._classic import _backend as _classic_backend
 from dagster_pipes_spark.spark._classic import _commands as _classic_commands
 from dagster_pipes_spark.spark._classic import _metrics as _classic_metrics
+from dagster_pipes_spark.spark._collector import Collector
 from dagster_pipes_spark.spark._delta import enrich_from_delta_history
 from dagster_pipes_spark.spark._metadata import build_metadata, columns_from_schema_json, data_version_for
-from dagster_pipes_spark.spark._record import (
+from dagster_pipes_spark.spark._session import HookSession
+from dagster_pipes_spark.spark._sql import parse_sql_write
+from dagster_pipes_spark.spark._targets import AssetResolver, normalize_path, parse_target, split_identifier
+from dagster_pipes_spark.spark._write_record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_DELETE,
@@ -30,13 +34,9 @@ from dagster_pipes_spark.spark._record import (
     OP_RTAS,
     OP_UPDATE,
     OP_WRITE,
-    Collector,
     SparkWrite,
-    SparkWriteReport,
 )
-from dagster_pipes_spark.spark._session import HookSession
-from dagster_pipes_spark.spark._sql import parse_sql_write
-from dagster_pipes_spark.spark._targets import AssetResolver, normalize_path, parse_target, split_identifier
+from dagster_pipes_spark.spark._write_report import SparkWriteReport
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,9 @@ import secrets
 from typing import Any
 
 from dagster_pipes_spark._redact import MASK, register_secret
-from dagster_pipes_spark.spark._record import SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._session import HookSession
+from dagster_pipes_spark.spark._write_record import SparkWrite
+from dagster_pipes_spark.spark._write_report import SparkWriteReport
 
 TOKEN = f"dapi{secrets.token_hex(16)}"
 

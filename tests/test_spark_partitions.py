@@ -41,8 +41,8 @@ from dagster_pipes_spark.spark._partitions import (  # noqa: E402
     sql_insert_partitions,
 )
 from dagster_pipes_spark.spark._plan_facts import condition_conjuncts, spine_conjuncts  # noqa: E402
-from dagster_pipes_spark.spark._record import OP_INSERT, OP_INSERT_OVERWRITE, SparkWrite  # noqa: E402
 from dagster_pipes_spark.spark._sql import conjuncts_from_sql  # noqa: E402
+from dagster_pipes_spark.spark._write_record import OP_INSERT, OP_INSERT_OVERWRITE, SparkWrite  # noqa: E402
 
 sys.path.insert(0, str(TESTS / "spark_scripts"))
 from spark_partitions_job import source_rows  # noqa: E402

@@ -27,7 +27,7 @@ from test_delta_hooks import table_format_jars
 
 from dagster_pipes_spark.spark._delta import DeltaCommit
 from dagster_pipes_spark.spark._lineage import lineage_from_explain, lineage_from_tree
-from dagster_pipes_spark.spark._record import LineageSource, SparkWrite
+from dagster_pipes_spark.spark._lineage_types import LineageSource
 from dagster_pipes_spark.spark._streaming import (
     ROWS_OBSERVATION,
     Batch,
@@ -39,6 +39,7 @@ from dagster_pipes_spark.spark._streaming import (
     stream_commits,
     stream_write,
 )
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 JOB = TESTS / "spark_scripts" / "streaming_job.py"
 ASSETS = [

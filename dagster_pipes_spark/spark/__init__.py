@@ -159,15 +159,6 @@ counted in ``total_rows``) and ``max_failed_rows=`` / ``max_failed_fraction=`` (
 
 from __future__ import annotations
 
-from dagster_pipes_spark.spark._checks._basic import (
-    accepted_values,
-    expect,
-    fresh,
-    has_columns,
-    not_null,
-    row_count,
-    unique,
-)
 from dagster_pipes_spark.spark._checks._evaluation import (
     CheckedSplit,
     apply_spark_checks,
@@ -175,13 +166,22 @@ from dagster_pipes_spark.spark._checks._evaluation import (
     split_spark_checks,
 )
 from dagster_pipes_spark.spark._checks._files import load_checks
-from dagster_pipes_spark.spark._checks._kinds import expect_aggregate, in_range, matches, relationships
+from dagster_pipes_spark.spark._checks._key_checks import relationships, unique
 from dagster_pipes_spark.spark._checks._model import SparkCheck
 from dagster_pipes_spark.spark._checks._results import SparkCheckResult
+from dagster_pipes_spark.spark._checks._row_conditions import (
+    accepted_values,
+    expect,
+    in_range,
+    matches,
+    not_null,
+)
+from dagster_pipes_spark.spark._checks._table_checks import expect_aggregate, fresh, has_columns, row_count
 from dagster_pipes_spark.spark._partitions import partition_predicate
-from dagster_pipes_spark.spark._record import SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._session import report_spark_writes
 from dagster_pipes_spark.spark._targets import AssetsArg
+from dagster_pipes_spark.spark._write_record import SparkWrite
+from dagster_pipes_spark.spark._write_report import SparkWriteReport
 
 __all__ = [
     "AssetsArg",

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dagster_pipes_spark.spark._parallel import parallel_map
-from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
 from dagster_pipes_spark.spark._targets import quote_identifier
+from dagster_pipes_spark.spark._write_record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
 
 ICEBERG_PROVIDER = "iceberg"
 

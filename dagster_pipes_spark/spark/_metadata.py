@@ -14,9 +14,10 @@ from typing import Any
 from dagster_pipes_spark._metadata import typed_value
 from dagster_pipes_spark._protocol import to_asset_key_path
 from dagster_pipes_spark.spark._lineage import merge_lineage
+from dagster_pipes_spark.spark._lineage_types import LineageSource
 from dagster_pipes_spark.spark._partitions import PartitionScope, partition_row_count, written_partitions
-from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, LineageSource, SparkWrite
 from dagster_pipes_spark.spark._targets import is_uri, quote_identifier
+from dagster_pipes_spark.spark._write_record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
 
 # --- metadata ---------------------------------------------------------------------------------
 

@@ -12,12 +12,15 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from dagster_pipes_spark.spark._collector import Collector
+from dagster_pipes_spark.spark._context_helpers import already_materialized, is_mock, log
+from dagster_pipes_spark.spark._lineage_types import LineageSource
 from dagster_pipes_spark.spark._metadata import build_metadata, canonical_table, data_version_for
 from dagster_pipes_spark.spark._partitions import PartitionScope
-from dagster_pipes_spark.spark._pipes import already_materialized, is_mock, log
-from dagster_pipes_spark.spark._record import Collector, LineageSource, SparkWrite, SparkWriteReport
 from dagster_pipes_spark.spark._streaming import StreamingObserver
 from dagster_pipes_spark.spark._targets import AssetResolver, AssetsArg
+from dagster_pipes_spark.spark._write_record import SparkWrite
+from dagster_pipes_spark.spark._write_report import SparkWriteReport
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -9,7 +9,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 
 from dagster_pipes_spark._protocol import coerce_asset_key, escape_asset_key_path, to_asset_key_path
-from dagster_pipes_spark.spark._record import SparkWrite
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 # --- identifiers and paths --------------------------------------------------------------------
 

@@ -53,13 +53,13 @@ from dagster_pipes_spark.spark._checks._results import (
     make_result,
 )
 from dagster_pipes_spark.spark._checks._run import DEFAULT_SAMPLE_SIZE, MAX_SAMPLE_SIZE, CheckRun
-from dagster_pipes_spark.spark._pipes import log, reports, resolve_asset_key
+from dagster_pipes_spark.spark._context_helpers import log, reports, resolve_asset_key
 from dagster_pipes_spark.spark._targets import quote_identifier
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from dagster_pipes_spark.spark._record import SparkWrite
+    from dagster_pipes_spark.spark._write_record import SparkWrite
 
 #: path formats whose written data can be read back without the writer's options
 READABLE_PATH_FORMATS = frozenset({"parquet", "delta", "orc", "avro"})

@@ -15,19 +15,18 @@ from pathlib import Path
 from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
-from dagster_pipes_spark.spark._checks._basic import (
-    accepted_values,
-    expect,
-    fresh,
-    has_columns,
-    not_null,
-    row_count,
-    unique,
-)
 from dagster_pipes_spark.spark._checks._dqx import load_rules
-from dagster_pipes_spark.spark._checks._kinds import expect_aggregate, in_range, matches, relationships
+from dagster_pipes_spark.spark._checks._key_checks import relationships, unique
 from dagster_pipes_spark.spark._checks._model import SparkCheck
 from dagster_pipes_spark.spark._checks._results import coerce_checks
+from dagster_pipes_spark.spark._checks._row_conditions import (
+    accepted_values,
+    expect,
+    in_range,
+    matches,
+    not_null,
+)
+from dagster_pipes_spark.spark._checks._table_checks import expect_aggregate, fresh, has_columns, row_count
 
 METHOD = "load_checks"
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from dagster_pipes_spark.spark._checks._model import PREFIX, Compiled, Grouping
+from dagster_pipes_spark.spark._checks._model import PREFIX, Compiled, Grouping, in_scope
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame
@@ -48,7 +48,7 @@ def _aggregated(data: DataFrame, keys: tuple[str, ...], rules: Sequence[Compiled
     for c in rules:
         g = c.group
         assert g is not None
-        scope = f"coalesce(({g.scope}), false)"
+        scope = in_scope(g.scope)
         aggs.append(sql_column(data, f"count_if({scope})").alias(f"{g.failed}_n"))
         for placeholder, aggregate in g.aggregates:
             filtered = f"{aggregate} FILTER (WHERE {scope})"

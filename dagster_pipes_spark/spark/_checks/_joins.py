@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from dagster_pipes_spark._errors import DagsterPipesError
 from dagster_pipes_spark.spark._checks._analysis import columns_of, error_message, explain_error
 from dagster_pipes_spark.spark._checks._groups import sql_column
-from dagster_pipes_spark.spark._checks._model import Columns, Compiled
+from dagster_pipes_spark.spark._checks._model import Columns, Compiled, in_scope
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame
@@ -131,7 +131,7 @@ def join_query(df: DataFrame, data: DataFrame, c: Compiled, dataframes: Mapping[
     marker = f"__pipes_{c.index}_query"
     run = uuid.uuid4().hex[:12]
     views: dict[str, str] = {}
-    source = df.where(f"coalesce(({q.data_filter}), false)") if q.data_filter else df
+    source = df.where(in_scope(q.data_filter)) if q.data_filter else df
     views[q.placeholder] = f"__pipes_dqx_{run}_input"
     source.createOrReplaceTempView(views[q.placeholder])
     for name, frame in dataframes.items():

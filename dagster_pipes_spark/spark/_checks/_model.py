@@ -1,9 +1,9 @@
 """What a check is: the data's columns, the base classes of the kinds, a check's compiled form (the
 SQL it adds to the shared aggregation) and its verdict.
 
-Every row-level check (``expect``, ``not_null``, ``accepted_values``; ``in_range``, ``matches`` and
-``relationships`` in ``_kinds``) is one ``count_if`` over a condition that is TRUE for a
-failing row in ``where=``'s scope (plus a ``count_if(where)`` for the scope); ``unique`` is
+Every row-level check (the row conditions ``expect``, ``not_null``, ``accepted_values``, ``in_range``,
+``matches``; ``relationships``) is one ``count_if`` over a condition that is TRUE for a failing row
+in ``where=``'s scope (``in_scope``, plus a ``count_if`` of the scope itself); ``unique`` is
 ``count_if(key complete)`` minus the number of distinct complete keys, which the evaluation counts
 apart from the aggregation, partitioning by the key (``Compiled.grouped``), in the same action;
 ``expect_aggregate`` is its own SQL over aggregates;
@@ -60,6 +60,11 @@ class Columns:
                 return column
         lowered = name.lower()
         return next((column for column in self.fields if column[0].lower() == lowered), None)
+
+    def name_of(self, name: str) -> str:
+        """The column's name as the data spells it (``name`` itself when there is no such column)."""
+        column = self.find(name)
+        return column[0] if column is not None else name
 
     def ref(self, name: str) -> str:
         """A SQL reference: a top-level column quoted whole, else a dotted path (``a.b``, with
@@ -177,6 +182,20 @@ class Verdict:
 
 def as_int(value: Any) -> int:
     return int(value) if value is not None else 0
+
+
+# --- scope (``where=``) -------------------------------------------------------------------------
+
+
+def in_scope(where: str | None) -> str:
+    """SQL TRUE exactly for the rows ``where`` selects (a NULL predicate leaves a row out); ``TRUE``
+    without a predicate. The one place a check's (or a DQX rule's ``filter``) scope is written."""
+    return f"coalesce(({where}), false)" if where else "TRUE"
+
+
+def scoped(where: str | None, condition: str) -> str:
+    """``condition`` for the rows in ``where``'s scope only (``condition`` itself without one)."""
+    return f"{in_scope(where)} AND {condition}" if where else condition
 
 
 # --- definitions ------------------------------------------------------------------------------
@@ -299,9 +318,7 @@ class RowLevel(SparkCheck):
 
     def _scope(self, index: int) -> dict[str, str]:
         """The aggregate counting the rows in scope (none without ``where``: the total is used)."""
-        return (
-            {self._alias(index, "scope"): f"count_if(coalesce(({self.where}), false))"} if self.where else {}
-        )
+        return {self._alias(index, "scope"): f"count_if({in_scope(self.where)})"} if self.where else {}
 
     def verdict(self, compiled: Compiled, figures: Mapping[str, Any], failed: int) -> Verdict:
         """Passed when ``failed`` is within every threshold given (none: zero failures)."""
@@ -340,9 +357,7 @@ class RowCheck(RowLevel):
         return f"NOT coalesce(({self.condition(columns)}), false)"
 
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
-        fail = self.failing(columns, index)
-        if self.where:
-            fail = f"coalesce(({self.where}), false) AND {fail}"
+        fail = scoped(self.where, self.failing(columns, index))
         return Compiled(
             name,
             self,

@@ -7,7 +7,7 @@ from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
 from dagster_pipes_spark.spark._checks._results import SparkCheckResult
-from dagster_pipes_spark.spark._pipes import log, reports
+from dagster_pipes_spark.spark._context_helpers import log, reports
 
 
 def report_results(

@@ -9,8 +9,8 @@ from typing import Any
 
 from dagster_pipes_spark._errors import DagsterPipesError
 from dagster_pipes_spark._metadata import typed_value
-from dagster_pipes_spark.spark._checks._basic import Expect
 from dagster_pipes_spark.spark._checks._model import Compiled, SparkCheck, Verdict
+from dagster_pipes_spark.spark._checks._row_conditions import Expect
 
 ChecksArg = Mapping[str, "SparkCheck | str"]
 

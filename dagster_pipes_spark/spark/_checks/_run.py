@@ -22,7 +22,7 @@ from dagster_pipes_spark.spark._checks._analysis import (
 )
 from dagster_pipes_spark.spark._checks._groups import figure_parts, join_markers
 from dagster_pipes_spark.spark._checks._joins import broadcasts, join_lookup, join_query
-from dagster_pipes_spark.spark._checks._model import PREFIX, TOTAL, Compiled, SparkCheck, Verdict
+from dagster_pipes_spark.spark._checks._model import PREFIX, TOTAL, Compiled, SparkCheck, Verdict, in_scope
 from dagster_pipes_spark.spark._checks._reporting import report_results, summary
 from dagster_pipes_spark.spark._checks._result_columns import ERRORS, WARNINGS, empty_as_null, result_columns
 from dagster_pipes_spark.spark._checks._results import (
@@ -30,7 +30,7 @@ from dagster_pipes_spark.spark._checks._results import (
     add_sample,
     make_result,
 )
-from dagster_pipes_spark.spark._pipes import log
+from dagster_pipes_spark.spark._context_helpers import log
 from dagster_pipes_spark.spark._targets import quote_identifier
 
 if TYPE_CHECKING:
@@ -392,7 +392,7 @@ class CheckRun:
             keys = [f"{PREFIX}key{j}" for j in range(len(c.keys))]
             keyed = self.df.selectExpr("*", *[f"{ref} AS {k}" for ref, k in zip(c.keys, keys, strict=True)])
             if c.where:
-                keyed = keyed.where(f"coalesce(({c.where}), false)")
+                keyed = keyed.where(in_scope(c.where))
             duplicated = (
                 keyed.where(" AND ".join(f"{k} IS NOT NULL" for k in keys))
                 .groupBy(*keys)

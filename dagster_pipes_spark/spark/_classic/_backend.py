@@ -16,6 +16,7 @@ from dagster_pipes_spark.spark._classic._merge_builder import (
 from dagster_pipes_spark.spark._classic._metrics import apply_metrics, write_metrics
 from dagster_pipes_spark.spark._classic._partitions import read_partitions
 from dagster_pipes_spark.spark._classic._py4j import JavaObject, error_text, opt
+from dagster_pipes_spark.spark._collector import Collector
 from dagster_pipes_spark.spark._commands import maintenance_command
 from dagster_pipes_spark.spark._delta import (
     COMMIT_TAG_CONF,
@@ -26,8 +27,8 @@ from dagster_pipes_spark.spark._delta import (
 )
 from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
 from dagster_pipes_spark.spark._partitions import PARTITION_OVERWRITE_MODE_CONF
-from dagster_pipes_spark.spark._record import OP_MERGE, Collector, SparkWrite
 from dagster_pipes_spark.spark._targets import normalize_path, quote_identifier
+from dagster_pipes_spark.spark._write_record import OP_MERGE, SparkWrite
 
 #: Milliseconds to wait for queued listener events around a Python-API MERGE.
 _DRAIN_MS = 10_000

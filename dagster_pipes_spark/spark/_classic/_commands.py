@@ -21,7 +21,8 @@ from dagster_pipes_spark.spark._classic._relations import (
 )
 from dagster_pipes_spark.spark._commands import write_command
 from dagster_pipes_spark.spark._delta import DeltaCommandSpec, is_delta_class_name, is_delta_provider
-from dagster_pipes_spark.spark._record import (
+from dagster_pipes_spark.spark._targets import normalize_path
+from dagster_pipes_spark.spark._write_record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_DELETE,
@@ -34,7 +35,6 @@ from dagster_pipes_spark.spark._record import (
     SparkWrite,
     normalize_mode,
 )
-from dagster_pipes_spark.spark._targets import normalize_path
 
 
 def _insert_op(mode: str | None) -> str:

@@ -8,7 +8,8 @@ from typing import Any
 from dagster_pipes_spark.spark._classic._py4j import JavaObject, opt, seq_items
 from dagster_pipes_spark.spark._classic._relations import relation_target
 from dagster_pipes_spark.spark._lineage import UnreadableError, attributes, lineage_from_tree, lineage_problem
-from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, ColumnLineage, SparkWrite
+from dagster_pipes_spark.spark._lineage_types import ColumnLineage
+from dagster_pipes_spark.spark._write_record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
 
 ALL_FIELDS = 2147483647  # print every column: lists are cut at spark.sql.debug.maxToStringFields
 PATH_RELATION = re.compile(r"(?:^|- )Relation \[", re.MULTILINE)

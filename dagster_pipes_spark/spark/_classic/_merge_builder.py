@@ -18,7 +18,7 @@ from dagster_pipes_spark.spark._delta import (
     MERGE_BUILDER_TARGET_CLASS,
 )
 from dagster_pipes_spark.spark._patching import ClassPatches, Spec
-from dagster_pipes_spark.spark._record import OP_MERGE, SparkWrite
+from dagster_pipes_spark.spark._write_record import OP_MERGE, SparkWrite
 
 
 class MergeObserver(Protocol):

@@ -6,7 +6,7 @@ import re
 
 from dagster_pipes_spark.spark._classic._py4j import JavaObject
 from dagster_pipes_spark.spark._delta import apply_operation_metrics
-from dagster_pipes_spark.spark._record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
+from dagster_pipes_spark.spark._write_record import OP_DELETE, OP_MERGE, OP_UPDATE, SparkWrite
 
 # Scala's Map.toString of SQLMetrics: "Map(numFiles -> SQLMetric(id: 1, name: Some(...), value: 2), ...)"
 _METRIC = re.compile(r"(\w+) -> \w*\(id: -?\d+, name: .*?, value: (-?\d+)\)")

@@ -17,8 +17,8 @@ from dagster_pipes_spark.spark._commands import write_command
 from dagster_pipes_spark.spark._delta import REPLACE_WHERE_OPTION
 from dagster_pipes_spark.spark._partitions import PARTITION_OVERWRITE_MODE_OPTION
 from dagster_pipes_spark.spark._plan_facts import condition_conjuncts, spine_conjuncts
-from dagster_pipes_spark.spark._record import SparkWrite
 from dagster_pipes_spark.spark._sql import conjuncts_from_sql
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 
 def read_partitions(

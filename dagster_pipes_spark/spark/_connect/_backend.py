@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, NamedTuple
 
+from dagster_pipes_spark.spark._collector import Collector
 from dagster_pipes_spark.spark._connect._facts import PLAIN_NAME
 from dagster_pipes_spark.spark._connect._lineage import WHOLE_PLAN_CONFS
 from dagster_pipes_spark.spark._connect._observation import plan_dataframe
@@ -28,11 +29,8 @@ from dagster_pipes_spark.spark._lineage import (
     merge_lineage_from_explain,
 )
 from dagster_pipes_spark.spark._parallel import parallel_map
-from dagster_pipes_spark.spark._record import (
-    Collector,
-    SparkWrite,
-)
 from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 
 class TableDescription(NamedTuple):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster_pipes_spark.spark._record import (
+from dagster_pipes_spark.spark._write_record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_INSERT,

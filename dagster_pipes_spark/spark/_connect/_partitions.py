@@ -14,8 +14,8 @@ from dagster_pipes_spark.spark._partitions import (
     sql_insert_partitions,
 )
 from dagster_pipes_spark.spark._plan_facts import spine_conjuncts
-from dagster_pipes_spark.spark._record import SparkWrite
 from dagster_pipes_spark.spark._sql import Conjunct, conjuncts_from_sql
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 
 def overwrite_mode(spark: Any) -> str:

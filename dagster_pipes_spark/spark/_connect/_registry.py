@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from dagster_pipes_spark.spark._collector import Collector
 from dagster_pipes_spark.spark._patching import ClassPatches
-from dagster_pipes_spark.spark._record import Collector
 
 
 class Observer(Protocol):

@@ -15,7 +15,7 @@ from dagster_pipes_spark.spark._connect._registry import Busy, backends_for_sess
 from dagster_pipes_spark.spark._connect._writers import is_delta_format
 from dagster_pipes_spark.spark._delta import maintenance_note, maintenance_statement
 from dagster_pipes_spark.spark._lineage import merge_source_query
-from dagster_pipes_spark.spark._record import OP_INSERT, OP_INSERT_OVERWRITE, OP_MERGE, SparkWrite
+from dagster_pipes_spark.spark._write_record import OP_INSERT, OP_INSERT_OVERWRITE, OP_MERGE, SparkWrite
 
 _WRITE_SQL_HEADS = frozenset({"INSERT", "CREATE", "REPLACE", "MERGE", "UPDATE", "DELETE", "COPY", "WITH"})
 _FIRST_WORD = re.compile(r"[A-Za-z]+")

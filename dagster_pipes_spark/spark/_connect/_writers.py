@@ -13,7 +13,8 @@ from dagster_pipes_spark.spark._connect._observation import Observed
 from dagster_pipes_spark.spark._connect._partitions import read_partitions
 from dagster_pipes_spark.spark._connect._registry import Busy, Observer, busy, error_text
 from dagster_pipes_spark.spark._connect._targets import is_delta_format, table_or_path, targets_delta
-from dagster_pipes_spark.spark._record import (
+from dagster_pipes_spark.spark._targets import normalize_path
+from dagster_pipes_spark.spark._write_record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_INSERT,
@@ -24,7 +25,6 @@ from dagster_pipes_spark.spark._record import (
     SparkWrite,
     normalize_mode,
 )
-from dagster_pipes_spark.spark._targets import normalize_path
 
 
 def v1_write(writer: Any, api: str) -> SparkWrite | None:

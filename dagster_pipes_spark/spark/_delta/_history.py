@@ -9,7 +9,8 @@ from typing import Any
 
 from dagster_pipes_spark.spark._delta._plans import DELTA_PROVIDER
 from dagster_pipes_spark.spark._delta._tags import TAG_PREFIX
-from dagster_pipes_spark.spark._record import (
+from dagster_pipes_spark.spark._targets import quote_identifier
+from dagster_pipes_spark.spark._write_record import (
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
     OP_DELETE,
@@ -20,7 +21,6 @@ from dagster_pipes_spark.spark._record import (
     OP_UPDATE,
     SparkWrite,
 )
-from dagster_pipes_spark.spark._targets import quote_identifier
 
 #: Delta operation names (``DeltaOperations.*.name``) that write table data, by our operation.
 _DELTA_OPS_BY_KIND: dict[str, frozenset[str]] = {

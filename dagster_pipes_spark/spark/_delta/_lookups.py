@@ -16,9 +16,7 @@ from dagster_pipes_spark.spark._delta._history import (
 )
 from dagster_pipes_spark.spark._delta._log import log_key
 from dagster_pipes_spark.spark._parallel import parallel_map
-from dagster_pipes_spark.spark._record import (
-    SparkWrite,
-)
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 _DEEP_HISTORY = 200
 

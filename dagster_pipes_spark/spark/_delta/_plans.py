@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from dagster_pipes_spark.spark._record import (
+from dagster_pipes_spark.spark._write_record import (
     OP_CTAS,
     OP_DELETE,
     OP_INSERT_OVERWRITE,

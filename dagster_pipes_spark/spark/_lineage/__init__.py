@@ -38,7 +38,7 @@ from dagster_pipes_spark.spark._lineage._plans import (
     scan_paths,
 )
 from dagster_pipes_spark.spark._lineage._tree import UnknownNodeError, UnreadableError, attributes, parse_tree
-from dagster_pipes_spark.spark._record import ColumnLineage, Deps, LineageSource, SourceColumn
+from dagster_pipes_spark.spark._lineage_types import ColumnLineage, Deps, LineageSource, SourceColumn
 
 __all__ = [
     "ColumnLineage",

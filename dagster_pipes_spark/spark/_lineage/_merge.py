@@ -10,7 +10,7 @@ from dagster_pipes_spark.spark._lineage._expressions import REF, closing
 from dagster_pipes_spark.spark._lineage._plans import explain_sections, lineage_from_explain
 from dagster_pipes_spark.spark._lineage._tree import UnreadableError, split_items
 from dagster_pipes_spark.spark._lineage._walker import NONE, ref_name
-from dagster_pipes_spark.spark._record import ColumnLineage, Deps, SourceColumn
+from dagster_pipes_spark.spark._lineage_types import ColumnLineage, Deps, SourceColumn
 
 _WORD = re.compile(r"[A-Za-z_]\w*")
 _ACTIONS = re.compile(r"\bactions: \[")

@@ -15,7 +15,7 @@ from dagster_pipes_spark.spark._lineage._tree import (
     split_items,
 )
 from dagster_pipes_spark.spark._lineage._walker import NONE, NodeHandler, Output, Scope, Walker, union
-from dagster_pipes_spark.spark._record import Deps, LineageSource
+from dagster_pipes_spark.spark._lineage_types import Deps, LineageSource
 from dagster_pipes_spark.spark._targets import parse_target, split_identifier
 
 

@@ -11,7 +11,7 @@ from dagster_pipes_spark.spark._lineage._nodes import BATCH_NODES
 from dagster_pipes_spark.spark._lineage._streams import STREAMING_NODES, streaming_text
 from dagster_pipes_spark.spark._lineage._tree import UnknownNodeError, UnreadableError, attributes, parse_tree
 from dagster_pipes_spark.spark._lineage._walker import NONE, NodeHandler, Walker
-from dagster_pipes_spark.spark._record import ColumnLineage, SourceColumn
+from dagster_pipes_spark.spark._lineage_types import ColumnLineage, SourceColumn
 from dagster_pipes_spark.spark._targets import normalize_path
 
 #: Every node rule, by node name.

@@ -17,7 +17,7 @@ from dagster_pipes_spark.spark._lineage._tree import (
     split_items,
 )
 from dagster_pipes_spark.spark._lineage._walker import NONE, NodeHandler, Output, Scope, Walker
-from dagster_pipes_spark.spark._record import LineageSource
+from dagster_pipes_spark.spark._lineage_types import LineageSource
 from dagster_pipes_spark.spark._targets import normalize_path, split_identifier
 
 #: streaming sources whose rows the source makes up itself: no dataset, so no source column

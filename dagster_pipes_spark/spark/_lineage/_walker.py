@@ -24,10 +24,10 @@ from dagster_pipes_spark.spark._lineage._tree import (
     balanced,
     split_items,
 )
-from dagster_pipes_spark.spark._record import Deps, SourceColumn
+from dagster_pipes_spark.spark._lineage_types import Deps, SourceColumn
 
-# (``LineageSource``, ``SourceColumn``, ``Deps``, ``ColumnLineage``: the result's types live with the
-# write record that carries them, ``_record``.)
+# (``LineageSource``, ``SourceColumn``, ``Deps``, ``ColumnLineage``: the result's types live below,
+# beside the write record that carries them, in ``_lineage_types``.)
 #: a plan node's output columns: ``(attribute id, name, dependencies)``; ``Range`` prints no id
 Output = list[tuple[int | None, str, Deps]]
 

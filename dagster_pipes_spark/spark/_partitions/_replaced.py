@@ -11,12 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from dagster_pipes_spark.spark._partitions._scope import MULTI_KEY_DELIMITER, PartitionScope, Window
-from dagster_pipes_spark.spark._record import (
-    SparkWrite,
-)
 from dagster_pipes_spark.spark._sql._conditions import Conjunct, conjuncts_of_tokens
 from dagster_pipes_spark.spark._sql._literals import literal_value, number_literal, string_literal
 from dagster_pipes_spark.spark._sql._statements import parse_insert_clauses
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 """Spark SQL text, read and written without Spark (used where the analysed plan is not reachable,
 and to build the SQL the hooks and checks run): tokens (``_tokens``), the write a statement performs
-and an ``INSERT``'s partition clauses (``_statements``), literals and column references
-(``_literals``), conditions as conjuncts (``_conditions``).
+and an ``INSERT``'s partition clauses (``_statements``), literals (from Python values too) and
+column references (``_literals``), conditions as conjuncts (``_conditions``).
 """
 
 from dagster_pipes_spark.spark._sql._conditions import FLIPPED_OPERATORS, Conjunct, conjuncts_from_sql
@@ -13,6 +13,7 @@ from dagster_pipes_spark.spark._sql._literals import (
     literal_value,
     number_literal,
     spark_type_to_column_type,
+    sql_literal,
     string_literal,
     timestamp_literal,
     timestamp_ntz_literal,
@@ -40,6 +41,7 @@ __all__ = [
     "parse_insert_clauses",
     "parse_sql_write",
     "spark_type_to_column_type",
+    "sql_literal",
     "string_literal",
     "timestamp_literal",
     "timestamp_ntz_literal",

@@ -3,6 +3,7 @@ number literals) and reading one back as a typed value."""
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
@@ -70,6 +71,27 @@ def timestamp_literal(value: datetime) -> str:
 def timestamp_ntz_literal(value: datetime) -> str:
     """``TIMESTAMP_NTZ 'YYYY-MM-DD HH:MM:SS'``: a wall-clock time."""
     return f"TIMESTAMP_NTZ '{_wall(value.replace(tzinfo=None))}'"
+
+
+def sql_literal(value: Any, as_string: bool = False) -> str:
+    """A Spark SQL literal for a Python value: str, bool, int, float, Decimal, date or datetime (a
+    naive one read as UTC); ``as_string``: the value's text, to compare with a string column."""
+    if as_string or isinstance(value, str):
+        text = value.isoformat() if isinstance(value, date) else str(value)
+        return string_literal(text)
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"CAST('{value!r}' AS DOUBLE)" if not math.isfinite(value) else repr(value)
+    if isinstance(value, Decimal):
+        return f"{value}BD"
+    if isinstance(value, datetime):
+        return timestamp_literal(value if value.tzinfo else value.replace(tzinfo=timezone.utc))
+    if isinstance(value, date):
+        return date_literal(value)
+    raise TypeError(f"cannot write {type(value).__name__} {value!r} as a SQL literal")
 
 
 _NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")

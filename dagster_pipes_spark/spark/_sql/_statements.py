@@ -10,7 +10,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dagster_pipes_spark.spark._record import (
+from dagster_pipes_spark.spark._sql._tokens import _Parser, _Tok, tokenize
+from dagster_pipes_spark.spark._targets import (
+    normalize_path,
+)
+from dagster_pipes_spark.spark._write_record import (
     OP_COPY_INTO,
     OP_CREATE_OR_REPLACE,
     OP_CTAS,
@@ -20,10 +24,6 @@ from dagster_pipes_spark.spark._record import (
     OP_MERGE,
     OP_RTAS,
     OP_UPDATE,
-)
-from dagster_pipes_spark.spark._sql._tokens import _Parser, _Tok, tokenize
-from dagster_pipes_spark.spark._targets import (
-    normalize_path,
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dagster_pipes_spark.spark._delta import DeltaCommit
-from dagster_pipes_spark.spark._record import SparkWrite
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 #: Delta's operation name of a streaming sink's commit (``DeltaOperations.StreamingUpdate``).
 DELTA_STREAMING_UPDATE = "STREAMING UPDATE"

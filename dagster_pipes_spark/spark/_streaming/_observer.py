@@ -9,12 +9,12 @@ from typing import Any
 
 from dagster_pipes_spark.spark._delta import history_sql, parse_history_row
 from dagster_pipes_spark.spark._lineage import lineage_from_tree
-from dagster_pipes_spark.spark._record import SparkWrite
 from dagster_pipes_spark.spark._streaming._capture import install, uninstall
 from dagster_pipes_spark.spark._streaming._delta_sink import apply_stream_commits, stream_commits
 from dagster_pipes_spark.spark._streaming._listener import make_listener
 from dagster_pipes_spark.spark._streaming._runs import Batch, StreamRun, progress_batch, stream_write
 from dagster_pipes_spark.spark._targets import normalize_path, split_identifier
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 #: Seconds between two reads of ``recentProgress`` on Spark Connect.
 _POLL_SECONDS = 3.0

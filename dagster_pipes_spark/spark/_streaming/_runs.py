@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from dagster_pipes_spark.spark._record import SparkWrite
+from dagster_pipes_spark.spark._write_record import SparkWrite
 
 #: The operation name of a streaming query's writes.
 OP_STREAM = "STREAMING WRITE"

@@ -35,6 +35,7 @@ from dagster_pipes_spark.spark._checks._dqx._sql import (
     text,
     unquote,
 )
+from dagster_pipes_spark.spark._checks._model import in_scope
 
 DATASET_FUNCTIONS: dict[str, Function] = {}
 #: functions that load nowhere here: name -> why
@@ -423,16 +424,11 @@ def _has_valid_schema(args: Arguments) -> Built:
 _NUMERIC = ("tinyint", "smallint", "int", "bigint", "float", "double")
 
 
-def _in_scope(args: Arguments) -> str:
-    """SQL TRUE for a row in the rule's filter (every row without one)."""
-    return f"coalesce(({args.row_filter}), false)" if args.row_filter else "TRUE"
-
-
 @_register("has_no_outliers", column=REQUIRED)
 def _has_no_outliers(args: Arguments) -> Built:
     col = Col(args["column"])
     value = _path(args["column"])
-    base = f"SELECT {value} AS v FROM {{{{ data }}}} WHERE {_in_scope(args)}"
+    base = f"SELECT {value} AS v FROM {{{{ data }}}} WHERE {in_scope(args.row_filter)}"
     query = (
         "SELECT CAST(median AS DOUBLE) - 3.5 * CAST(mad AS DOUBLE) AS lo,"
         " CAST(median AS DOUBLE) + 3.5 * CAST(mad AS DOUBLE) AS hi, TRUE AS condition"

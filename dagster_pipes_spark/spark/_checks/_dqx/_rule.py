@@ -31,6 +31,7 @@ from dagster_pipes_spark.spark._checks._model import (
     SparkCheck,
     Verdict,
     as_int,
+    in_scope,
 )
 from dagster_pipes_spark.spark._sql import string_literal
 
@@ -63,12 +64,9 @@ class DqxRule(SparkCheck):
         """``error`` or ``warn``, as DQX says it."""
         return "warn" if self.level == "WARN" else "error"
 
-    def _scope(self) -> str:
-        return f"coalesce(({self.filter}), false)" if self.filter else "TRUE"
-
     def compile(self, name: str, index: int, columns: Columns) -> Compiled:
         logic = self.built.logic
-        scope = self._scope()
+        scope = in_scope(self.filter)
         failed = self._alias(index, "failed")
         aggregates = {self._alias(index, "scope"): f"count_if({scope})"} if self.filter else {}
         common: dict[str, Any] = {
@@ -147,7 +145,9 @@ class DqxRule(SparkCheck):
         for sql, raw in zip(logic.keys, [*logic.trim_keys, *([None] * len(logic.keys))], strict=False):
             column = columns.find(raw) if raw else None
             keys.append(f"trim({sql})" if column is not None and column[1] == "string" else sql)
-        scope = self._scope() if logic.scope is None else f"{self._scope()} AND ({logic.scope})"
+        scope = (
+            in_scope(self.filter) if logic.scope is None else f"{in_scope(self.filter)} AND ({logic.scope})"
+        )
         grouping = Grouping(
             tuple(keys),
             scope,
@@ -179,7 +179,7 @@ class DqxRule(SparkCheck):
                     compiled.message = string_literal("Schema validation failed: " + "; ".join(errors))
                 else:
                     fail, compiled.message = json_schema_condition(df, logic)
-                    compiled.flag = compiled.fail = f"{self._scope()} AND coalesce(({fail}), false)"
+                    compiled.flag = compiled.fail = f"{in_scope(self.filter)} AND coalesce(({fail}), false)"
         except Exception as exc:
             compiled.error = f"cannot read the expected schema: {error_message(exc)}"
             return

@@ -1,5 +1,6 @@
-"""What the Spark helpers need from a Pipes context: whether it is the no-op one, logging that never
-raises, and the asset key a report goes to.
+"""Helpers over a Pipes context, what the Spark hooks and checks need of one: whether it is the no-op
+one, logging that never raises and masks credentials (``log``, through ``_redact.redact``), whether
+an asset was already materialized, and the asset key a report goes to.
 
 Nothing here imports pyspark.
 """
