@@ -35,7 +35,8 @@ def refused(rule: dict[str, Any], pairs: list[list[str]]) -> bool:
 
 def run_ours(pipes: Any, df: Any, rules: Any, refs: dict[str, Any]) -> dict[str, Any]:
     """This library on the same data: names and failed rows (``report_spark_checks``, reported to
-    Dagster), flagged ids (``apply_spark_checks``' columns) and the split's sizes. Each step's
+    Dagster), flagged ids (the result columns of ``split_spark_checks``' checked rows, which are
+    ``apply_spark_checks``' result) and the split's parts. Each step's
     error is recorded (a traceback's last lines), so the comparison fails readably."""
     out: dict[str, Any] = {}
     try:
@@ -55,20 +56,16 @@ def run_ours(pipes: Any, df: Any, rules: Any, refs: dict[str, Any]) -> dict[str,
         out["report_error"] = _error(exc)
     out["report_seconds"] = round(time.perf_counter() - started, 2)
     try:
-        from dagster_pipes_spark.spark import apply_spark_checks
-
-        checked = apply_spark_checks(None, df, checks)
-        out["flags"], ids = flagged_ids(checked)
-        out["rows"] = len(ids)
-        out["errors_fields"] = item_fields(checked, "_errors")
-        out["warnings_fields"] = item_fields(checked, "_warnings")
-    except Exception as exc:  # noqa: BLE001
-        out["apply_error"] = _error(exc)
-    try:
+        # split_spark_checks' checked rows are apply_spark_checks' result (one annotated evaluation
+        # serves both: the flags are read from it, the split from its two parts)
         from dagster_pipes_spark.spark import split_spark_checks
 
         split = split_spark_checks(None, df, checks)
-        valid, invalid = split[0], split[1]  # a CheckedSplit (valid, invalid, checked)
+        valid, invalid = split  # a CheckedSplit unpacks as (valid, invalid)
+        out["flags"], ids = flagged_ids(split.checked)
+        out["rows"] = len(ids)
+        out["errors_fields"] = item_fields(split.checked, "_errors")
+        out["warnings_fields"] = item_fields(split.checked, "_warnings")
         out["split"] = {
             "valid": sorted(r[ID] for r in valid.select(ID).collect()),
             "invalid": sorted(r[ID] for r in invalid.select(ID).collect()),

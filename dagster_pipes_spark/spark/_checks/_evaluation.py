@@ -158,6 +158,12 @@ class CheckedSplit(tuple):
         """The rows some check flags, with ``_errors`` / ``_warnings``."""
         return self[1]
 
+    @property
+    def checked(self) -> DataFrame:
+        """Every row with ``_errors`` / ``_warnings`` (what :func:`apply_spark_checks` returns),
+        persisted: the rows both parts are read from."""
+        return self._checked
+
     def unpersist(self) -> None:
         """Free the checked rows cached for the two reads."""
         with contextlib.suppress(Exception):

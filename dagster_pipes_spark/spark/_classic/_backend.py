@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar
@@ -107,6 +108,11 @@ class ClassicBackend:
         self._proxy_holder: JavaObject | None = None
         self._bus: JavaObject | None = None
         self._app_id: str | None = None
+        # A nested write (the insert a CTAS runs, or a plain INSERT) whose lineage is read only once
+        # the next write shows whether a CTAS carries it: the CTAS's own plan gives that lineage,
+        # so a CTAS is read once, not twice. At most one plan is held.
+        self._deferred: tuple[JavaObject, SparkWrite] | None = None
+        self._deferred_lock = threading.Lock()
         self._tagger = CommitTagger(
             lambda: self._spark.conf.get(COMMIT_TAG_CONF, None),
             lambda tag: self._spark.conf.set(COMMIT_TAG_CONF, tag),
@@ -212,18 +218,35 @@ class ClassicBackend:
                     read_partitions(node, write, metrics, self._overwrite_mode)
                 except Exception as exc:
                     self._collector.hook_error("reading partitions", exc)
-                if self._lineage:
-                    try:
-                        write.column_lineage = column_lineage_of(node, write)
-                    except Exception as exc:
-                        self._collector.hook_error("reading column lineage", exc)
             else:
                 write.error = error_text(exception)
-            self._collector.add(write)
+            if self._lineage and exception is None and write.inner:
+                self._settle_deferred()
+                self._collector.add(write)
+                with self._deferred_lock:
+                    self._deferred = (node, write)
+                return
+            if self._lineage and exception is None:
+                self._read_lineage(node, write)
+            self._collector.add(write)  # a CTAS joins the nested write it carried, lineage included
+            self._settle_deferred()
         except Exception as exc:
             self._collector.hook_error("QueryExecutionListener", exc)
         finally:
             self._collector.timed(time.perf_counter() - started)
+
+    def _read_lineage(self, node: JavaObject, write: SparkWrite) -> None:
+        try:
+            write.column_lineage = column_lineage_of(node, write)
+        except Exception as exc:
+            self._collector.hook_error("reading column lineage", exc)
+
+    def _settle_deferred(self) -> None:
+        """Read the lineage of the deferred nested write, unless a CTAS joined it with its own."""
+        with self._deferred_lock:
+            deferred, self._deferred = self._deferred, None
+        if deferred is not None and deferred[1].column_lineage is None:
+            self._read_lineage(*deferred)
 
     def _overwrite_mode(self) -> str:
         """The session's ``spark.sql.sources.partitionOverwriteMode`` (``static`` / ``dynamic``)."""
@@ -269,6 +292,7 @@ class ClassicBackend:
                 f" events were still queued are not reported ({type(exc).__name__})"
             )
         finally:
+            self._settle_deferred()
             try:
                 uninstall_merge_hook(self)
             except Exception as exc:
