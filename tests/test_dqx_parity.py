@@ -58,7 +58,7 @@ VERDICTS = TESTS / "dqx" / "verdicts.json"
 ORACLE_CACHE = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dagster-pipes-spark" / "dqx-oracle"
 )
-#: this library's side (132 checks: reported, applied, split) takes 2-3 min per mechanism on a
+#: this library's side (134 checks: reported, applied, split) takes 2-3 min per mechanism on a
 #: 2-core machine running the suite; DQX's, when it runs, ~10 more
 TIMEOUT = 600.0 * max(1.0, min(4.0, os.getloadavg()[0] / (os.cpu_count() or 1)))
 pytestmark = pytest.mark.timeout(2400)

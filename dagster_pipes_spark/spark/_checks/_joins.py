@@ -1,7 +1,8 @@
 """Other data joined into the checked data before the one aggregation (analysis only, no job):
 the distinct keys a ``relationships`` check or a DQX ``foreign_key`` looks values up in (a marker
-column, TRUE where found), and the query of a DQX ``sql_query`` / ``has_no_gaps_per_time_window``
-(its condition per key, or its one row for every row)."""
+column, TRUE where found), the query of a DQX ``sql_query`` / ``has_no_gaps_per_time_window``
+(its condition per key, or its one row for every row), and the reference rows a DQX
+``compare_datasets`` pairs with the data's (its verdict and message per row)."""
 
 from __future__ import annotations
 
