@@ -761,12 +761,153 @@ def test_load_checks_dqx_format() -> None:
     assert checks["fk"].to is frame  # type: ignore[attr-defined]
 
 
+def test_load_checks_names_compare_datasets_as_dqx() -> None:
+    frame = object()
+    rules = [
+        {
+            "check": {
+                "function": "compare_datasets",
+                "arguments": {
+                    "columns": ["id", "Day"],
+                    "ref_columns": ["ref_id", "day"],
+                    "ref_df_name": "before",
+                },
+            }
+        }
+    ]
+    checks = load_checks(rules, dataframes={"before": frame})
+    assert list(checks) == ["datasets_diff_pk_id_day_ref_ref_id_day"]
+    assert checks["datasets_diff_pk_id_day_ref_ref_id_day"].to is frame  # type: ignore[attr-defined]
+
+
+#: compare_datasets on DQX's documented examples: the rows (id, k, v) and the reference's (k, v)
+COMPARE_SCRIPT = """
+import json, sys
+from pyspark.sql import SparkSession
+from dagster_pipes_spark.spark import apply_spark_checks, load_checks
+
+spark = SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").config(
+    "spark.sql.shuffle.partitions", "2").getOrCreate()
+df = spark.createDataFrame(
+    [(1, 1, 1.0), (2, 1, 2.0), (3, 2, 1.0), (4, 2, 1.0), (5, 3, 2.001), (6, 4, None), (7, None, 5.0),
+     (8, 5, 100.0)], "id INT, k INT, v DOUBLE")
+ref = spark.createDataFrame(
+    [(1, 2.0), (1, 1.0), (2, 1.0), (3, 2.0099), (4, None), (None, 5.0), (5, 101.0), (9, 0.0)],
+    "k INT, v DOUBLE")
+base = {"columns": ["k"], "ref_columns": ["k"], "ref_df_name": "ref"}
+rules = []
+for name, extra, where in json.loads(sys.argv[1]):
+    rule = {"name": name, "criticality": "warn", "check": {"function": "compare_datasets", "arguments": {**base, **extra}}}
+    if where:
+        rule["filter"] = where
+    rules.append(rule)
+rows = apply_spark_checks(None, df, load_checks(rules, dataframes={"ref": ref})).collect()
+out = {r["name"]: [] for r in rules}
+for row in sorted(rows, key=lambda r: r["id"]):
+    for item in row["_warnings"] or []:
+        out[item["name"]].append([row["id"], json.loads(item["message"])])
+print("RESULT " + json.dumps(out))
+"""
+
+
+def test_compare_datasets_pairs_duplicates_tolerances_and_nulls_as_dqx(tmp_path: Path) -> None:
+    """DQX's compare_datasets examples: duplicate keys paired by their ordered values (key 1's 1.0 and
+    2.0 both matched; key 2's second 1.0 extra), abs_tolerance 0.01 (2.001 = 2.0099, 100 != 101),
+    rel_tolerance 0.01 (100 = 101), NULL keys and values matched NULL-safely unless told otherwise, and
+    a filter pairing the in-scope row with the equal reference row first."""
+    import subprocess
+
+    cases = [
+        ["plain", {}, None],
+        ["abs", {"abs_tolerance": 0.01}, None],
+        ["rel", {"rel_tolerance": 0.01}, None],
+        ["rows", {"null_safe_row_matching": False}, None],
+        ["values", {"null_safe_column_value_matching": False}, None],
+        ["scoped", {}, "id IN (4, 8)"],
+    ]
+    script = tmp_path / "compare.py"
+    script.write_text(COMPARE_SCRIPT)
+    done = subprocess.run(
+        [sys.executable, str(script), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        env=external_env(),
+        timeout=600,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+    assert lines, done.stderr[-3000:]
+    out = json.loads(lines[0][len("RESULT ") :])
+
+    def diff(extra: bool, changed: dict[str, Any]) -> dict[str, Any]:
+        return {"row_missing": False, "row_extra": extra, "changed": changed}
+
+    extra_one = diff(True, {"v": {"df": "1.0"}})  # a reference row for one of key 2's two rows only
+    hundred = diff(False, {"v": {"df": "100.0", "ref": "101.0"}})
+    three = diff(False, {"v": {"df": "2.001", "ref": "2.0099"}})
+    for name, flagged in out.items():
+        key_two = [message for i, message in flagged if i in (3, 4)]
+        others = [[i, message] for i, message in flagged if i not in (3, 4)]
+        # without NULL-safe value matching, 1.0 against no value is not a change (DQX's ``!=``)
+        expected_key_two = {"scoped": [], "values": [diff(True, {})]}.get(name, [extra_one])
+        assert key_two == expected_key_two, name
+        expected = {
+            "plain": [[5, three], [8, hundred]],
+            "abs": [[8, hundred]],
+            "rel": [],
+            "rows": [[5, three], [7, diff(True, {"v": {"df": "5.0"}})], [8, hundred]],
+            "values": [[5, three], [8, hundred]],
+            "scoped": [[8, hundred]],
+        }[name]
+        assert others == expected, name
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [
         (
-            [{"check": {"function": "compare_datasets", "arguments": {"columns": ["id"]}}}],
-            "rule 1 (compare_datasets): DQX function 'compare_datasets' is not supported",
+            [
+                {
+                    "name": "same",
+                    "check": {
+                        "function": "compare_datasets",
+                        "arguments": {
+                            "columns": ["id"],
+                            "ref_columns": ["id"],
+                            "ref_table": "t",
+                            "check_missing_records": True,
+                        },
+                    },
+                }
+            ],
+            "rule 1 (same): argument 'check_missing_records' of 'compare_datasets' is not supported",
+        ),
+        (
+            [
+                {
+                    "check": {
+                        "function": "compare_datasets",
+                        "arguments": {
+                            "columns": ["id"],
+                            "ref_columns": ["id"],
+                            "abs_tolerance": -1,
+                            "ref_table": "t",
+                        },
+                    }
+                }
+            ],
+            "argument 'abs_tolerance' must be a non-negative number",
+        ),
+        (
+            [
+                {
+                    "check": {
+                        "function": "compare_datasets",
+                        "arguments": {"columns": ["id"], "ref_columns": ["id"]},
+                    }
+                }
+            ],
+            "rule 1 (compare_datasets): give exactly one of 'ref_df_name' and 'ref_table'",
         ),
         (
             [{"check": {"function": "no_such_check", "arguments": {"column": "a"}}}],

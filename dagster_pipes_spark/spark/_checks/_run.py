@@ -20,8 +20,9 @@ from dagster_pipes_spark.spark._checks._analysis import (
     quiet_spark_errors,
     validate,
 )
+from dagster_pipes_spark.spark._checks._dqx._logic import CompareLogic
 from dagster_pipes_spark.spark._checks._groups import figure_parts, join_markers
-from dagster_pipes_spark.spark._checks._joins import broadcasts, join_lookup, join_query
+from dagster_pipes_spark.spark._checks._joins import broadcasts, join_compare, join_lookup, join_query
 from dagster_pipes_spark.spark._checks._model import PREFIX, TOTAL, Compiled, SparkCheck, Verdict, in_scope
 from dagster_pipes_spark.spark._checks._reporting import report_results, summary
 from dagster_pipes_spark.spark._checks._result_columns import ERRORS, WARNINGS, empty_as_null, result_columns
@@ -176,13 +177,22 @@ class CheckRun:
                 with quiet_spark_errors():
                     if c.ref is not None:
                         data = join_lookup(self.df, data, c, self.columns, broadcast)
+                    elif isinstance(c.query, CompareLogic):
+                        data = join_compare(self.df, data, c, c.check.to)  # type: ignore[attr-defined]
+                        _ = data.schema
                     else:
                         data = join_query(self.df, data, c, getattr(c.check, "to", None) or {})
                         _ = data.schema  # the query analyzed now, so a bad one is this check's error
             except DagsterPipesError as exc:
                 c.error = str(exc)
             except Exception as exc:
-                what = "the keys of `to`" if c.ref is not None else "the rule's query"
+                what = (
+                    "the keys of `to`"
+                    if c.ref is not None
+                    else "the reference data"
+                    if isinstance(c.query, CompareLogic)
+                    else "the rule's query"
+                )
                 c.error = f"cannot join {what}: {error_message(exc)}"
         return data
 

@@ -13,6 +13,7 @@ from dagster_pipes_spark.spark._checks._dqx._logic import (
     REQUIRED,
     Arguments,
     Built,
+    CompareLogic,
     Function,
     GroupLogic,
     LookupLogic,
@@ -39,12 +40,7 @@ from dagster_pipes_spark.spark._checks._model import in_scope
 
 DATASET_FUNCTIONS: dict[str, Function] = {}
 #: functions that load nowhere here: name -> why
-UNSUPPORTED: dict[str, str] = {
-    "compare_datasets": (
-        "a row-by-row comparison with another dataset (rows added for the other dataset's missing keys) is not"
-        " evaluated by this project; check the two datasets with foreign_key / sql_query rules instead"
-    ),
-}
+UNSUPPORTED: dict[str, str] = {}
 
 
 _register = registrar(DATASET_FUNCTIONS, "dataset")
@@ -651,3 +647,64 @@ def _has_no_aggr_outliers(args: Arguments) -> Built:
     suffix = f"_group_by_{'_'.join(group_by)}" if group_by else ""
     name = f"{'' if star else col.name}_{aggr}_outlier{suffix}".lstrip("_")
     return Built(logic, name, (col.display,))
+
+
+# --- comparison with a reference dataset ---------------------------------------------------------
+
+
+def _tolerance(args: Arguments, key: str) -> float | int:
+    value = args.given_value(key)
+    if value is None:
+        return 0.0
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        raise RuleError(f"argument {key!r} must be a non-negative number, got {value!r}")
+    return value
+
+
+@_register(
+    "compare_datasets",
+    columns=REQUIRED,
+    ref_columns=REQUIRED,
+    ref_df_name=None,
+    ref_table=None,
+    check_missing_records=False,
+    exclude_columns=None,
+    null_safe_row_matching=True,
+    null_safe_column_value_matching=True,
+    abs_tolerance=None,
+    rel_tolerance=None,
+    raise_on_duplicate_keys=False,
+)
+def _compare_datasets(args: Arguments) -> Built:
+    columns, ref_columns = args.names("columns"), args.names("ref_columns")
+    if len(columns) != len(ref_columns):
+        raise RuleError(
+            f"'columns' has {len(columns)} entries but 'ref_columns' has {len(ref_columns)}; both must have"
+            " the same length"
+        )
+    by_name, table = args.given_value("ref_df_name"), args.given_value("ref_table")
+    if (by_name is None) == (table is None):
+        raise RuleError("give exactly one of 'ref_df_name' and 'ref_table'")
+    if args.flag("check_missing_records"):
+        raise args.refuse(
+            "check_missing_records",
+            "it adds a row for each reference row missing from the data, and a check of one DataFrame"
+            " annotates exactly its rows; leave it false (DQX's default) and check the reference's keys"
+            " against the data with a foreign_key rule on the reference instead",
+        )
+    exclude = args.names("exclude_columns") if args.given_value("exclude_columns") is not None else []
+    logic = CompareLogic(
+        tuple(columns),
+        tuple(ref_columns),
+        by_name if by_name is not None else table,
+        by_name is not None,
+        tuple(exclude),
+        args.flag("null_safe_row_matching"),
+        args.flag("null_safe_column_value_matching"),
+        _tolerance(args, "abs_tolerance"),
+        _tolerance(args, "rel_tolerance"),
+        args.row_filter,
+        args.flag("raise_on_duplicate_keys"),
+    )
+    name = normalize(f"datasets_diff_pk_{'_'.join(logic.keys)}_ref_{'_'.join(logic.ref_keys)}")
+    return Built(logic, name, logic.keys)

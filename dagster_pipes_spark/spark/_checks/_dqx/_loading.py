@@ -13,6 +13,7 @@ from dagster_pipes_spark.spark._checks._dqx._dataset_functions import DATASET_FU
 from dagster_pipes_spark.spark._checks._dqx._logic import (
     Arguments,
     Built,
+    CompareLogic,
     LookupLogic,
     QueryLogic,
     RowLogic,
@@ -69,8 +70,8 @@ def _reference(logic: Any, dataframes: Mapping[str, Any]) -> Any:
     from; the DataFrames a query names."""
     if isinstance(logic, QueryLogic):
         return dict(dataframes)
-    if isinstance(logic, (LookupLogic, SchemaLogic)):
-        ref = logic.to if isinstance(logic, LookupLogic) else logic.ref
+    if isinstance(logic, (LookupLogic, SchemaLogic, CompareLogic)):
+        ref = logic.ref if isinstance(logic, SchemaLogic) else logic.to
         if ref is None:
             return None
         if logic.by_name:

@@ -81,6 +81,28 @@ class QueryLogic:
 
 
 @dataclass(frozen=True)
+class CompareLogic:
+    """Each row compared with its partner in other data (DQX's ``compare_datasets``): rows are
+    paired on ``keys`` = ``ref_keys`` (NULL parts equal when ``null_safe_rows``), duplicate keys
+    paired one to one (in-scope rows with the same compared values first, when ``data_filter`` is
+    given, then by position in the order of the compared values); a row is flagged when it has no
+    partner or a compared column (in both, not a key, not in ``exclude``, not a map) differs."""
+
+    keys: tuple[str, ...]  # column names of the data (paths, as ``F.col`` reads them)
+    ref_keys: tuple[str, ...]  # column names of the other data
+    to: Any  # a table name, or the name of a DataFrame of ``dataframes=`` (``ref_df_name``)
+    by_name: bool
+    exclude: tuple[str, ...]
+    null_safe_rows: bool
+    null_safe_values: bool
+    abs_tolerance: float | int
+    rel_tolerance: float | int
+    data_filter: str | None
+    raise_on_duplicates: bool = False
+    message: str = ""  # unused: the message is the comparison's JSON, made when joined
+
+
+@dataclass(frozen=True)
 class JsonSchemaLogic:
     """A row is flagged when its JSON text does not conform to ``schema`` (DDL): made SQL before the
     job, once Spark has parsed the schema (NOT NULL fields must be present)."""
@@ -90,7 +112,7 @@ class JsonSchemaLogic:
     schema: str
 
 
-Logic = RowLogic | GroupLogic | LookupLogic | SchemaLogic | QueryLogic | JsonSchemaLogic
+Logic = RowLogic | GroupLogic | LookupLogic | SchemaLogic | QueryLogic | JsonSchemaLogic | CompareLogic
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from dagster_pipes_spark._metadata import typed_value
 from dagster_pipes_spark.spark._checks._analysis import error_message, quiet_spark_errors
 from dagster_pipes_spark.spark._checks._dqx._logic import (
     Built,
+    CompareLogic,
     GroupLogic,
     JsonSchemaLogic,
     LookupLogic,
@@ -126,6 +127,20 @@ class DqxRule(SparkCheck):
                 query=logic,
                 **common,
             )
+        if isinstance(logic, CompareLogic):  # the comparison is joined in: see ``join_compare``
+            marker = self._alias(index, "compare")
+            flag = f"{scope} AND coalesce({marker}, false)"
+            aggregates[failed] = f"count_if({flag})"
+            return Compiled(
+                name,
+                self,
+                index,
+                aggregates=aggregates,
+                flag=flag,
+                message=logic.message or f"{marker}_message",
+                query=logic,
+                **common,
+            )
         if isinstance(logic, JsonSchemaLogic):  # made SQL before the job, once Spark parsed the schema
             return Compiled(name, self, index, aggregates=aggregates, flag="FALSE", schema=logic, **common)
         assert isinstance(logic, SchemaLogic)
@@ -193,7 +208,9 @@ class DqxRule(SparkCheck):
             md["filter"] = typed_value(self.filter, "text")
         if self.user_metadata:
             md["user_metadata"] = typed_value(dict(self.user_metadata), "json")
-        if compiled.query is not None:
+        if isinstance(compiled.query, CompareLogic):
+            md["reads_other_data"] = typed_value("the reference data, joined in the same pass", "text")
+        elif compiled.query is not None:
             md["reads_other_data"] = typed_value("the rule's query, joined in the same pass", "text")
         return Verdict(failed == 0, total, failed, metadata=md)
 
