@@ -44,7 +44,7 @@ REFERENCES = ("keys", "reference", "upstream", "schema_ref")
 #: arguments); the refusal must name the rule, the function and the argument, and the rules using them
 #: are left out of the library's side. Empty: every rule of ``dqx/checks.yml`` is honoured with DQX's
 #: meaning.
-REFUSED: list[tuple[str, str]] = [("has_valid_schema", "exclude_columns")]
+REFUSED: list[tuple[str, str]] = []
 #: functions that may each add one Spark action to the single pass (a query / a dataset of their own)
 OWN_ACTION = ("sql_query", "compare_datasets")
 #: DQX's verdicts are a function of the rules, DQX's side of the job (``dqx_oracle.py``: the data and

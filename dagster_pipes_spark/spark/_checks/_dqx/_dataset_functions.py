@@ -400,8 +400,6 @@ def _has_valid_schema(args: Arguments) -> Built:
     sources = [k for k in ("expected_schema", "ref_df_name", "ref_table") if args.given_value(k) is not None]
     if len(sources) != 1:
         raise RuleError("give exactly one of 'expected_schema', 'ref_df_name' and 'ref_table'")
-    if args.given_value("exclude_columns") is not None:
-        raise args.refuse("exclude_columns", "not evaluated by this project yet")
     if args.row_filter:
         raise RuleError("has_valid_schema takes no filter")
     columns = tuple(args.names("columns")) if args.given_value("columns") is not None else ()
@@ -409,8 +407,9 @@ def _has_valid_schema(args: Arguments) -> Built:
     if expected is not None and not isinstance(expected, str):
         raise RuleError(f"argument 'expected_schema' must be a DDL string, got {expected!r}")
     ref = args.given_value("ref_table") or args.given_value("ref_df_name")
+    exclude = tuple(args.names("exclude_columns")) if args.given_value("exclude_columns") is not None else ()
     logic = SchemaLogic(
-        expected, ref, args.given_value("ref_df_name") is not None, columns, args.flag("strict")
+        expected, ref, args.given_value("ref_df_name") is not None, columns, args.flag("strict"), exclude
     )
     return Built(logic, "has_invalid_schema", tuple(unquote(c) for c in columns))
 

@@ -58,6 +58,7 @@ class SchemaLogic:
     by_name: bool
     columns: tuple[str, ...]
     strict: bool
+    exclude: tuple[str, ...] = ()  # the data's columns left out of the comparison (even if in ``columns``)
 
 
 @dataclass(frozen=True)

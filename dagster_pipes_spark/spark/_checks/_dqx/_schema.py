@@ -97,7 +97,11 @@ def schema_errors(df: DataFrame, logic: SchemaLogic, to: Any) -> list[str]:
         expected = df.sparkSession.table(to).schema
     else:
         expected = to.schema
-    actual = df.select(*logic.columns).schema if logic.columns else df.schema
+    if logic.exclude:  # DQX: the selected (or all) columns but the excluded ones, by name
+        selected = [c for c in (logic.columns or tuple(df.columns)) if c not in set(logic.exclude)]
+        actual = df.select(*selected).schema
+    else:
+        actual = df.select(*logic.columns).schema if logic.columns else df.schema
     return _strict(actual, expected) if logic.strict else _permissive(actual, expected)
 
 
