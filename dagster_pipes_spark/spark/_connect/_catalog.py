@@ -220,3 +220,23 @@ def describe_tables(
     for i, described in zip(alone, parallel_map(describe, alone), strict=True):
         out[i] = described
     return [r if r is not None else LookupError("not described") for r in out]
+
+
+def table_locations(spark: Any, tables: Sequence[tuple[str, ...]]) -> list[str | None]:
+    """Where each table keeps its files (``None``: not found), one ``SHOW TABLE EXTENDED`` per
+    namespace (classic or Connect session; a failing namespace leaves its tables ``None``)."""
+    out: list[str | None] = [None] * len(tables)
+    by_namespace: dict[tuple[str, ...], list[int]] = {}
+    for i, parts in enumerate(tables):
+        if _PATTERN_SAFE.fullmatch(parts[-1]):
+            by_namespace.setdefault(tuple(parts[:-1]), []).append(i)
+    for namespace, indices in by_namespace.items():
+        try:
+            rows = _show_tables(spark, namespace, [tables[i][-1] for i in indices])
+        except Exception:
+            continue
+        for i in indices:
+            row = rows.get(tables[i][-1].lower())
+            if row is not None:
+                out[i] = _parse_information(str(row["information"] or ""))[0].get("Location") or None
+    return out
