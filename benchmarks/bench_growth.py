@@ -532,13 +532,15 @@ def main() -> None:
     results: list[dict[str, Any]] = []
     try:
         for mode in modes:
-            combos = [("-", "-")] if mode == "log" else [(m, f) for m in mechanisms for f in formats]
+            combos = [("classic", "parquet")] if mode == "log" else [(m, f) for m in mechanisms for f in formats]
             for mechanism, fmt in combos:
                 for side, root in sides.items():
                     if mode == "log" and side == "baseline":
                         continue
                     print(f"running {mode} {mechanism} {fmt} ({side}) ...", file=sys.stderr, flush=True)
                     result = _child(args, mode, mechanism, fmt, root)
+                    if mode == "log":
+                        result["mechanism"] = result["format"] = "-"
                     result["side"] = side
                     results.append(result)
     finally:
