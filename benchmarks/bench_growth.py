@@ -121,27 +121,19 @@ def _import_from(root: Path | None) -> None:
 
 
 def _session(mechanism: str, tmp: str, delta: bool) -> Any:
-    from pyspark.sql import SparkSession
+    """A local session (Connect: a server on a free port in this process's JVM, and its client)."""
+    from dagster_pipes_spark.testing._notebook import make_spark_session
 
-    builder = (
-        SparkSession.builder.remote("local[2]")
-        if mechanism == "connect"
-        else SparkSession.builder.master("local[2]").config("spark.ui.enabled", "false")
-    )
+    conf = {
+        "spark.sql.shuffle.partitions": "1",
+        "spark.sql.warehouse.dir": os.path.join(tmp, "warehouse"),
+        "spark.driver.extraJavaOptions": f"-Dderby.system.home={tmp}",
+    }
     if delta:
         from dagster_pipes_spark.testing.table_formats import fetch_jars, spark_confs
 
-        jars = [j for j in fetch_jars("spark40") if j.name.startswith("delta")]
-        for key, value in spark_confs(jars).items():
-            builder = builder.config(key, value)
-    return (
-        builder.appName(f"bench-growth-{mechanism}")
-        .config("spark.sql.shuffle.partitions", "1")
-        .config("spark.sql.warehouse.dir", os.path.join(tmp, "warehouse"))
-        .config("spark.driver.extraJavaOptions", f"-Dderby.system.home={tmp}")
-        .config("spark.sql.streaming.metricsEnabled", "false")
-        .getOrCreate()
-    )
+        conf.update(spark_confs([j for j in fetch_jars("spark40") if j.name.startswith("delta")]))
+    return make_spark_session(mechanism, conf)
 
 
 class Exit:
@@ -441,6 +433,7 @@ def _table(results: list[dict[str, Any]]) -> str:
         "py peak / growth (MB)",
         "jvm peak / growth (MB)",
         "load",
+        "reported",
     )
     rows = []
     for result in results:
@@ -467,6 +460,13 @@ def _table(results: list[dict[str, Any]]) -> str:
                     f"{r['python_peak_mb']:.0f} / {r['python_growth_mb']:+.0f}",
                     f"{r['jvm_peak_mb']:.0f} / {r['jvm_growth_mb']:+.0f}" if "jvm_peak_mb" in r else "-",
                     f"{r['load']:.1f}" if "load" in r else "-",
+                    (
+                        f"{r['batches_reported']} batches, delta v{r['delta_version']}"
+                        if "batches_reported" in r
+                        else f"{r['reports']} assets, {r['traced']} with lineage"
+                        if "reports" in r
+                        else f"{r.get('message_lines', '-')} lines"
+                    ),
                 )
             )
     widths = [max(len(h), *(len(row[i]) for row in rows)) for i, h in enumerate(header)]
@@ -527,12 +527,19 @@ def main() -> None:
         )
         subprocess.run(["tar", "-x", "-C", str(tmp)], stdin=archive.stdout, check=True)
         archive.wait()
+        # the counting helper is new with this benchmark: the baseline's hooks are measured with it
+        shutil.copy(
+            REPO / "dagster_pipes_spark" / "testing" / "spark_calls.py",
+            tmp / "dagster_pipes_spark" / "testing",
+        )
         sides = {"baseline": tmp, "current": REPO}
         head += f" | baseline {args.baseline} = {sha}"
     results: list[dict[str, Any]] = []
     try:
         for mode in modes:
-            combos = [("classic", "parquet")] if mode == "log" else [(m, f) for m in mechanisms for f in formats]
+            combos = (
+                [("classic", "parquet")] if mode == "log" else [(m, f) for m in mechanisms for f in formats]
+            )
             for mechanism, fmt in combos:
                 for side, root in sides.items():
                     if mode == "log" and side == "baseline":

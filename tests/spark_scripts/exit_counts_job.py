@@ -47,9 +47,9 @@ def main() -> Any:
         extras = pipes.extras
         connect = extras["mechanism"] == "connect"
         spark = session(extras["mechanism"], extras["tmp"], [j for j in extras["jars"].split(",") if j])
-        spark.range(5).selectExpr("id", "CAST(id AS STRING) AS name", "id * 0.5 AS score").write.saveAsTable(
-            "src"
-        )
+        spark.range(5).selectExpr(
+            "id", "CAST(id AS STRING) AS name", "CAST(id * 0.5 AS DOUBLE) AS score"
+        ).write.saveAsTable("src")
         counts: dict[str, dict[str, Any]] = {}
         for fmt in FORMATS:
             for size in SIZES:
@@ -57,9 +57,10 @@ def main() -> Any:
                 block = report_spark_writes(spark, pipes, {n: n for n in names})
                 report = block.__enter__()
                 for i, name in enumerate(names):
-                    spark.table("src").selectExpr("id", "name", f"score * {i + 1} AS score").write.insertInto(
-                        name
+                    frame = spark.table("src").selectExpr(
+                        "id", "name", f"CAST(score * {i + 1} AS DOUBLE) AS score"
                     )
+                    frame.write.format(fmt).saveAsTable(name)
                 jobs = submitted_jobs()
                 if connect:
                     with count_connect_requests(spark) as requests:

@@ -274,7 +274,7 @@ class ConnectBackend:
         literal (:func:`~..._lineage.lineage_from_combined_explain`). The plans it cannot serve (the
         request fails, the text cannot be split, a plan's lineage comes back incomplete) are left
         to be explained alone."""
-        from pyspark.sql import functions as sf
+        from pyspark.sql.connect import functions as sf
 
         frames = [
             plan_dataframe(inputs[k], self.spark).select(sf.lit(i).alias(PLAN_MARKER))

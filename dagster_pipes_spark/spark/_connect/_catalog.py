@@ -124,7 +124,7 @@ def _schemas(spark: Any, tables: Sequence[tuple[str, ...]]) -> list[list[tuple[s
     """The columns of each table from one schema request: each table's columns as one struct column,
     the tables cross-joined (analysed on the server, never run). Column order: the joins keep each
     side's columns in order, left before right."""
-    from pyspark.sql import functions as sf
+    from pyspark.sql.connect import functions as sf
 
     frames = [
         spark.table(".".join(quote_identifier(p) for p in parts)).select(
