@@ -193,6 +193,7 @@ def _spark_mode(mode: str, mechanism: str, fmt: str, sizes: list[int]) -> list[d
     try:
         spark = _session(mechanism, tmp, fmt == "delta")
         sc = SparkContext._active_spark_context
+        assert sc is not None
         sc.setLogLevel("ERROR")
         jvm_pid = getattr(getattr(sc._gateway, "proc", None), "pid", None)
         exit_meter = Exit(spark, connect)
@@ -242,7 +243,11 @@ def _spark_mode(mode: str, mechanism: str, fmt: str, sizes: list[int]) -> list[d
             report = block.__enter__()
             job()
             inside = time.perf_counter() - started
-            measured = exit_meter.measure(lambda block=block: block.__exit__(None, None, None))
+
+            def leave(block: Any = block) -> None:
+                block.__exit__(None, None, None)
+
+            measured = exit_meter.measure(leave)
             total = time.perf_counter() - started
             mem = memory.stop()
             assert set(pipes.reports) == set(keys), (len(pipes.reports), len(keys))

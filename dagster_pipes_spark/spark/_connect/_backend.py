@@ -261,7 +261,8 @@ class ConnectBackend:
                 write.column_lineage = dict(zip(names or text.lineage, text.lineage.values(), strict=True))
                 write.lineage_problem = None
             elif isinstance(text, tuple):
-                write.column_lineage = merge_lineage_from_explain(*text, columns)
+                merge_text, source_text = text
+                write.column_lineage = merge_lineage_from_explain(merge_text, source_text, columns)
                 if write.column_lineage is None:
                     write.lineage_problem = ("the MERGE's plans not understood", False)
             else:
