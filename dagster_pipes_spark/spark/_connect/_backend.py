@@ -30,7 +30,7 @@ from dagster_pipes_spark.spark._lineage import (
     lineage_problem,
     merge_lineage_from_explain,
 )
-from dagster_pipes_spark.spark._parallel import parallel_map
+from dagster_pipes_spark.spark._parallel import chunked, parallel_map
 from dagster_pipes_spark.spark._record import (
     Collector,
     ColumnLineage,
@@ -243,8 +243,10 @@ class ConnectBackend:
         ]
         texts: dict[int, Any] = {}
         with self._all_fields_in_plans(bool(keys)):
-            if len(together) > 1:
-                texts.update(self._combined_lineage(together, inputs))
+            groups = [group for group in chunked(together) if len(group) > 1]
+            for found in parallel_map(lambda group: self._combined_lineage(group, inputs), groups):
+                if isinstance(found, dict):
+                    texts.update(found)
             alone = [k for k in keys if k not in texts]
             texts.update(zip(alone, parallel_map(explain, alone), strict=True))
         for write in writes:

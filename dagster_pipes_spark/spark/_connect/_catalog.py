@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 from dagster_pipes_spark.spark._connect._facts import PLAIN_NAME
-from dagster_pipes_spark.spark._parallel import parallel_map
+from dagster_pipes_spark.spark._parallel import chunked, parallel_map
 from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
 
 #: table names the ``LIKE`` pattern of ``SHOW TABLE EXTENDED`` matches literally
@@ -163,39 +163,43 @@ def describe_tables(
             by_namespace.setdefault(tuple(parts[:-1]), []).append(i)
         else:
             alone.append(i)
-    namespaces = list(by_namespace)
+    # one SHOW TABLE EXTENDED per namespace and chunk of names, run concurrently
+    shows = [(namespace, group) for namespace, indices in by_namespace.items() for group in chunked(indices)]
 
-    def show(namespace: tuple[str, ...]) -> dict[str, Any]:
-        return run(lambda: _show_tables(spark, namespace, [tables[i][-1] for i in by_namespace[namespace]]))
+    def show(item: tuple[tuple[str, ...], list[int]]) -> dict[str, Any]:
+        namespace, group = item
+        return run(lambda: _show_tables(spark, namespace, [tables[i][-1] for i in group]))
 
     shown: dict[int, tuple[dict[str, str], tuple[str, ...] | None]] = {}
-    for namespace, result in zip(namespaces, parallel_map(show, namespaces), strict=True):
+    for (namespace, group), result in zip(shows, parallel_map(show, shows), strict=True):
         if isinstance(result, BaseException):
             debug(
                 f"[spark writes] SHOW TABLE EXTENDED in {'.'.join(namespace) or 'the current namespace'}"
                 f" failed ({type(result).__name__}); DESCRIBE per table"
             )
-            alone += by_namespace[namespace]
+            alone += group
             continue
-        for i in by_namespace[namespace]:
+        for i in group:
             row = result.get(tables[i][-1].lower())
             if row is None:
                 alone.append(i)
             else:
                 shown[i] = _parse_information(str(row["information"] or ""))
-    order = sorted(shown)
-    if order:
-        try:
-            schemas = run(lambda: _schemas(spark, [tables[i] for i in order]))
-        except Exception as exc:
+    # one schema request per chunk of tables, run concurrently
+    groups = chunked(sorted(shown))
+
+    def schemas_of(group: list[int]) -> list[list[tuple[str, str]]]:
+        return run(lambda: _schemas(spark, [tables[i] for i in group]))
+
+    for group, schemas in zip(groups, parallel_map(schemas_of, groups), strict=True):
+        if isinstance(schemas, BaseException):
             debug(
-                f"[spark writes] schemas of {len(order)} table(s) in one request failed"
-                f" ({type(exc).__name__}); DESCRIBE per table"
+                f"[spark writes] schemas of {len(group)} table(s) in one request failed"
+                f" ({type(schemas).__name__}); DESCRIBE per table"
             )
-            alone += order
-            order = []
-            schemas = []
-        for i, columns in zip(order, schemas, strict=True):
+            alone += group
+            continue
+        for i, columns in zip(group, schemas, strict=True):
             info, partitions = shown[i]
             if partitions is None and needs_partitions(tables[i]):
                 alone.append(i)
@@ -224,13 +228,13 @@ def describe_tables(
 
 def table_locations(spark: Any, tables: Sequence[tuple[str, ...]]) -> list[str | None]:
     """Where each table keeps its files (``None``: not found), one ``SHOW TABLE EXTENDED`` per
-    namespace (classic or Connect session; a failing namespace leaves its tables ``None``)."""
+    namespace and chunk of names (classic or Connect session; a failing namespace leaves its tables ``None``)."""
     out: list[str | None] = [None] * len(tables)
     by_namespace: dict[tuple[str, ...], list[int]] = {}
     for i, parts in enumerate(tables):
         if _PATTERN_SAFE.fullmatch(parts[-1]):
             by_namespace.setdefault(tuple(parts[:-1]), []).append(i)
-    for namespace, indices in by_namespace.items():
+    for namespace, indices in [(ns, group) for ns, found in by_namespace.items() for group in chunked(found)]:
         try:
             rows = _show_tables(spark, namespace, [tables[i][-1] for i in indices])
         except Exception:
