@@ -505,6 +505,7 @@ def main() -> None:
         "--baseline", metavar="REF", help="also run the package of this git ref, side by side"
     )
     parser.add_argument("--save", action="store_true", help="write benchmarks/results/growth.{txt,json}")
+    parser.add_argument("--save-as", default="growth", help="results name (with --save; default growth)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--cap", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--package-root", type=Path, help=argparse.SUPPRESS)
@@ -563,7 +564,7 @@ def main() -> None:
     print(head)
     print(text)
     if args.save:
-        save_results("growth", head, results, text)
+        save_results(args.save_as, head, results, text)
 
 
 if __name__ == "__main__":
