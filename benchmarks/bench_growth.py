@@ -397,10 +397,11 @@ def _child(
     ]
     if root is not None:
         command += ["--package-root", str(root)]
-    proc = subprocess.run(command, capture_output=True, text=True, check=False)
+    # the child's per-size rows go to stderr as they are measured (kept if a long run is stopped)
+    proc = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False)
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        sys.stderr.write(proc.stdout[-3000:] + proc.stderr[-5000:])
+        sys.stderr.write(proc.stdout[-3000:])
         raise SystemExit(f"{mode} {mechanism} {fmt} failed")
     result: dict[str, Any] = json.loads(lines[-1][len("RESULT ") :])
     return result
