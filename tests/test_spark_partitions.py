@@ -30,7 +30,7 @@ from _helpers import TESTS, run_pipes  # noqa: E402
 import dagster_pipes_spark as dps  # noqa: E402
 from dagster_pipes_spark import DagsterPipesError  # noqa: E402
 from dagster_pipes_spark.spark import partition_predicate  # noqa: E402
-from dagster_pipes_spark.spark._connect import _backend as _connect_backend  # noqa: E402
+from dagster_pipes_spark.spark._connect import _catalog as _connect_catalog  # noqa: E402
 from dagster_pipes_spark.spark._connect import _facts as _connect_facts  # noqa: E402
 from dagster_pipes_spark.spark._metadata import build_metadata, dagster_table_name, storage_kind  # noqa: E402
 from dagster_pipes_spark.spark._partitions import (  # noqa: E402
@@ -397,7 +397,7 @@ def test_connect_reads_partition_columns_of_v1_and_v2_tables() -> None:
     v1 = [("v", "int"), ("ds", "date"), ("# Partition Information", ""), ("# col_name", "data_type")]
     v1 += [("ds", "date"), ("", ""), ("# Detailed Table Information", ""), ("Catalog", "spark_catalog")]
     v1 += [("Database", "default"), ("Table", "t"), ("Provider", "parquet"), ("Location", "file:/wh/t")]
-    assert _connect_backend.describe_table(Session(v1), ("t",)) == (
+    assert _connect_catalog.describe_table(Session(v1), ("t",)) == (
         ("spark_catalog", "default", "t"),
         [("v", "int"), ("ds", "date")],
         "parquet",
@@ -413,9 +413,9 @@ def test_connect_reads_partition_columns_of_v1_and_v2_tables() -> None:
         ("Part 1", "days(ts)"),
     ]
     v2 += [("", ""), ("# Metadata Columns", ""), ("_metadata", "struct"), ("Provider", "delta")]
-    assert _connect_backend.describe_table(Session(v2), ("t",))[2:] == ("delta", ("ds",), None)
+    assert _connect_catalog.describe_table(Session(v2), ("t",))[2:] == ("delta", ("ds",), None)
     unpartitioned = [("v", "int"), ("", ""), ("# Partitioning", ""), ("Not partitioned", "")]
-    assert _connect_backend.describe_table(Session(unpartitioned), ("t",))[3] == ()
+    assert _connect_catalog.describe_table(Session(unpartitioned), ("t",))[3] == ()
 
 
 # --- classic plans (py4j-shaped doubles of Catalyst nodes) -------------------------------------

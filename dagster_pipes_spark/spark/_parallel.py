@@ -8,6 +8,20 @@ from typing import TypeVar
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
+#: How many tables / plans one batched exit look-up carries (Spark Connect: one ``SHOW TABLE
+#: EXTENDED``, one schema request, one explain); the chunks run concurrently, so the exit makes
+#: ceil(n / CHUNK) requests of each kind. Measured at 500 table targets (2 cores): one request for
+#: all 5.3-8.0 s, chunks of 50 2.4-5.3 s, of 25 2.1-2.8 s (the server analyses one big cross-join
+#: or union on one thread; smaller ones overlap, and the client reads one answer while the server
+#: works on the next).
+CHUNK = 25
+
+
+def chunked(items: Sequence[_T], size: int | None = None) -> list[list[_T]]:
+    """``items`` in consecutive lists of at most ``size`` (default :data:`CHUNK`) items."""
+    size = max(1, size or CHUNK)
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
+
 
 def parallel_map(
     fn: Callable[[_T], _R], items: Sequence[_T], max_workers: int = 8

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, NamedTuple
+from dataclasses import dataclass
+from typing import Any
 
 from dagster_pipes_spark.spark._collector import Collector
-from dagster_pipes_spark.spark._connect._facts import PLAIN_NAME
-from dagster_pipes_spark.spark._connect._lineage import WHOLE_PLAN_CONFS
+from dagster_pipes_spark.spark._connect._catalog import describe_tables
+from dagster_pipes_spark.spark._connect._lineage import WHOLE_PLAN_CONFS, combinable
 from dagster_pipes_spark.spark._connect._observation import plan_dataframe
 from dagster_pipes_spark.spark._connect._patches import install, uninstall
 from dagster_pipes_spark.spark._connect._registry import Busy, error_text
@@ -23,74 +24,23 @@ from dagster_pipes_spark.spark._delta import (
 )
 from dagster_pipes_spark.spark._iceberg import enrich_from_iceberg_snapshots
 from dagster_pipes_spark.spark._lineage import (
+    PLAN_MARKER,
     UnreadableError,
+    lineage_from_combined_explain,
     lineage_from_explain,
     lineage_problem,
     merge_lineage_from_explain,
 )
-from dagster_pipes_spark.spark._parallel import parallel_map
-from dagster_pipes_spark.spark._targets import quote_identifier, split_identifier
+from dagster_pipes_spark.spark._lineage_types import ColumnLineage
+from dagster_pipes_spark.spark._parallel import chunked, parallel_map
 from dagster_pipes_spark.spark._write_record import SparkWrite
 
 
-class TableDescription(NamedTuple):
-    """What ``DESCRIBE TABLE EXTENDED`` tells of a written table."""
+@dataclass(frozen=True)
+class Combined:
+    """A plan's lineage read from the explain of many plans at once."""
 
-    qualified: tuple[str, ...] | None
-    columns: list[tuple[str, str]] | None
-    provider: str | None
-    partition_columns: tuple[str, ...]
-    location: str | None = None
-
-
-def describe_table(spark: Any, parts: tuple[str, ...]) -> TableDescription:
-    """Qualified name, columns, provider, partition columns and location from ``DESCRIBE TABLE
-    EXTENDED``."""
-    rows = spark.sql("DESCRIBE TABLE EXTENDED " + ".".join(quote_identifier(p) for p in parts)).collect()
-    columns: list[tuple[str, str]] = []
-    info: dict[str, str] = {}
-    partition_columns: list[str] = []
-    in_columns = True
-    in_partitions = False
-    for row in rows:
-        name = (row[0] or "").strip()
-        value = (row[1] or "").strip() if len(row) > 1 and row[1] is not None else ""
-        if in_columns:
-            if not name or name.startswith("#"):
-                in_columns = False
-                in_partitions = name in ("# Partition Information", "# Partitioning")
-            else:
-                columns.append((name, value))
-            continue
-        if name in ("# Partition Information", "# Partitioning"):  # V1 / V2 (e.g. Delta) tables
-            in_partitions = True
-        elif in_partitions and name and not name.startswith("#"):
-            if PLAIN_NAME.fullmatch(name):
-                partition_columns.append(name.strip("`"))
-            elif name.startswith("Part ") and PLAIN_NAME.fullmatch(
-                value
-            ):  # "Part 0 | ds"; a transform such as days(ts) is not a column
-                partition_columns.append(value.strip("`"))
-            continue
-        elif not name or name.startswith("#"):
-            in_partitions = in_partitions and name == "# col_name"
-        if name and not name.startswith("#") and name not in info:
-            info[name] = value
-    qualified: tuple[str, ...] | None = None
-    database = info.get("Database") or info.get("Schema") or info.get("Namespace")
-    if info.get("Catalog") and database and info.get("Table"):
-        qualified = (info["Catalog"], *split_identifier(database), info["Table"])
-    elif info.get("Name") and len(split_identifier(info["Name"])) >= 3:
-        # a V2 table (Delta's DeltaTableV2, Iceberg): one "Name" row, fully qualified
-        qualified = tuple(split_identifier(info["Name"]))
-    provider = info.get("Provider")
-    return TableDescription(
-        qualified,
-        columns or None,
-        provider.lower() if provider else None,
-        tuple(partition_columns),
-        info.get("Location") or None,
-    )
+    lineage: ColumnLineage
 
 
 class ConnectBackend:
@@ -161,19 +111,35 @@ class ConnectBackend:
             self.debug(f"[spark writes] left wrapped by another library: {', '.join(left)}")
 
     def prepare(self, writes: list[SparkWrite]) -> None:
-        """Qualify table names and read their schema and provider (one DESCRIBE per table, run
-        concurrently)."""
+        """Qualify table names and read their schema, provider, location and partition columns
+        from the catalog, all tables at once (:func:`~._catalog.describe_tables`)."""
         tables: dict[tuple[str, ...], tuple[str, ...]] = {}
+        partitioned: set[tuple[str, ...]] = set()
         for write in writes:
             if write.table:
-                tables.setdefault(tuple(p.lower() for p in write.table), write.table)
+                key = tuple(p.lower() for p in write.table)
+                tables.setdefault(key, write.table)
+                if write.partition_columns is None and (write.static_partitions or write.dynamic_overwrite):
+                    partitioned.add(key)
         keys = list(tables)
 
-        def describe(key: tuple[str, ...]) -> TableDescription:
+        def busy(request: Callable[[], Any]) -> Any:
             with Busy():
-                return describe_table(self.spark, tables[key])
+                return request()
 
-        described = dict(zip(keys, parallel_map(describe, keys), strict=True))
+        described = dict(
+            zip(
+                keys,
+                describe_tables(
+                    self.spark,
+                    [tables[k] for k in keys],
+                    lambda parts: tuple(p.lower() for p in parts) in partitioned,
+                    busy,
+                    self.debug,
+                ),
+                strict=True,
+            )
+        )
         for write in writes:
             if not write.table:
                 continue
@@ -245,8 +211,10 @@ class ConnectBackend:
             self._column_lineage(writes)
 
     def _column_lineage(self, writes: list[SparkWrite]) -> None:
-        """Column lineage of the written plans and SQL statements: one ``EXPLAIN EXTENDED`` each
-        (analysis and planning on the server, no job), run concurrently."""
+        """Column lineage of the written plans and SQL statements: the DataFrame plans over tables
+        and local data in ONE ``EXPLAIN EXTENDED`` of their union (:meth:`_combined_lineage`), the
+        others (path reads, SQL text, MERGE, streams, what the union could not serve) one
+        ``EXPLAIN EXTENDED`` each, run concurrently (analysis and planning on the server, no job)."""
         inputs: dict[int, Any] = {}
         for write in writes:
             if write.lineage_input is not None:
@@ -268,8 +236,17 @@ class ConnectBackend:
                     return explain_sql(*item)
                 return str(plan_dataframe(item, self.spark)._explain_string(extended=True))
 
+        together = [
+            k for k in keys if not isinstance(inputs[k], (MergeStatement, tuple)) and combinable(inputs[k])
+        ]
+        texts: dict[int, Any] = {}
         with self._all_fields_in_plans(bool(keys)):
-            texts = dict(zip(keys, parallel_map(explain, keys), strict=True))
+            groups = [group for group in chunked(together) if len(group) > 1]
+            for found in parallel_map(lambda group: self._combined_lineage(group, inputs), groups):
+                if isinstance(found, dict):
+                    texts.update(found)
+            alone = [k for k in keys if k not in texts]
+            texts.update(zip(alone, parallel_map(explain, alone), strict=True))
         for write in writes:
             item, write.lineage_input = write.lineage_input, None
             if item is None:
@@ -279,14 +256,53 @@ class ConnectBackend:
                 self.debug(f"[spark writes] no column lineage for {write.target}: {error_text(text)}")
                 continue
             columns = [name for name, _ in write.columns] if write.columns else None
-            if isinstance(text, tuple):
-                write.column_lineage = merge_lineage_from_explain(*text, columns)
+            if isinstance(text, Combined):  # by the plan's output names: the written ones when as many
+                names = columns if columns is not None and len(columns) == len(text.lineage) else None
+                write.column_lineage = dict(zip(names or text.lineage, text.lineage.values(), strict=True))
+                write.lineage_problem = None
+            elif isinstance(text, tuple):
+                merge_text, source_text = text
+                write.column_lineage = merge_lineage_from_explain(merge_text, source_text, columns)
                 if write.column_lineage is None:
                     write.lineage_problem = ("the MERGE's plans not understood", False)
             else:
                 problems: list[UnreadableError] = []
                 write.column_lineage = lineage_from_explain(text, columns, problems)
                 write.lineage_problem = lineage_problem(problems)
+
+    def _combined_lineage(self, keys: list[int], inputs: dict[int, Any]) -> dict[int, Combined]:
+        """The lineage of many written plans from ONE explain: their union, each plan marked by a
+        literal (:func:`~..._lineage.lineage_from_combined_explain`). The plans it cannot serve (the
+        request fails, the text cannot be split, a plan's lineage comes back incomplete) are left
+        to be explained alone."""
+        from pyspark.sql.connect import functions as sf
+
+        frames = [
+            plan_dataframe(inputs[k], self.spark).select(sf.lit(i).alias(PLAN_MARKER))
+            for i, k in enumerate(keys)
+        ]
+        while len(frames) > 1:  # a balanced union: the plan's depth grows with log2 of the plans
+            frames = [
+                frames[i].union(frames[i + 1]) if i + 1 < len(frames) else frames[i]
+                for i in range(0, len(frames), 2)
+            ]
+        try:
+            with Busy():
+                text = str(frames[0]._explain_string(extended=True))
+        except Exception as exc:
+            self.debug(
+                f"[spark writes] one explain for {len(keys)} plans failed ({error_text(exc)}); one each"
+            )
+            return {}
+        found = lineage_from_combined_explain(text, [None] * len(keys))
+        if found is None:
+            self.debug(f"[spark writes] the explain of {len(keys)} plans could not be split; one each")
+            return {}
+        return {
+            k: Combined(lineage)
+            for k, lineage in zip(keys, found, strict=True)
+            if lineage is not None and all(deps is not None for deps in lineage.values())
+        }
 
     @contextlib.contextmanager
     def _all_fields_in_plans(self, needed: bool) -> Iterator[None]:

@@ -43,3 +43,30 @@ def reads_sources(plan: Any) -> bool:
             return True
         stack.extend(children)
     return False
+
+
+#: client plan leaves a combined explain reads whole from its analysed plan (no file scan needed)
+_COMBINABLE_LEAVES = frozenset({"Read", *_SOURCELESS_LEAVES})
+
+
+def combinable(plan: Any) -> bool:
+    """Whether a client plan can be explained together with others (one union, one request): a
+    batch plan whose leaves are tables read by name or local data. A path read (``DataSource``),
+    SQL text or a streamed source is explained alone (its file scans are in the physical plan)."""
+    from pyspark.sql.connect.plan import LogicalPlan
+
+    stack = [plan]
+    while stack:
+        node = stack.pop()
+        if getattr(node, "_is_streaming", None):
+            return False
+        children = [
+            child
+            for value in vars(node).values()
+            for child in (value if isinstance(value, (list, tuple)) else (value,))
+            if isinstance(child, LogicalPlan)
+        ]
+        if not children and type(node).__name__ not in _COMBINABLE_LEAVES:
+            return False
+        stack.extend(children)
+    return True

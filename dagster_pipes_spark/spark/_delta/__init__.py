@@ -36,7 +36,7 @@ from dagster_pipes_spark.spark._delta._history import (
     match_commits,
     parse_history_row,
 )
-from dagster_pipes_spark.spark._delta._log import read_commit_logs
+from dagster_pipes_spark.spark._delta._log import log_key, read_commit_logs
 from dagster_pipes_spark.spark._delta._lookups import enrich_from_delta_history
 from dagster_pipes_spark.spark._delta._plans import (
     DELTA_COMMANDS,
@@ -80,6 +80,7 @@ __all__ = [
     "history_sql",
     "is_delta_class_name",
     "is_delta_provider",
+    "log_key",
     "maintenance_note",
     "maintenance_statement",
     "match_commits",

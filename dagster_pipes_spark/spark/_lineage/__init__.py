@@ -30,7 +30,9 @@ Nothing here imports pyspark.
 
 from dagster_pipes_spark.spark._lineage._merge import merge_lineage_from_explain, merge_source_query
 from dagster_pipes_spark.spark._lineage._plans import (
+    PLAN_MARKER,
     explain_sections,
+    lineage_from_combined_explain,
     lineage_from_explain,
     lineage_from_tree,
     lineage_problem,
@@ -41,6 +43,7 @@ from dagster_pipes_spark.spark._lineage._tree import UnknownNodeError, Unreadabl
 from dagster_pipes_spark.spark._lineage_types import ColumnLineage, Deps, LineageSource, SourceColumn
 
 __all__ = [
+    "PLAN_MARKER",
     "ColumnLineage",
     "Deps",
     "LineageSource",
@@ -49,6 +52,7 @@ __all__ = [
     "UnreadableError",
     "attributes",
     "explain_sections",
+    "lineage_from_combined_explain",
     "lineage_from_explain",
     "lineage_from_tree",
     "lineage_problem",

@@ -9,7 +9,13 @@ from collections.abc import Mapping, Sequence
 from dagster_pipes_spark.spark._commands import carries_query
 from dagster_pipes_spark.spark._lineage._nodes import BATCH_NODES
 from dagster_pipes_spark.spark._lineage._streams import STREAMING_NODES, streaming_text
-from dagster_pipes_spark.spark._lineage._tree import UnknownNodeError, UnreadableError, attributes, parse_tree
+from dagster_pipes_spark.spark._lineage._tree import (
+    Node,
+    UnknownNodeError,
+    UnreadableError,
+    attributes,
+    parse_tree,
+)
 from dagster_pipes_spark.spark._lineage._walker import NONE, NodeHandler, Walker
 from dagster_pipes_spark.spark._lineage_types import ColumnLineage, SourceColumn
 from dagster_pipes_spark.spark._targets import normalize_path
@@ -32,9 +38,24 @@ def lineage_from_tree(
     to their path. ``None`` when the plan cannot be read at all. ``problems``, when given, receives
     why columns were left out (an :class:`UnknownNodeError` names a node no rule reads).
     """
-    walker = Walker(paths or {}, NODES)
     try:
         root = parse_tree(streaming_text(text))
+    except (UnreadableError, RecursionError) as exc:
+        if problems is not None:
+            problems.append(exc if isinstance(exc, UnreadableError) else UnreadableError("too deep"))
+        return None
+    return _lineage_of(root, columns, paths, problems)
+
+
+def _lineage_of(
+    root: Node,
+    columns: Sequence[str] | None,
+    paths: Mapping[int, str] | None,
+    problems: list[UnreadableError] | None = None,
+) -> ColumnLineage | None:
+    """Column lineage of a parsed plan (:func:`lineage_from_tree`)."""
+    walker = Walker(paths or {}, NODES)
+    try:
         while carries_query(root.name) and (root.children or root.inner):
             root = (root.children or root.inner)[-1]
         output = walker.evaluate(root)
@@ -117,6 +138,48 @@ def lineage_from_explain(
         lines = lines[1:]
     paths = scan_paths(sections.get("Physical Plan", ""))
     return lineage_from_tree("\n".join(lines), columns, paths, problems)
+
+
+#: The column that marks each plan of a combined explain (:func:`lineage_from_combined_explain`).
+PLAN_MARKER = "__dagster_pipes_plan"
+_MARKED = re.compile(r"Project \[(\d+) AS " + PLAN_MARKER + r"#\d+L?\]")
+
+
+def lineage_from_combined_explain(
+    text: str, columns: Sequence[Sequence[str] | None]
+) -> list[ColumnLineage | None] | None:
+    """Column lineage of several plans explained as one: the ``EXPLAIN EXTENDED`` of a union of
+    ``plan_i.select(lit(i).alias(PLAN_MARKER))`` (Spark Connect: one request for every written plan
+    instead of one each). Each plan is read from the analysed plan below its marked projection, as
+    :func:`lineage_from_explain` reads it alone; ``columns[i]`` are plan ``i``'s written columns.
+    ``None`` when the text cannot be split (every plan found once); a plan not understood gets
+    ``None`` in its place. Plans reading a path need the physical plan's scans, which the marker's
+    projection prunes: they are explained alone."""
+    analyzed = explain_sections(text).get("Analyzed Logical Plan")
+    if not analyzed:
+        return None
+    lines = analyzed.split("\n")
+    if len(lines) > 1 and not lines[1].startswith((" ", ":", "+")):
+        lines = lines[1:]
+    try:
+        root = parse_tree(streaming_text("\n".join(lines)))
+    except UnreadableError:
+        return None
+    found: dict[int, Node] = {}
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        match = _MARKED.fullmatch(node.content.strip())
+        if match is not None and len(node.children) == 1:
+            index = int(match.group(1))
+            if index in found:
+                return None
+            found[index] = node.children[0]
+            continue
+        stack.extend(node.children)
+    if sorted(found) != list(range(len(columns))):
+        return None
+    return [_lineage_of(found[i], columns[i], None) for i in range(len(columns))]
 
 
 def merge_lineage(lineages: Sequence[ColumnLineage | None]) -> dict[str, frozenset[SourceColumn]] | None:

@@ -27,8 +27,10 @@ durations, and whether the query was still running. A failed batch makes no prog
 never counted; the query's error is logged.
 
 Delta sinks: each micro-batch is one ``STREAMING UPDATE`` commit whose ``operationParameters`` carry
-the query id and the batch id (``epochId``). On exit one ``DESCRIBE HISTORY`` per Delta sink finds the
-commits of the batches seen in the block (concurrent writers' commits never match): ``delta/version``
+the query id and the batch id (``epochId``). On exit one scan of the sinks' ``_delta_log`` commit files
+(``_delta.read_commit_logs``: every Delta sink in one Spark job; a table sink located through the
+catalog) finds the commits of the batches seen in the block (concurrent writers' commits never
+match); ``DESCRIBE HISTORY`` per sink only where the logs cannot serve it: ``delta/version``
 is the last one's version, files and bytes are summed over them. The generic Delta look-up of batch
 writes (``_delta.enrich_from_delta_history``, one commit per write) is kept away from these writes.
 

@@ -4,10 +4,17 @@ what each wrote, on exit."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
-from dagster_pipes_spark.spark._delta import history_sql, parse_history_row
+from dagster_pipes_spark.spark._delta import (
+    DeltaCommit,
+    history_sql,
+    log_key,
+    parse_history_row,
+    read_commit_logs,
+)
 from dagster_pipes_spark.spark._lineage import lineage_from_tree
 from dagster_pipes_spark.spark._streaming._capture import install, uninstall
 from dagster_pipes_spark.spark._streaming._delta_sink import apply_stream_commits, stream_commits
@@ -43,6 +50,7 @@ class StreamingObserver:
         self._listener: Any = None
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
+        self._started = time.time()
 
     def owns_dataframe(self, df: Any) -> bool:
         """Whether ``df`` belongs to this observer's session."""
@@ -68,6 +76,7 @@ class StreamingObserver:
 
     def start(self) -> None:
         """Wrap the writers; on classic, listen to progress; on Connect, poll it."""
+        self._started = time.time()
         install(self)
         if self.connect:
             self._poller = threading.Thread(target=self._poll, name="dagster-pipes-stream-poll", daemon=True)
@@ -112,7 +121,7 @@ class StreamingObserver:
             key = run.run_id or str(id(query))
             early = self._runs.get(key)  # progress the listener delivered before `start` returned
             if early is not None:
-                run.batches.update(early.batches)
+                run.batches.merge(early.batches)
             self._runs[key] = run
 
     def _capture_plan(self, run: StreamRun, df: Any) -> None:
@@ -201,6 +210,44 @@ class StreamingObserver:
         except Exception:
             return parts
 
+    def _delta_sinks(self, sinks: list[tuple[StreamRun, SparkWrite]]) -> None:
+        """Version and counters of every Delta sink's batches: all sinks' commits read from their
+        tables' logs in one Spark job (``_delta.read_commit_logs``; a table sink's location from the
+        catalog, one statement per namespace); a sink the logs cannot serve (no location, fewer
+        commits found than batches, the read failing) reads its ``DESCRIBE HISTORY``."""
+        if not sinks:
+            return
+        from dagster_pipes_spark.spark._connect._catalog import table_locations
+
+        tables = [run.table for run, _ in sinks if run.table and not run.path]
+        try:
+            located = dict(zip(tables, table_locations(self.spark, tables), strict=True)) if tables else {}
+        except Exception:
+            located = {}
+        locations = {
+            id(run): loc
+            for run, _ in sinks
+            if (loc := run.path or (located.get(run.table) if run.table else None))
+        }
+        found: dict[str, list[DeltaCommit]] = {}
+        if locations:
+            try:
+                found = read_commit_logs(self.spark, list(set(locations.values())), self._started)
+            except Exception as exc:
+                self._debug(
+                    f"[spark writes] Delta sinks' logs unreadable ({type(exc).__name__}); DESCRIBE HISTORY each"
+                )
+        for run, write in sinks:
+            location = locations.get(id(run))
+            if location is not None and run.query_id is not None and run.batches:
+                commits = stream_commits(found.get(log_key(location), []), run.query_id, run.batches.ids)
+                if len(commits) == len(run.batches):
+                    apply_stream_commits(
+                        write, commits, len(run.batches), run.batches.observed_rows is not None
+                    )
+                    continue
+            self._delta_sink(run, write)
+
     def _delta_sink(self, run: StreamRun, write: SparkWrite) -> None:
         """Version and counters of a Delta sink's batches from one ``DESCRIBE HISTORY``."""
         if not run.batches or run.query_id is None or not (run.table or run.path):
@@ -218,13 +265,13 @@ class StreamingObserver:
             )
             return
         commits = [c for c in (parse_history_row(r) for r in rows) if c is not None]
-        found = stream_commits(commits, run.query_id, set(run.batches))
+        found = stream_commits(commits, run.query_id, run.batches.ids)
         if len(found) < len(run.batches):
             self._debug(
                 f"[spark writes] Delta sink {write.target}: {len(found)} of {len(run.batches)} batch"
                 " commits found in its recent history"
             )
-        observed = all(b.observed_rows is not None for b in run.batches.values())
+        observed = run.batches.observed_rows is not None
         apply_stream_commits(write, found, len(run.batches), observed)
 
     def stop(self, timeout: float) -> list[SparkWrite]:
@@ -241,6 +288,7 @@ class StreamingObserver:
                     pass
             with self._lock:
                 runs = [r for r in self._runs.values() if r.query is not None]
+            sinks: list[tuple[StreamRun, SparkWrite]] = []
             for run in runs:
                 active, error = _state(run.query)
                 if error:
@@ -269,8 +317,9 @@ class StreamingObserver:
                 if not run.foreach_batch:
                     self._lineage(run, write)
                 if write.is_delta and not run.foreach_batch:
-                    self._delta_sink(run, write)
+                    sinks.append((run, write))
                 writes.append(write)
+            self._delta_sinks(sinks)
         except Exception as exc:
             self._warn(f"[spark writes] reading streaming queries failed: {type(exc).__name__}: {exc}")
         return writes

@@ -29,6 +29,81 @@ class Batch:
 
 
 @dataclass
+class Batches:
+    """A query's completed micro-batches folded as their reports arrive (what the report needs, not
+    every report: memory stays flat over thousands of batches). A batch id seen again (the
+    listener and a poll both deliver it) counts once."""
+
+    ids: set[int] = field(default_factory=set)
+    input_rows: int = 0
+    #: rows counted by the observation / by the sink, summed; None once a batch did not say
+    observed_rows: int | None = 0
+    output_rows: int | None = 0
+    duration_ms: int = 0
+    #: each source's end offset as of the latest batch that named it: (batch id, offset)
+    sources: dict[str, tuple[int, Any]] = field(default_factory=dict)
+    sink: tuple[int, str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __contains__(self, batch_id: object) -> bool:
+        return batch_id in self.ids
+
+    def add(self, batch: Batch) -> None:
+        """Fold one completed batch in (once per batch id)."""
+        if batch.batch_id in self.ids:
+            return
+        self.ids.add(batch.batch_id)
+        self.input_rows += batch.input_rows
+        self.observed_rows = (
+            None
+            if self.observed_rows is None or batch.observed_rows is None
+            else self.observed_rows + batch.observed_rows
+        )
+        self.output_rows = (
+            None
+            if self.output_rows is None or batch.output_rows is None
+            else self.output_rows + batch.output_rows
+        )
+        self.duration_ms += batch.duration_ms or 0
+        for source in batch.sources:
+            key = str(source["description"])
+            if key not in self.sources or self.sources[key][0] < batch.batch_id:
+                self.sources[key] = (batch.batch_id, source["endOffset"])
+        if batch.sink and (self.sink is None or self.sink[0] < batch.batch_id):
+            self.sink = (batch.batch_id, batch.sink)
+
+    def merge(self, other: Batches) -> None:
+        """Fold in batches recorded apart (progress delivered before the query's start returned)."""
+        if not other.ids:
+            return
+        if not self.ids:
+            self.__dict__.update(
+                {
+                    k: (set(v) if isinstance(v, set) else dict(v) if isinstance(v, dict) else v)
+                    for k, v in other.__dict__.items()
+                }
+            )
+            return
+        new = other.ids - self.ids
+        if new != other.ids:  # overlapping: totals cannot be split per batch; keep ours, add the ids
+            self.ids |= other.ids
+            return
+        self.ids |= other.ids
+        self.input_rows += other.input_rows
+        for attr in ("observed_rows", "output_rows"):
+            mine, theirs = getattr(self, attr), getattr(other, attr)
+            setattr(self, attr, None if mine is None or theirs is None else mine + theirs)
+        self.duration_ms += other.duration_ms
+        for key, value in other.sources.items():
+            if key not in self.sources or self.sources[key][0] < value[0]:
+                self.sources[key] = value
+        if other.sink and (self.sink is None or self.sink[0] < other.sink[0]):
+            self.sink = other.sink
+
+
+@dataclass
 class StreamRun:
     """A streaming query started inside the block, and the batches it completed there."""
 
@@ -43,7 +118,7 @@ class StreamRun:
     #: the run id: a restart on the same checkpoint keeps the query id, not the run id
     run_id: str | None = None
     columns: list[tuple[str, str]] | None = None
-    batches: dict[int, Batch] = field(default_factory=dict)
+    batches: Batches = field(default_factory=Batches)
     #: classic: the streamed DataFrame's analysed plan, printed when the query started, and the paths
     #: of the batch file relations it joins (attribute id -> path)
     plan_text: str | None = None
@@ -54,8 +129,8 @@ class StreamRun:
     plan_error: str | None = None
 
     def add(self, batch: Batch) -> None:
-        """Record a progress report (the latest report of a batch id wins)."""
-        self.batches[batch.batch_id] = batch
+        """Record a progress report (folded into the query's totals)."""
+        self.batches.add(batch)
 
 
 def progress_batch(progress: Any) -> Batch | None:
@@ -131,16 +206,12 @@ def _offset(value: Any) -> Any:
 
 def stream_write(run: StreamRun, active: bool, error: str | None) -> SparkWrite:
     """The ``SparkWrite`` a query's batches amount to (``streaming`` holds the streaming metadata)."""
-    batches = [run.batches[i] for i in sorted(run.batches)]
-    rows = sum(b.input_rows for b in batches)
-    for counted in ([b.observed_rows for b in batches], [b.output_rows for b in batches]):
-        if all(r is not None for r in counted):
-            rows = sum(int(r or 0) for r in counted)
+    batches = run.batches
+    rows = batches.input_rows
+    for counted in (batches.observed_rows, batches.output_rows):
+        if counted is not None and len(batches):
+            rows = counted
             break
-    last_sources: dict[str, Any] = {}
-    for b in batches:
-        for s in b.sources:
-            last_sources[str(s["description"])] = s["endOffset"]
     write = SparkWrite(
         operation=OP_STREAM,
         table=run.table,
@@ -151,15 +222,16 @@ def stream_write(run: StreamRun, active: bool, error: str | None) -> SparkWrite:
         is_delta=(run.format or "").lower() == "delta" or None,
         api=run.api,
     )
+    ids = sorted(batches.ids)
     write.streaming = {
         "spark/streaming_batches": len(batches),
-        "spark/streaming_batch_ids": [batches[0].batch_id, batches[-1].batch_id] if batches else [],
-        "spark/streaming_input_rows": sum(b.input_rows for b in batches),
+        "spark/streaming_batch_ids": [ids[0], ids[-1]] if ids else [],
+        "spark/streaming_input_rows": batches.input_rows,
         "spark/streaming_sources": [
-            {"description": d, "end_offset": o} for d, o in sorted(last_sources.items())
+            {"description": d, "end_offset": o} for d, (_, o) in sorted(batches.sources.items())
         ],
-        "spark/streaming_sink": next((b.sink for b in reversed(batches) if b.sink), None),
-        "spark/streaming_duration_ms": sum(b.duration_ms or 0 for b in batches),
+        "spark/streaming_sink": batches.sink[1] if batches.sink else None,
+        "spark/streaming_duration_ms": batches.duration_ms,
         "spark/streaming_active": active,
         "spark/streaming_query_id": run.query_id,
         "spark/streaming_query_name": run.name,
