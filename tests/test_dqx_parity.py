@@ -170,19 +170,29 @@ def _run(mechanism: str, python: str, names: list[str], workdir: Path, oracle: b
         clients.append(RuntimeClient(env=runtime_env(python), timeout=TIMEOUT))
         return clients[-1]
 
-    result = run_pipes(
-        [python, str(SCRIPT)],
-        assets=[ASSET],
-        check_specs=[(ASSET, name) for name in names],
-        extras={
-            "mechanism": mechanism,
-            "rules": str(RULES),
-            "out": str(out),
-            "refused": REFUSED,
-            "oracle": oracle,
-        },
-        client_factory=client,
-    )
+    for attempt in range(2):
+        result = run_pipes(
+            [python, str(SCRIPT)],
+            assets=[ASSET],
+            check_specs=[(ASSET, name) for name in names],
+            extras={
+                "mechanism": mechanism,
+                "rules": str(RULES),
+                "out": str(out),
+                "refused": REFUSED,
+                "oracle": oracle,
+            },
+            client_factory=client,
+        )
+        # Dagster's file reader (``tail_file``: ``readline`` at the end of the file) can read a
+        # message line longer than a page while the external process's one ``write`` of it is
+        # still being copied in, and its thread dies on the half line (JSONDecodeError): the run
+        # then lacks every later report. The stock writer's lines race the same way. A run whose
+        # job finished its side but whose reports Dagster did not take runs once more.
+        lost = "did not yield or return expected outputs" in str(result.failure)
+        if result.success or not lost or attempt or not out.is_file():
+            break
+        clients.clear()
     gc.collect()  # Dagster's ephemeral instance holds SQLite connections of this thread: close them here
     output = clients[0].output if clients else ""
     if not out.is_file():

@@ -4,6 +4,7 @@ process, with the standard library only."""
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -36,12 +37,18 @@ class EmulatorControl:
         except HttpError as exc:
             raise RuntimeError(f"{method} {path} failed: HTTP {exc.status}: {exc.message}") from None
 
-    def health(self) -> bool:
-        """Whether the emulator answers."""
-        try:
-            return bool(self._call("GET", "/_emulator/health").get("ok"))
-        except (OSError, RuntimeError):
-            return False
+    def health(self, attempts: int = 3) -> bool:
+        """Whether the emulator answers (``attempts`` tries half a second apart: a busy machine can
+        leave one request unanswered)."""
+        for attempt in range(max(1, attempts)):
+            try:
+                if self._call("GET", "/_emulator/health").get("ok"):
+                    return True
+            except (OSError, RuntimeError):
+                pass
+            if attempt + 1 < attempts:
+                time.sleep(0.5)
+        return False
 
     def set_faults(
         self, rate: float = 0.15, statuses: Sequence[int] | None = None, **options: Any
