@@ -32,12 +32,8 @@ dg = pytest.importorskip("dagster")
 pytest.importorskip("pyspark")
 
 from _helpers import RunResult, run_pipes  # noqa: E402
+from test_delta_hooks import table_format_jars  # noqa: E402  (the same pinned jars, skip / CI rule)
 
-from dagster_pipes_spark.testing.table_formats import (  # noqa: E402
-    MissingJarsError,
-    fetch_jars,
-    jars_env_var,
-)
 from dagster_pipes_spark.testing.tpch import WORKLOAD, generate  # noqa: E402
 
 SCRIPT = Path(__file__).parent / "spark_scripts" / "tpch_workload_job.py"
@@ -161,19 +157,6 @@ EXACT: dict[str, Lineage] = {
     # INTERSECT and EXCEPT: the left side's columns
     "x_set_ops": {"custkey": _cols("orders", "o_custkey")},
 }
-
-
-def table_format_jars(name: str) -> list[str]:
-    """The pinned jars of list ``name`` (``.ci/dev`` exports them; else fetched here, cached)."""
-    exported = os.environ.get(jars_env_var(name))
-    if exported:
-        return exported.split(",")
-    try:
-        return [str(p) for p in fetch_jars(name)]
-    except MissingJarsError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI must have the table-format jars: {exc}")
-        pytest.skip(f"{exc} (the Delta variants need them)")
 
 
 @dataclass

@@ -86,6 +86,22 @@ def _is_unique(args: Arguments) -> Built:
 # --- foreign keys --------------------------------------------------------------------------------
 
 
+def _reference_keys(args: Arguments) -> tuple[list[str], list[str], Any, Any]:
+    """The key columns paired with the reference's (same length) and where the reference comes from
+    (exactly one of ``ref_df_name`` and ``ref_table``), as ``foreign_key`` and ``compare_datasets``
+    take them."""
+    columns, ref_columns = args.names("columns"), args.names("ref_columns")
+    if len(columns) != len(ref_columns):
+        raise RuleError(
+            f"'columns' has {len(columns)} entries but 'ref_columns' has {len(ref_columns)}; both must have"
+            " the same length"
+        )
+    by_name, table = args.given_value("ref_df_name"), args.given_value("ref_table")
+    if (by_name is None) == (table is None):
+        raise RuleError("give exactly one of 'ref_df_name' and 'ref_table'")
+    return list(columns), list(ref_columns), by_name, table
+
+
 @_register(
     "foreign_key",
     columns=REQUIRED,
@@ -97,15 +113,7 @@ def _is_unique(args: Arguments) -> Built:
     broadcast_ref=False,
 )
 def _foreign_key(args: Arguments) -> Built:
-    columns, ref_columns = args.names("columns"), args.names("ref_columns")
-    if len(columns) != len(ref_columns):
-        raise RuleError(
-            f"'columns' has {len(columns)} entries but 'ref_columns' has {len(ref_columns)}; both must have"
-            " the same length"
-        )
-    by_name, table = args.given_value("ref_df_name"), args.given_value("ref_table")
-    if (by_name is None) == (table is None):
-        raise RuleError("give exactly one of 'ref_df_name' and 'ref_table'")
+    columns, ref_columns, by_name, table = _reference_keys(args)
     negate, null_safe = args.flag("negate"), args.flag("null_safe")
     args.flag("broadcast_ref")  # a planning hint: the keys are broadcast whenever the session allows
     if len(columns) == 1 and not null_safe:
@@ -675,15 +683,7 @@ def _tolerance(args: Arguments, key: str) -> float | int:
     raise_on_duplicate_keys=False,
 )
 def _compare_datasets(args: Arguments) -> Built:
-    columns, ref_columns = args.names("columns"), args.names("ref_columns")
-    if len(columns) != len(ref_columns):
-        raise RuleError(
-            f"'columns' has {len(columns)} entries but 'ref_columns' has {len(ref_columns)}; both must have"
-            " the same length"
-        )
-    by_name, table = args.given_value("ref_df_name"), args.given_value("ref_table")
-    if (by_name is None) == (table is None):
-        raise RuleError("give exactly one of 'ref_df_name' and 'ref_table'")
+    columns, ref_columns, by_name, table = _reference_keys(args)
     if args.flag("check_missing_records"):
         raise args.refuse(
             "check_missing_records",
